@@ -1,0 +1,138 @@
+"""Connecting to Redis from every address form Resque users already write.
+
+Accepted forms (``connect``'s ``spec``; default ``$REDIS_URL``, then php-resque's
+``$REDIS_BACKEND`` + ``$REDIS_BACKEND_DB``, then ``localhost:6379``):
+
+* ``redis://[user:pass@]host:port/db``, ``rediss://…`` (TLS), ``unix:///path.sock[?db=N]``;
+* php-resque DSNs: ``tcp://host:port/db``, and ``redis://…?timeout=5&persistent=x``
+  (php-only options are dropped, ``timeout`` becomes the socket timeout);
+* Ruby/php short forms: ``host:port``, ``host:port:db``, and Ruby's ``host:port/namespace``;
+* ``redis+sentinel://[:pass@]host:port[,host:port…]/service_name[/db]``: the master is found
+  through Sentinel and followed across failovers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.sentinel import Sentinel
+
+DEFAULT_URL = "redis://localhost:6379/0"
+_PHP_ONLY_OPTIONS = {"persistent", "max_connect_retries", "password-encoding"}
+
+
+class ConfigError(ValueError):
+    """A Redis address or option that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """A parsed address. ``namespace`` is set only by Ruby's ``host:port/namespace`` form."""
+
+    url: str
+    namespace: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    password: str | None = None
+
+    def redacted(self) -> str:
+        """The address with any password hidden: safe for logs, titles and errors."""
+        return redact(self.url)
+
+
+def redact(url: str) -> str:
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def default_spec() -> str:
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    backend = os.environ.get("REDIS_BACKEND")
+    if backend:
+        db = os.environ.get("REDIS_BACKEND_DB")
+        address = parse_address(backend)
+        if db and "/" not in urlsplit(address.url).path.strip("/"):
+            return _with_db(address.url, db)
+        return backend
+    return DEFAULT_URL
+
+
+def _with_db(url: str, db: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = db
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(path="/" + db))
+
+
+def parse_address(spec: str | None = None) -> RedisAddress:
+    """Parse any accepted form into a redis-py URL (see the module docstring)."""
+    spec = (spec or default_spec()).strip()
+    if not spec:
+        spec = DEFAULT_URL
+    if spec.startswith("redis+sentinel://"):
+        return _parse_sentinel(spec)
+    if spec.startswith("tcp://"):
+        spec = "redis://" + spec[len("tcp://") :]
+    if re.match(r"^(redis|rediss|unix)://", spec):
+        parts = urlsplit(spec)
+        if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ConfigError(f"database must be a number in {redact(spec)!r}")
+        if not parts.query:
+            return RedisAddress(spec)
+        query = []
+        for key, value in parse_qsl(parts.query):
+            if key in _PHP_ONLY_OPTIONS:
+                continue
+            query.append(("socket_timeout", value) if key == "timeout" else (key, value))
+        return RedisAddress(urlunsplit(parts._replace(query=urlencode(query))))
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        raise ConfigError(f"unsupported Redis URL scheme {scheme!r} (use redis, rediss, unix, tcp or redis+sentinel)")
+    m = re.fullmatch(r"\[?([^\]/]*?)\]?:(\d+)(?::(\d+))?(?:/(.+))?", spec)
+    if not m:
+        if re.fullmatch(r"[\w.-]+", spec):
+            return RedisAddress(f"redis://{spec}:6379/0")
+        raise ConfigError(f"cannot parse Redis address {redact(spec)!r} (expected host:port or a redis:// URL)")
+    host, port, db, namespace = m.groups()
+    return RedisAddress(f"redis://{host or 'localhost'}:{port}/{db or 0}", namespace=namespace)
+
+
+def _parse_sentinel(spec: str) -> RedisAddress:
+    parts = urlsplit("redis://" + spec[len("redis+sentinel://") :])
+    netloc = parts.netloc.rsplit("@", 1)
+    password = unquote(netloc[0].split(":", 1)[-1]) if len(netloc) == 2 else None
+    hosts = []
+    for item in netloc[-1].split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"bad sentinel address {item!r} in {redact(spec)!r}")
+        hosts.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ConfigError("redis+sentinel:// needs the service name: redis+sentinel://host:26379/mymaster")
+    db = int(path[1]) if len(path) > 1 and path[1].isdigit() else 0
+    return RedisAddress(spec, sentinels=tuple(hosts), service=path[0], db=db, password=password or None)
+
+
+def connect(spec: str | RedisAddress | None = None, **options: Any) -> redis.Redis:
+    """A redis-py client for ``spec``. Fork-safe: redis-py reconnects in a child process."""
+    address = spec if isinstance(spec, RedisAddress) else parse_address(spec)
+    options.setdefault("health_check_interval", 30)
+    if address.sentinels:
+        sentinel = Sentinel(list(address.sentinels), socket_timeout=options.get("socket_timeout", 5))
+        client: redis.Redis = sentinel.master_for(
+            address.service, db=address.db, password=address.password, **options
+        )
+        return client
+    try:
+        return redis.Redis.from_url(address.url, **options)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} in {address.redacted()!r}") from None

@@ -1,0 +1,195 @@
+"""Failure backends: where failed jobs are recorded, and the operations on them.
+
+``redis`` (the default, Ruby's ``Failure::Redis``) keeps one ``failed`` list;
+``redis_multi_queue`` (Ruby's ``Failure::RedisMultiQueue``) keeps ``<queue>_failed`` lists
+named in the ``failed_queues`` set. Both are read by resque-web and by Ruby's Failure API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+
+from resque_compat.protocol import Failure, JobPayload, JobStatus, Keys, ProtocolError, StatusRecord, timefmt
+from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+
+BackendName = Literal["redis", "redis_multi_queue"]
+BACKENDS: tuple[BackendName, ...] = ("redis", "redis_multi_queue")
+
+
+class FailureError(LookupError):
+    """A failure operation that cannot be done (no such entry, entry changed, not a job)."""
+
+
+@dataclass(frozen=True)
+class FailureEntry:
+    """One stored failure: its position, its bytes, and the record (None if broken)."""
+
+    list_name: str
+    index: int
+    raw: bytes
+    record: Failure | None
+    problem: str | None = None
+
+    @property
+    def broken(self) -> bool:
+        return self.record is None
+
+
+class Failures:
+    """Read and act on recorded failures. ``backend`` decides where new ones go."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, backend: BackendName = "redis") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown failure backend {backend!r} (choose {', '.join(BACKENDS)})")
+        self.redis = client
+        self.keys = keys
+        self.backend = backend
+        self._set_or_remove = client.register_script(SET_OR_REMOVE_AT)
+
+    # -- where failures live ------------------------------------------------------
+    def list_for(self, queue: str) -> str:
+        """The failure list name (without namespace) a failure of ``queue`` goes to."""
+        return Keys.failed_queue_name(queue) if self.backend == "redis_multi_queue" else "failed"
+
+    def list_names(self) -> list[str]:
+        """Every failure list there is: ``failed`` plus the multi-queue ones."""
+        names = {"failed"} | {m.decode() for m in self.redis.smembers(self.keys.failed_queues)}
+        return sorted(names)
+
+    def save(self, record: Failure, pipe: redis.client.Pipeline | None = None) -> None:
+        """Record a failure (the ``stat:failed`` counters are the caller's: Ruby counts only
+        exceptions raised inside the job, not dirty exits)."""
+        target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        name = self.list_for(record.queue)
+        if name != "failed":
+            target.sadd(self.keys.failed_queues, name)
+        target.rpush(self.keys.failed_list(name), record.encode())
+        if pipe is None:
+            target.execute()
+
+    # -- reading ------------------------------------------------------------------
+    def count(self, list_name: str = "failed") -> int:
+        return int(self.redis.llen(self.keys.failed_list(list_name)))
+
+    def all(self, start: int = 0, count: int = 20, list_name: str = "failed") -> list[FailureEntry]:
+        """A page of entries, oldest first (``start`` may be negative, as LRANGE's)."""
+        if count <= 0:
+            return []
+        key = self.keys.failed_list(list_name)
+        raws: list[bytes] = self.redis.lrange(key, start, start + count - 1 if start >= 0 else start + count - 1)
+        first = start if start >= 0 else max(0, int(self.redis.llen(key)) + start)
+        return [self._entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
+
+    def get(self, index: int, list_name: str = "failed") -> FailureEntry:
+        raw = self.redis.lindex(self.keys.failed_list(list_name), index)
+        if raw is None:
+            raise FailureError(f"no failure at index {index} in {list_name!r}")
+        return self._entry(list_name, index, raw)
+
+    def iter(self, list_name: str = "failed", page: int = 500) -> Iterator[FailureEntry]:
+        start = 0
+        while True:
+            batch = self.all(start, page, list_name)
+            yield from batch
+            if len(batch) < page:
+                return
+            start += page
+
+    @staticmethod
+    def _entry(list_name: str, index: int, raw: bytes) -> FailureEntry:
+        try:
+            return FailureEntry(list_name, index, raw, Failure.decode(raw))
+        except ProtocolError as exc:
+            return FailureEntry(list_name, index, raw, None, str(exc))
+
+    # -- acting -------------------------------------------------------------------
+    def retry(self, index: int, list_name: str = "failed") -> str:
+        """Requeue one failure and mark it with ``retried_at``; returns the queue.
+
+        Unlike Ruby (which re-pushes only ``{class,args}``) the original payload bytes are
+        pushed back whole, so a php-resque job keeps its id and its status tracking.
+        """
+        entry = self.get(index, list_name)
+        record = self._require_record(entry)
+        payload = bytes(record.payload)
+        try:
+            job = JobPayload.decode(payload)
+        except ProtocolError as exc:
+            raise FailureError(f"failure {index} holds no job payload ({exc}); fix it before retrying") from None
+        record.retried_at = timefmt.failed_at()
+        if not self._set_or_remove(keys=[self.keys.failed_list(list_name)], args=[index, entry.raw, record.encode(), "0"]):
+            raise FailureError(f"failure {index} changed while retrying; list it again")
+        self._requeue(record.queue, payload, job)
+        return record.queue
+
+    def _requeue(self, queue: str, payload: bytes, job: JobPayload) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.queues, queue)
+        pipe.rpush(self.keys.queue(queue), payload)
+        job_id = job.job_id
+        if job_id:
+            status_key = self.keys.status(job_id, job.status_prefix)
+            current = self.redis.get(status_key)
+            if current is not None:
+                try:
+                    waiting = StatusRecord.decode(current).advanced(JobStatus.WAITING)
+                    pipe.set(status_key, waiting.encode())  # SET clears the final-status TTL
+                except ProtocolError:
+                    pass
+        pipe.execute()
+
+    def remove(self, index: int, list_name: str = "failed") -> None:
+        """Remove one entry (Ruby's LSET-marker + LREM, guarded against a shifted list)."""
+        entry = self.get(index, list_name)
+        marker = f"resque-compat:removed:{uuid.uuid4().hex}"
+        if not self._set_or_remove(keys=[self.keys.failed_list(list_name)], args=[index, entry.raw, marker, "1"]):
+            raise FailureError(f"failure {index} changed while removing; list it again")
+
+    def retry_all(self, list_name: str = "failed", queue: str | None = None) -> int:
+        """Requeue every entry (Ruby's ``requeue_all``; ``queue`` = ``requeue_queue``)."""
+        done = 0
+        for i in range(self.count(list_name)):
+            entry = self.get(i, list_name)
+            if entry.record is None or (queue is not None and entry.record.queue != queue):
+                continue
+            try:
+                self.retry(i, list_name)
+                done += 1
+            except FailureError:
+                continue
+        return done
+
+    def clear(self, list_name: str = "failed") -> int:
+        key = self.keys.failed_list(list_name)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.llen(key)
+        pipe.delete(key)
+        if list_name != "failed":
+            pipe.srem(self.keys.failed_queues, list_name)
+        return int(pipe.execute()[0])
+
+    def clear_retried(self, list_name: str = "failed") -> int:
+        """Remove every entry that has been retried (has ``retried_at``)."""
+        removed = 0
+        index = 0
+        while True:
+            raw = self.redis.lindex(self.keys.failed_list(list_name), index)
+            if raw is None:
+                return removed
+            entry = self._entry(list_name, index, raw)
+            if entry.record is not None and entry.record.retried_at:
+                self.remove(index, list_name)
+                removed += 1
+            else:
+                index += 1
+
+    @staticmethod
+    def _require_record(entry: FailureEntry) -> Failure:
+        if entry.record is None:
+            raise FailureError(f"failure {entry.index} is not a valid failure record: {entry.problem}")
+        return entry.record

@@ -1,0 +1,160 @@
+"""Every Redis key name of the Resque family, in one place.
+
+Ruby Resque namespaces keys through redis-namespace (``resque`` gives ``resque:queues``);
+php-resque's ``PREFIX`` does the same with a trailing colon added unless already present,
+and an empty prefix means none. Both conventions map onto :class:`Keys`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+
+def normalize_namespace(namespace: str) -> str:
+    """Return the literal key prefix for a namespace (``resque`` -> ``resque:``)."""
+    if not namespace or namespace.endswith(":"):
+        return namespace
+    return namespace + ":"
+
+
+class Keys:
+    """Key builder for one namespace. Cheap to keep around; hot keys are cached."""
+
+    __slots__ = ("__dict__", "namespace", "prefix")
+
+    def __init__(self, namespace: str = "resque") -> None:
+        self.prefix = normalize_namespace(namespace)
+        #: the namespace without its trailing colon, as Ruby's ``Resque.redis.namespace``
+        self.namespace = self.prefix[:-1] if self.prefix.endswith(":") else self.prefix
+
+    def __repr__(self) -> str:
+        return f"Keys({self.namespace!r})"
+
+    def key(self, name: str) -> str:
+        """Namespace an arbitrary key name."""
+        return self.prefix + name
+
+    def strip(self, key: str) -> str:
+        """Remove the namespace from a key Redis returned (KEYS, BLPOP)."""
+        return key[len(self.prefix) :] if key.startswith(self.prefix) else key
+
+    # -- queues -----------------------------------------------------------------
+    @cached_property
+    def queues(self) -> str:
+        return self.prefix + "queues"
+
+    def queue(self, name: str) -> str:
+        return self.prefix + "queue:" + name
+
+    @cached_property
+    def queue_key_prefix(self) -> str:
+        return self.prefix + "queue:"
+
+    # -- workers ----------------------------------------------------------------
+    @cached_property
+    def workers(self) -> str:
+        return self.prefix + "workers"
+
+    def worker(self, worker_id: str) -> str:
+        """``worker:<id>``: JSON of the job in hand; absent while idle."""
+        return self.prefix + "worker:" + worker_id
+
+    def worker_started(self, worker_id: str) -> str:
+        return self.prefix + "worker:" + worker_id + ":started"
+
+    @cached_property
+    def heartbeat(self) -> str:
+        return self.prefix + "workers:heartbeat"
+
+    @cached_property
+    def prune_lock(self) -> str:
+        return self.prefix + "pruning_dead_workers_in_progress"
+
+    @cached_property
+    def pause_all(self) -> str:
+        return self.prefix + "pause-all-workers"
+
+    def node_worker_ping(self, name: str) -> str:
+        """node-resque's liveness key (``worker:ping:<host:pid>``); read only."""
+        return self.prefix + "worker:ping:" + name
+
+    # -- stats ------------------------------------------------------------------
+    def stat(self, name: str, worker_id: str | None = None) -> str:
+        """``stat:processed`` / ``stat:failed``, or their per-worker forms."""
+        key = self.prefix + "stat:" + name
+        return key if worker_id is None else key + ":" + worker_id
+
+    # -- failures ---------------------------------------------------------------
+    @cached_property
+    def failed(self) -> str:
+        return self.prefix + "failed"
+
+    @cached_property
+    def failed_queues(self) -> str:
+        return self.prefix + "failed_queues"
+
+    def failed_list(self, name: str) -> str:
+        """A failure list by its name in ``failed_queues`` (``failed`` or ``<q>_failed``)."""
+        return self.prefix + name
+
+    @staticmethod
+    def failed_queue_name(queue: str) -> str:
+        """The name RedisMultiQueue gives the failures of one queue."""
+        return queue + "_failed"
+
+    # -- job status (php-resque) -----------------------------------------------
+    def status(self, job_id: str, prefix: str = "") -> str:
+        """``job:<id>:status``, or the resque/php-resque fork's ``job:<prefix>_<id>:status``."""
+        name = f"{prefix}_{job_id}" if prefix else job_id
+        return self.prefix + "job:" + name + ":status"
+
+    def job_pid(self, job_id: str) -> str:
+        """resque/php-resque's ``job:<id>:pid``."""
+        return self.prefix + "job:" + job_id + ":pid"
+
+    # -- resque-scheduler -------------------------------------------------------
+    @cached_property
+    def delayed_schedule(self) -> str:
+        return self.prefix + "delayed_queue_schedule"
+
+    def delayed(self, timestamp: int) -> str:
+        return self.prefix + self.delayed_member(timestamp)
+
+    @staticmethod
+    def delayed_member(timestamp: int) -> str:
+        """What ``timestamps:<json>`` sets hold: ``delayed:<ts>`` *without* the namespace."""
+        return f"delayed:{timestamp}"
+
+    def timestamps(self, item_json: str) -> str:
+        return self.prefix + "timestamps:" + item_json
+
+    @cached_property
+    def last_enqueued_at(self) -> str:
+        return self.prefix + "delayed:last_enqueued_at"
+
+    @cached_property
+    def persistent_schedules(self) -> str:
+        return self.prefix + "persistent_schedules"
+
+    @cached_property
+    def schedules_changed(self) -> str:
+        return self.prefix + "schedules_changed"
+
+    def scheduler_master_lock(self, lock_prefix: str = "") -> str:
+        """resque-scheduler namespaces this key twice: ``resque:resque:resque_scheduler_master_lock``."""
+        inner = f"{self.namespace}:{lock_prefix + ':' if lock_prefix else ''}resque_scheduler_master_lock"
+        return self.prefix + inner
+
+    @cached_property
+    def node_scheduler_leader_lock(self) -> str:
+        """node-resque's scheduler lock: a different key, so it never excludes resque-scheduler."""
+        return self.prefix + "resque_scheduler_leader_lock"
+
+    # -- resque-compat's own keys (invisible to peers) ---------------------------
+    def inflight(self, worker_id: str) -> str:
+        """Reliable mode: the job a worker holds, moved here atomically from its queue."""
+        return self.prefix + "compat:inflight:" + worker_id
+
+    def control(self, worker_id: str) -> str:
+        """Commands (pause, resume, stop) for one resque-compat worker, from any host."""
+        return self.prefix + "compat:control:" + worker_id

@@ -1,0 +1,133 @@
+"""The job registry: the only way a class name in a payload becomes Python code.
+
+A payload can name any class; the worker runs only what was registered here, by exact
+name (PHP's leading backslash aside). Nothing is ever imported because a payload said so.
+
+Two job styles, as the peers define them:
+
+* **Ruby style**: positional arguments. A function ``def welcome(user_id, opts)``, or a class
+  whose ``perform`` is a static/class method, with Resque's hooks as class methods whose
+  names *start with* ``before_perform``, ``around_perform``, ``after_perform``,
+  ``on_failure`` (run in alphabetical order).
+* **PHP style**: a class whose ``perform(self)`` takes no arguments; the worker sets
+  ``self.args`` (the payload's ``args[0]``, a dict), ``self.queue`` and ``self.job_id``,
+  calls ``set_up``/``perform``/``tear_down``; ``perform``'s return value becomes the status
+  ``result``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from resque_compat.protocol import normalize_class
+
+Style = Literal["ruby", "php"]
+T = TypeVar("T")
+HOOK_KINDS = ("before_perform", "around_perform", "after_perform", "on_failure")
+
+
+class DontPerform(Exception):  # noqa: N818 - Resque's name
+    """Raise from a before hook or ``set_up`` to skip the job: counted as processed, not failed."""
+
+
+class UnknownJobError(LookupError):
+    """The payload names a class nobody registered (php-resque: "Could not find job class X.")."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Could not find job class {name}.")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """A registered job: its payload name, target and style, and its hooks by kind."""
+
+    name: str
+    target: Any
+    style: Style
+    hooks: dict[str, tuple[Callable[..., Any], ...]] = field(default_factory=dict)
+
+    def hooks_of(self, kind: str) -> tuple[Callable[..., Any], ...]:
+        return self.hooks.get(kind, ())
+
+
+def _detect_style(target: Any) -> Style:
+    if inspect.isclass(target):
+        perform = inspect.getattr_static(target, "perform", None)
+        if perform is None:
+            raise TypeError(f"job class {target.__qualname__} has no perform method")
+        if isinstance(perform, (staticmethod, classmethod)):
+            return "ruby"
+        return "php"
+    if callable(target):
+        return "ruby"
+    raise TypeError(f"cannot register {target!r} as a job: not a class or a function")
+
+
+def _collect_hooks(target: Any) -> dict[str, tuple[Callable[..., Any], ...]]:
+    """Resque's rule: every attribute whose name starts with the hook kind, sorted by name."""
+    if not inspect.isclass(target):
+        return {}
+    hooks: dict[str, tuple[Callable[..., Any], ...]] = {}
+    for kind in HOOK_KINDS:
+        names = sorted(n for n in dir(target) if n.startswith(kind))
+        hooks[kind] = tuple(getattr(target, n) for n in names if callable(getattr(target, n)))
+    return hooks
+
+
+class JobRegistry:
+    """Maps payload class names (``SendMail``, ``App\\Jobs\\SendMail``, ``Mailer::Welcome``)
+    to job definitions."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobDefinition] = {}
+
+    def register(self, name: str, target: Any, *, style: Style | None = None) -> JobDefinition:
+        key = normalize_class(name)
+        if not key:
+            raise ValueError("a job name must not be empty")
+        if key in self._jobs and self._jobs[key].target is not target:
+            raise ValueError(f"job {name!r} is already registered to {self._jobs[key].target!r}")
+        definition = JobDefinition(key, target, style or _detect_style(target), _collect_hooks(target))
+        self._jobs[key] = definition
+        return definition
+
+    def job(self, name: str, *aliases: str, style: Style | None = None) -> Callable[[T], T]:
+        """Decorator: ``@registry.job("App\\\\Jobs\\\\SendMail", "SendMail")``."""
+
+        def decorate(target: T) -> T:
+            for each in (name, *aliases):
+                self.register(each, target, style=style)
+            return target
+
+        return decorate
+
+    def lookup(self, name: str) -> JobDefinition:
+        definition = self._jobs.get(normalize_class(name))
+        if definition is None:
+            raise UnknownJobError(name)
+        return definition
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and normalize_class(name) in self._jobs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._jobs))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def unregister(self, name: str) -> None:
+        self._jobs.pop(normalize_class(name), None)
+
+
+#: The registry the ``resque-compat work`` command uses.
+default_registry = JobRegistry()
+
+
+def job(name: str, *aliases: str, style: Style | None = None) -> Callable[[T], T]:
+    """Register a job in the default registry: ``@resque_compat.job("Mailer::Welcome")``."""
+    return default_registry.job(name, *aliases, style=style)
