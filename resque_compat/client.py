@@ -8,23 +8,34 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
 
+from resque_compat.commands import (
+    QueuedJob,
+    WorkerInfo,
+    check_control,
+    decode_workers,
+    enqueue_plan,
+    info_dict,
+    is_true,
+    push_raw_commands,
+    queue_commands,
+    queued,
+    remove_queue_commands,
+    server_url,
+    to_int,
+    worker_row_commands,
+)
 from resque_compat.connection import RedisAddress, connect, parse_address
 from resque_compat.failure import BackendName, Failures
 from resque_compat.protocol import (
     JobPayload,
     Keys,
-    ProtocolError,
     StatusRecord,
-    WorkerId,
-    WorkingOn,
     decode_json,
-    new_job_id,
     normalize_class,
 )
 
@@ -36,36 +47,6 @@ def default_namespace() -> str:
         if value is not None:
             return value
     return "resque"
-
-
-@dataclass(frozen=True)
-class QueuedJob:
-    """One queue item as stored, with its decoded payload (None when it is not a job)."""
-
-    raw: bytes
-    payload: JobPayload | None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A registered worker of any implementation, as resque-web shows it."""
-
-    id: str
-    host: str
-    pid: str
-    queues: list[str]
-    started: str | None
-    heartbeat: str | None
-    processed: int
-    failed: int
-    job: WorkingOn | None
-    job_raw: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def state(self) -> str:
-        return "working" if self.job_raw else "idle"
 
 
 class Resque:
@@ -104,33 +85,17 @@ class Resque:
         self, queue: str, jobs: Iterable[tuple[str, Sequence[Any]]], *, track: bool = False
     ) -> list[str | None]:
         """Push many jobs in one pipeline round trip (order kept)."""
-        _check_name("queue", queue)
-        payloads: list[bytes] = []
-        ids: list[str | None] = []
-        now = time.time()
-        for class_name, args in jobs:
-            _check_name("class", class_name)
-            job_id = new_job_id() if track else None
-            payloads.append(JobPayload.new(class_name, list(args), job_id, now).encode())
-            ids.append(job_id)
-        if not payloads:
-            return []
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(self.keys.queues, queue)
-        pipe.rpush(self.keys.queue(queue), *payloads)
-        if track:
-            waiting = StatusRecord.waiting(int(now)).encode()
-            for job_id in ids:
-                assert job_id is not None
-                pipe.set(self.keys.status(job_id), waiting)
-        pipe.execute()
+        ids, commands = enqueue_plan(self.keys, queue, jobs, track=track)
+        if commands:
+            pipe = self.redis.pipeline(transaction=True)
+            queue_commands(pipe, commands)
+            pipe.execute()
         return ids
 
     def push_raw(self, queue: str, payload: bytes) -> None:
         """Push bytes as they are (a repaired payload, a peer's item)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(self.keys.queues, queue)
-        pipe.rpush(self.keys.queue(queue), payload)
+        queue_commands(pipe, push_raw_commands(self.keys, queue, payload))
         pipe.execute()
 
     # -- queues -------------------------------------------------------------------
@@ -152,12 +117,11 @@ class Resque:
         if count <= 0:
             return []
         raws: list[bytes] = self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
-        return [_queued(raw) for raw in raws]
+        return [queued(raw) for raw in raws]
 
     def remove_queue(self, queue: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.srem(self.keys.queues, queue)
-        pipe.delete(self.keys.queue(queue))
+        queue_commands(pipe, remove_queue_commands(self.keys, queue))
         pipe.execute()
 
     def destroy(self, queue: str, class_name: str, *args: Any) -> int:
@@ -199,7 +163,7 @@ class Resque:
         page = 1000
         while True:
             raws: list[bytes] = self.redis.lrange(key, start, start + page - 1)
-            hits = [raw for raw in raws if (job := _queued(raw).payload) is not None and matches(job)]
+            hits = [raw for raw in raws if (job := queued(raw).payload) is not None and matches(job)]
             if hits:
                 pipe = self.redis.pipeline(transaction=False)
                 for raw in hits:
@@ -215,6 +179,29 @@ class Resque:
         raw = self.redis.get(self.keys.status(job_id, prefix))
         return None if raw is None else StatusRecord.decode(raw)
 
+    def follow_status(
+        self, job_id: str, prefix: str = "", interval: float = 0.1, timeout: float | None = None
+    ) -> Iterator[StatusRecord]:
+        """Yield the status record each time its status number changes, until a final one.
+
+        Polls (php-resque's status has no notification). Raises LookupError when the job is
+        not tracked or its key vanishes, TimeoutError when ``timeout`` s pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: int | None = None
+        while True:
+            record = self.status(job_id, prefix)
+            if record is None:
+                raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
+            if record.status != last:
+                last = record.status
+                yield record
+                if record.state is not None and record.state.final:
+                    return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still has status {record.status} after {timeout} s")
+            time.sleep(interval)
+
     def stop_tracking(self, job_id: str, prefix: str = "") -> None:
         """php-resque's ``Resque_Job_Status::stop``."""
         self.redis.delete(self.keys.status(job_id, prefix))
@@ -229,39 +216,8 @@ class Resque:
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.heartbeat)
-        for wid in ids:
-            pipe.get(self.keys.worker(wid))
-            pipe.get(self.keys.worker_started(wid))
-            pipe.get(self.keys.stat("processed", wid))
-            pipe.get(self.keys.stat("failed", wid))
-        results = pipe.execute()
-        beats = {k.decode(): v.decode() for k, v in results[0].items()}
-        out = []
-        for i, wid in enumerate(ids):
-            job_raw, started, processed, failed = results[1 + 4 * i : 5 + 4 * i]
-            parsed = WorkerId.parse(wid)
-            job = None
-            if job_raw:
-                try:
-                    job = WorkingOn.decode(job_raw)
-                except ProtocolError:
-                    job = None
-            out.append(
-                WorkerInfo(
-                    id=wid,
-                    host=parsed.host,
-                    pid=parsed.pid,
-                    queues=parsed.queue_list,
-                    started=started.decode(errors="replace") if started else None,
-                    heartbeat=beats.get(wid),
-                    processed=_int(processed),
-                    failed=_int(failed),
-                    job=job,
-                    job_raw=job_raw,
-                )
-            )
-        return out
+        queue_commands(pipe, worker_row_commands(self.keys, ids))
+        return decode_workers(ids, pipe.execute())
 
     def working(self) -> list[WorkerInfo]:
         return [w for w in self.workers() if w.job_raw]
@@ -274,56 +230,21 @@ class Resque:
         self.redis.delete(self.keys.pause_all)
 
     def paused_all(self) -> bool:
-        value = self.redis.get(self.keys.pause_all)
-        return value is not None and value.decode(errors="replace").strip().lower() == "true"
+        return is_true(self.redis.get(self.keys.pause_all))
 
     def control(self, worker_id: str, command: str) -> None:
         """Send pause / resume / stop / kill-job to one resque-compat worker, on any host."""
-        if command not in ("pause", "resume", "stop", "kill-job"):
-            raise ValueError(f"unknown worker command {command!r} (pause, resume, stop, kill-job)")
+        check_control(command)
         self.redis.rpush(self.keys.control(worker_id), command)
 
     # -- stats --------------------------------------------------------------------
     def stat(self, name: str) -> int:
-        return _int(self.redis.get(self.keys.stat(name)))
+        return to_int(self.redis.get(self.keys.stat(name)))
 
     def info(self) -> dict[str, Any]:
         """Ruby's ``Resque.info``."""
-        sizes = self.queue_sizes()
-        workers = self.workers()
-        conn = self.redis.connection_pool.connection_kwargs
-        server = f"redis://{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"
-        if "path" in conn:
-            server = f"unix://{conn['path']}"
-        return {
-            "pending": sum(sizes.values()),
-            "processed": self.stat("processed"),
-            "queues": len(sizes),
-            "workers": len(workers),
-            "working": sum(1 for w in workers if w.job_raw),
-            "failed": self.stat("failed"),
-            "servers": [server],
-            "environment": os.environ.get("RAILS_ENV") or os.environ.get("RACK_ENV") or "development",
-        }
-
-
-def _int(value: bytes | None) -> int:
-    try:
-        return int(value) if value is not None else 0
-    except ValueError:
-        return 0
-
-
-def _queued(raw: bytes) -> QueuedJob:
-    try:
-        return QueuedJob(raw, JobPayload.decode(raw))
-    except ProtocolError as exc:
-        return QueuedJob(raw, None, str(exc))
-
-
-def _check_name(what: str, value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} name must be a non-empty string")
+        server = server_url(self.redis.connection_pool.connection_kwargs)
+        return info_dict(self.queue_sizes(), self.workers(), self.stat("processed"), self.stat("failed"), server)
 
 
 __all__ = ["QueuedJob", "Resque", "WorkerInfo", "decode_json"]

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.sentinel import Sentinel
@@ -56,11 +56,24 @@ def default_spec() -> str:
     backend = os.environ.get("REDIS_BACKEND")
     if backend:
         db = os.environ.get("REDIS_BACKEND_DB")
-        address = parse_address(backend)
-        if db and "/" not in urlsplit(address.url).path.strip("/"):
-            return _with_db(address.url, db)
+        if db and not _names_db(backend):  # php-resque: a db in the DSN wins over REDIS_BACKEND_DB
+            return _with_db(parse_address(backend).url, db)
         return backend
     return DEFAULT_URL
+
+
+def _names_db(spec: str) -> bool:
+    """Does the address itself choose a database (URL path, ``?db=``, or ``host:port:db``)?"""
+    if "://" in spec:
+        parts = urlsplit(spec)
+        return "db" in dict(parse_qsl(parts.query)) if parts.scheme == "unix" else bool(parts.path.strip("/"))
+    return re.fullmatch(r".*:\d+:\d+", spec) is not None
+
+
+def _unsplit(parts: SplitResult) -> str:
+    """``urlunsplit`` drops the ``//`` of ``unix:///path`` (no netloc); redis-py needs it."""
+    url = urlunsplit(parts)
+    return "unix://" + url[len("unix:") :] if parts.scheme == "unix" and not url.startswith("unix://") else url
 
 
 def _with_db(url: str, db: str) -> str:
@@ -68,7 +81,7 @@ def _with_db(url: str, db: str) -> str:
     if parts.scheme == "unix":
         query = dict(parse_qsl(parts.query))
         query["db"] = db
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return _unsplit(parts._replace(query=urlencode(query)))
     return urlunsplit(parts._replace(path="/" + db))
 
 
@@ -92,7 +105,7 @@ def parse_address(spec: str | None = None) -> RedisAddress:
             if key in _PHP_ONLY_OPTIONS:
                 continue
             query.append(("socket_timeout", value) if key == "timeout" else (key, value))
-        return RedisAddress(urlunsplit(parts._replace(query=urlencode(query))))
+        return RedisAddress(_unsplit(parts._replace(query=urlencode(query))))
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
         raise ConfigError(f"unsupported Redis URL scheme {scheme!r} (use redis, rediss, unix, tcp or redis+sentinel)")

@@ -14,7 +14,8 @@ from typing import Literal
 
 import redis
 
-from resque_compat.protocol import Failure, JobPayload, JobStatus, Keys, ProtocolError, StatusRecord, timefmt
+from resque_compat.commands import queue_commands, requeue_commands, retry_plan
+from resque_compat.protocol import Failure, JobPayload, Keys, ProtocolError
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 
 BackendName = Literal["redis", "redis_multi_queue"]
@@ -116,31 +117,20 @@ class Failures:
         """
         entry = self.get(index, list_name)
         record = self._require_record(entry)
-        payload = bytes(record.payload)
         try:
-            job = JobPayload.decode(payload)
+            payload, job, marked = retry_plan(record)
         except ProtocolError as exc:
             raise FailureError(f"failure {index} holds no job payload ({exc}); fix it before retrying") from None
-        record.retried_at = timefmt.failed_at()
-        if not self._set_or_remove(keys=[self.keys.failed_list(list_name)], args=[index, entry.raw, record.encode(), "0"]):
+        if not self._set_or_remove(keys=[self.keys.failed_list(list_name)], args=[index, entry.raw, marked, "0"]):
             raise FailureError(f"failure {index} changed while retrying; list it again")
         self._requeue(record.queue, payload, job)
         return record.queue
 
     def _requeue(self, queue: str, payload: bytes, job: JobPayload) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(self.keys.queues, queue)
-        pipe.rpush(self.keys.queue(queue), payload)
         job_id = job.job_id
-        if job_id:
-            status_key = self.keys.status(job_id, job.status_prefix)
-            current = self.redis.get(status_key)
-            if current is not None:
-                try:
-                    waiting = StatusRecord.decode(current).advanced(JobStatus.WAITING)
-                    pipe.set(status_key, waiting.encode())  # SET clears the final-status TTL
-                except ProtocolError:
-                    pass
+        current = self.redis.get(self.keys.status(job_id, job.status_prefix)) if job_id else None
+        pipe = self.redis.pipeline(transaction=False)
+        queue_commands(pipe, requeue_commands(self.keys, queue, payload, job, current))
         pipe.execute()
 
     def remove(self, index: int, list_name: str = "failed") -> None:

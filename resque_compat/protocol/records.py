@@ -42,7 +42,7 @@ def decode_json(data: bytes | str) -> Any:
     """Decode any JSON value; raises :class:`ProtocolError` with the reason."""
     try:
         return _decode_any(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:  # nesting too deep, lone surrogates
         raise ProtocolError(f"not valid JSON: {exc}") from None
 
 
@@ -51,6 +51,8 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
     key_order: tuple[str, ...] = ()
+    #: list fields peers always write, even empty (Ruby's ``"args":[]``, ``"backtrace":[]``)
+    _always_written: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def _json_names(cls) -> dict[str, str]:
@@ -96,7 +98,7 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
             return cls.from_dict(decode_json(data))
         try:
             fields = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError) as exc:
             raise ProtocolError(f"{cls.__name__}: not a JSON object: {exc}") from None
         return cls.from_dict({k: v if k in raw_names else _decode_any(v) for k, v in fields.items()})
 
@@ -119,7 +121,7 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
         return out
 
     def encode(self) -> bytes:
-        if not self.extra and not self.key_order:
+        if not self.extra and not self.key_order and all(getattr(self, a) for a in self._always_written):
             return _encode(self)  # fresh record: declared order, unset fields omitted
         return _encode(self.to_dict())
 
@@ -128,6 +130,7 @@ class JobPayload(Record, kw_only=True, omit_defaults=True):
     """A queue item. Ruby writes ``{class,args}``; php-resque adds ``id`` and ``queue_time``
     (and the fork ``prefix``); node-resque adds ``queue``."""
 
+    _always_written: ClassVar[tuple[str, ...]] = ("args",)
     class_: str = msgspec.field(name="class")
     args: list[Any] = msgspec.field(default_factory=list)
     id: str | UnsetType = UNSET
@@ -161,6 +164,7 @@ class WorkingOn(Record, kw_only=True, omit_defaults=True):
 class Failure(Record, kw_only=True, omit_defaults=True):
     """A ``failed`` list entry, keys in Ruby's order."""
 
+    _always_written: ClassVar[tuple[str, ...]] = ("backtrace",)
     failed_at: str
     payload: msgspec.Raw
     exception: str
@@ -222,6 +226,7 @@ STATUS_TTL = 86400
 class DelayedItem(Record, kw_only=True, omit_defaults=True):
     """A ``delayed:<ts>`` entry: resque-scheduler's ``{class,args,queue}``."""
 
+    _always_written: ClassVar[tuple[str, ...]] = ("args",)
     class_: str = msgspec.field(name="class")
     args: list[Any] = msgspec.field(default_factory=list)
     queue: str

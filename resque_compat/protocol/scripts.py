@@ -24,3 +24,113 @@ return 1
 
 #: Remove one exact queue item (dequeue by id or by args): LREM of its bytes, count 1.
 #: Kept as a plain command; listed here so every wire operation has one home.
+
+#: The worker's whole Redis side of one job cycle, in one round trip (resque_compat.worker.cycle).
+#: (1) finish the previous job: failure record + stat:failed (if it failed), stat:processed,
+#: final status with its 24 h expiry, inflight cleared; or "release" it back to the head of its
+#: queue; (2) when asked, LPOP our control list and read pause-all-workers; (3) reserve: LPOP
+#: (reliable: LMOVE into our inflight list) over the queues in priority order, or "adopt" an
+#: item a blocking pop already took, and SET worker:<id> to {"queue","run_at","payload"} with
+#: the item's bytes verbatim (a non-JSON item is stored as a JSON string so the record stays
+#: JSON). Going idle DELs worker:<id>. Recovery (ARGV[9] = per-worker processed count before
+#: this finish): if the count already moved, the lost call ran; return what it reserved.
+#: KEYS: 1 worker:<id>, 2 stat:processed, 3 stat:processed:<id>, 4 stat:failed,
+#:       5 stat:failed:<id>, 6 pause-all-workers, 7 control list, 8 inflight list,
+#:       9 failure list (release: the queue), 10 failed_queues, 11 status key, 12.. queues
+#: ARGV: 1 finish ("", "ok", "fail", "release"), 2 failure bytes (release: the item),
+#:       3 failure list name to SADD into failed_queues ("" none), 4 final status bytes ("" none),
+#:       5 check control/pause ("1"), 6 reserve ("1", "0", "adopt"), 7 run_at, 8 reliable ("1"),
+#:       9 recovering ("" or count), 10 adopted item, 11 adopted queue as JSON, 12.. queues as JSON
+#: Returns {kind, processed}: kind 0 idle, 1 job (+ item, queue index), 2 paused,
+#: 3 control (+ command), 4 recovered reservation (+ worker:<id> record).
+WORKER_CYCLE = """
+local finish = ARGV[1]
+local processed = -1
+if ARGV[9] ~= '' then
+  if finish ~= '' and finish ~= 'release' then
+    local cur = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+    if cur == tonumber(ARGV[9]) + 1 then
+      local rec = redis.call('GET', KEYS[1])
+      if rec then return {4, cur, rec} end
+      return {0, cur}
+    end
+  elseif finish == 'release' then
+    if not redis.call('GET', KEYS[1]) then return {0, -1} end
+  else
+    local rec = redis.call('GET', KEYS[1])
+    if rec then return {4, -1, rec} end
+  end
+end
+if finish == 'release' then
+  redis.call('LPUSH', KEYS[9], ARGV[2])
+  if ARGV[8] == '1' then redis.call('DEL', KEYS[8]) end
+elseif finish ~= '' then
+  if finish == 'fail' then
+    if ARGV[3] ~= '' then redis.call('SADD', KEYS[10], ARGV[3]) end
+    redis.call('RPUSH', KEYS[9], ARGV[2])
+    redis.call('INCRBY', KEYS[4], 1)
+    redis.call('INCRBY', KEYS[5], 1)
+  end
+  redis.call('INCRBY', KEYS[2], 1)
+  processed = redis.call('INCRBY', KEYS[3], 1)
+  if ARGV[4] ~= '' then redis.call('SET', KEYS[11], ARGV[4], 'EX', 86400) end
+  if ARGV[8] == '1' then redis.call('DEL', KEYS[8]) end
+end
+if ARGV[5] == '1' then
+  local cmd = redis.call('LPOP', KEYS[7])
+  if cmd then
+    if finish ~= '' then redis.call('DEL', KEYS[1]) end
+    return {3, processed, cmd}
+  end
+  if ARGV[6] == '1' then
+    local p = redis.call('GET', KEYS[6])
+    if p and string.lower(string.match(p, '^%s*(.-)%s*$')) == 'true' then
+      if finish ~= '' then redis.call('DEL', KEYS[1]) end
+      return {2, processed}
+    end
+  end
+end
+local item = nil
+local qjson = nil
+local index = 0
+if ARGV[6] == 'adopt' then
+  item = ARGV[10]
+  qjson = ARGV[11]
+elseif ARGV[6] == '1' then
+  for i = 12, #KEYS do
+    if ARGV[8] == '1' then
+      item = redis.call('LMOVE', KEYS[i], KEYS[8], 'LEFT', 'RIGHT')
+    else
+      item = redis.call('LPOP', KEYS[i])
+    end
+    if item then
+      qjson = ARGV[i]
+      index = i - 11
+      break
+    end
+  end
+end
+if item then
+  local payload = item
+  local ok, value = pcall(cjson.decode, item)
+  if not ok or type(value) ~= 'table' then payload = cjson.encode(item) end
+  redis.call('SET', KEYS[1], '{"queue":' .. qjson .. ',"run_at":"' .. ARGV[7] .. '","payload":' .. payload .. '}')
+  return {1, processed, item, index}
+end
+if finish ~= '' then redis.call('DEL', KEYS[1]) end
+return {0, processed}
+"""
+
+#: Reliable mode: put a dead worker's in-flight items back at the head of their queue.
+#: KEYS[1] inflight list, KEYS[2] queue list, KEYS[3] queues set; ARGV[1] queue name.
+#: Returns how many items moved.
+REQUEUE_INFLIGHT = """
+local n = 0
+while true do
+  local item = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not item then break end
+  n = n + 1
+end
+if n > 0 then redis.call('SADD', KEYS[3], ARGV[1]) end
+return n
+"""

@@ -93,6 +93,9 @@ case command
 when 'enqueue' # QUEUE CLASS ARGS_JSON
   queue, klass, args = argv
   out('ok' => Resque.enqueue_to(queue, job_class(klass), *json_args(args)) ? true : false)
+when 'enqueue_many' # JOBS_JSON: [[QUEUE, CLASS, ARGS], ...] in one process
+  jobs = JSON.parse(argv[0] || '[]')
+  out('ok' => jobs.map { |queue, klass, args| Resque.enqueue_to(queue, job_class(klass), *(args.is_a?(Array) ? args : [args])) ? true : false })
 when 'work' # QUEUES: drain, then exit
   before = stats
   worker = start_worker(queues(argv[0]))
@@ -148,6 +151,13 @@ when 'scheduler_once' # move due delayed items to their queues, once, as the mas
   Resque::Scheduler.handle_delayed_items if master
   Resque::Scheduler.release_master_lock
   out('master' => master, 'delayed_left' => Resque.delayed_queue_schedule_size)
+when 'scheduler' # the real resque-scheduler daemon (Resque::Scheduler.run), polling every 0.2 s; QUIT/TERM stop it
+  require_scheduler
+  Resque::Scheduler.quiet = !ENV['VERBOSE']
+  Resque::Scheduler.dynamic = false
+  Resque::Scheduler.poll_sleep_amount = Float(ENV.fetch('PEER_SCHEDULER_INTERVAL', '0.2'))
+  out('pid' => Process.pid)
+  Resque::Scheduler.run
 else
   fail!("unknown command #{command.inspect}", 64)
 end

@@ -1,0 +1,200 @@
+"""How numbers are taken, the same way for every system.
+
+* Throughput: the harness polls the system's finished-job counter every few ms and divides the
+  jobs finished between the first and the last reading by the time between them. Process
+  start-up (interpreter, imports, registration) is outside the window, and nothing inside a
+  worker is trusted to time itself.
+* Latency: the harness pushes one ``stamp`` job (the system's own bytes) and notes the wall
+  clock; the job RPUSHes its own wall clock to ``resque:bench:stamps`` when it starts.
+* RSS: the sum of VmRSS over the worker's process tree, read from ``/proc``.
+* Commands: ``CONFIG RESETSTAT``, then ``INFO commandstats`` (commands run inside Lua are counted
+  by Redis too), minus the harness's own polling reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from resque_bench.cache import CACHE
+from resque_bench.systems import QUEUE, STAMPS, Launch, System
+
+POLL_EVERY = 0.005
+
+
+class BenchError(RuntimeError):
+    """A measurement that could not be taken (the row carries the message)."""
+
+
+class Workers:
+    """Started worker processes, each in its own process group so stopping takes its children too."""
+
+    def __init__(self, launch: Launch, log_name: str) -> None:
+        logs = CACHE / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log_path = logs / f"{log_name}.log"
+        self.launch = launch
+        env = {**os.environ, **launch.env}
+        with self.log_path.open("wb") as log:
+            self.procs = [
+                subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                for argv in launch.argvs
+            ]
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def all_exited(self) -> bool:
+        return all(p.poll() is not None for p in self.procs)
+
+    def failed(self) -> str | None:
+        """Why a worker died on its own (non-zero exit), with the log's last line."""
+        for p in self.procs:
+            if p.poll() not in (None, 0):
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
+                return f"worker exited with {p.returncode}: {tail[0][:200]} (log: {self.log_path})"
+        return None
+
+    def stop(self, grace: float = 1.0) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                _signal_group(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(max(0.0, deadline - time.monotonic()))
+            _signal_group(p.pid, signal.SIGKILL)  # whatever of the group is left (forked children, minions)
+            p.wait()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+@dataclass(frozen=True)
+class Drain:
+    jobs: int
+    seconds: float
+    polls: int
+
+    @property
+    def jobs_per_s(self) -> float:
+        return self.jobs / self.seconds if self.seconds > 0 else 0.0
+
+
+def drain(r: redis.Redis, system: System, workers: Workers, target: int, timeout: float) -> Drain:
+    """Wait until ``target`` jobs are finished; the rate between the first and last readings."""
+    first: tuple[float, int] | None = None
+    polls = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        done = system.progress(r)
+        now = time.perf_counter()
+        polls += 1
+        if done > 0 and first is None:
+            first = (now, done)
+        if done >= target:
+            break
+        problem = workers.failed()
+        if problem:
+            raise BenchError(problem)
+        if workers.all_exited():
+            raise BenchError(f"workers exited after {done} of {target} jobs (log: {workers.log_path})")
+        if time.monotonic() > deadline:
+            raise BenchError(f"timeout after {timeout:.0f} s with {done} of {target} jobs done")
+        time.sleep(POLL_EVERY)
+    if first is None or done == first[1]:
+        raise BenchError(f"all {target} jobs finished before the second reading: use more jobs")
+    return Drain(done - first[1], now - first[0], polls)
+
+
+def wait_registered(r: redis.Redis, system: System, workers: Workers, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not system.registered(r):
+        problem = workers.failed()
+        if problem:
+            raise BenchError(problem)
+        if time.monotonic() > deadline:
+            raise BenchError(f"no worker registered within {timeout:.0f} s (log: {workers.log_path})")
+        time.sleep(0.02)
+
+
+def latencies(r: redis.Redis, system: System, samples: int, gap: float, warmup: int = 3) -> list[float]:
+    """Enqueue→start, one job at a time, each after a random pause of up to ``gap`` seconds
+    (so a polling worker is caught at every phase of its sleep)."""
+    out: list[float] = []
+    r.delete(STAMPS)
+    for i in range(samples + warmup):
+        time.sleep(random.uniform(0, gap))
+        payload = system.payload("stamp", i)
+        t = time.time()
+        r.rpush(system.queue_key(), payload)
+        got = r.blpop([STAMPS], timeout=10)
+        if got is None:
+            raise BenchError("a stamp job did not start within 10 s")
+        if i >= warmup:
+            out.append(float(got[1]) - t)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def tree_rss_bytes(pids: list[int]) -> int:
+    """Sum of VmRSS over ``pids`` and all their descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    total = 0
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def commandstats(r: redis.Redis) -> dict[str, int]:
+    """Calls per command since the last CONFIG RESETSTAT."""
+    stats = r.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def queue_empty(r: redis.Redis, system: System) -> bool:
+    return int(r.llen(system.queue_key())) == 0
+
+
+__all__ = ["QUEUE", "BenchError", "Drain", "Workers", "commandstats", "drain", "latencies", "tree_rss_bytes"]

@@ -1,0 +1,191 @@
+"""Turning rows into the table, the ratios and the target check of issue 7."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from resque_bench.scenarios import Row
+
+OURS = "resque-compat"
+THROUGHPUT = ("nofork", "fork", "pool", "enqueue", "enqueue_batch", "io_sleep50")
+
+
+def _find(rows: list[Row], system: str, scenario: str) -> Row | None:
+    return next((r for r in rows if r["system"] == system and r["scenario"] == scenario and "error" not in r), None)
+
+
+def cell(row: Row | None) -> str:
+    if row is None:
+        return "-"
+    if "error" in row:
+        return "error"
+    if "p50_ms" in row:
+        return f"{row['p50_ms']:.2f} / {row['p99_ms']:.2f} ms"
+    if "rss_mb" in row:
+        return f"{row['rss_mb']:.1f} MB"
+    if "cmds_per_job" in row:
+        return f"{row['cmds_per_job']:.2f}"
+    if "us_per_job" in row:
+        return f"{row['jobs_per_s']:,.0f}/s ({row['us_per_job']:.0f} us)"
+    return f"{row['jobs_per_s']:,.0f}/s"
+
+
+def scenario_order(rows: list[Row]) -> list[str]:
+    seen: list[str] = []
+    for r in rows:
+        if r["scenario"] not in seen:
+            seen.append(r["scenario"])
+    return seen
+
+
+def table(rows: list[Row], systems: list[str]) -> str:
+    """Scenarios down, systems across; latency cells are p50 / p99."""
+    header = ["scenario", *systems]
+    body = [[s, *(cell(_lookup(rows, sys_, s)) for sys_ in systems)] for s in scenario_order(rows)]
+    ratios = []
+    for s in scenario_order(rows):
+        ours = _find(rows, OURS, s)
+        if s not in THROUGHPUT and not s.startswith("backlog_"):
+            continue
+        line = [f"{s} (x)"]
+        for sys_ in systems:
+            peer = _find(rows, sys_, s)
+            ok = ours and peer and ours["jobs_per_s"] and peer["jobs_per_s"] and sys_ != OURS
+            line.append(f"{ours['jobs_per_s'] / peer['jobs_per_s']:.1f}x" if ok else "")  # type: ignore[index]
+        ratios.append(line)
+    out = _format([header, *body])
+    if ratios and any(any(c for c in r[1:]) for r in ratios):
+        out += f"\n\n{OURS} / peer, jobs/s:\n" + _format([header, *ratios])
+    return out
+
+
+def _lookup(rows: list[Row], system: str, scenario: str) -> Row | None:
+    return next((r for r in rows if r["system"] == system and r["scenario"] == scenario), None)
+
+
+def _format(grid: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in grid]  # fmt: skip
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: str
+    status: str  # "met", "missed", "n/a"
+    detail: str = ""
+
+
+def _status(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "missed")
+
+
+def targets(rows: list[Row]) -> list[Target]:
+    """Issue 7's targets, each against the peers measured in the same run."""
+
+    def value(system: str, scenario: str, field: str = "jobs_per_s") -> float | None:
+        row = _find(rows, system, scenario)
+        return None if row is None else row.get(field)
+
+    def check(ok: bool | None, value_: float | None) -> str:
+        return _status(None if value_ is None else ok)
+
+    def peers(scenario: str, field: str) -> str:
+        found = [r for r in rows if r["scenario"] == scenario and r["system"] != OURS and r.get(field) is not None]
+        return ", ".join(f"{r['system']} {_num(r[field], '')}" for r in found)
+
+    out: list[Target] = []
+    ours, node = value(OURS, "nofork"), value("node-resque", "nofork")
+    x_node = ours / node if ours and node else None
+    out.append(
+        Target(
+            "no-fork >= 10,000 jobs/s and >= 3x node-resque",
+            _num(ours, "/s"),
+            check(ours is not None and ours >= 10_000 and (x_node is None or x_node >= 3), ours),
+            f"{x_node:.1f}x node-resque" if x_node else peers("nofork", "jobs_per_s"),
+        )
+    )
+    ours, ruby = value(OURS, "fork"), value("ruby-resque", "fork")
+    out.append(
+        Target(
+            "fork per job >= 2x Ruby fork (>= 700/s without Ruby)",
+            _num(ours, "/s"),
+            check(ours is not None and ours >= (2 * ruby if ruby else 700.0), ours),
+            f"{ours / ruby:.1f}x ruby-resque" if ours and ruby else peers("fork", "jobs_per_s"),
+        )
+    )
+    cmds = value(OURS, "cmds_per_job", "cmds_per_job")
+    out.append(
+        Target(
+            "<= 2 Redis commands per job",
+            _num(cmds, ""),
+            check(cmds is not None and cmds <= 2, cmds),
+            peers("cmds_per_job", "cmds_per_job"),
+        )
+    )
+    for scenario, floor in (("enqueue", 15_000), ("enqueue_batch", 100_000)):
+        ours = value(OURS, scenario)
+        best = max((r["jobs_per_s"] for r in rows if r["scenario"] == scenario and r["system"] != OURS
+                    and r.get("jobs_per_s")), default=None)  # fmt: skip
+        out.append(
+            Target(
+                f"{scenario.replace('_', ' ')} >= {floor:,}/s",
+                _num(ours, "/s"),
+                check(ours is not None and ours >= floor, ours),
+                f"{ours / best:.1f}x the fastest peer" if ours and best else "",
+            )
+        )
+    p50 = value(OURS, "latency_block", "p50_ms")
+    out.append(
+        Target(
+            "blocking enqueue->start p50 <= 1 ms",
+            _num(p50, " ms"),
+            check(p50 is not None and p50 <= 1.0, p50),
+            peers("latency_block", "p50_ms"),
+        )
+    )
+    rss = value(OURS, "idle_rss", "rss_mb")
+    out.append(
+        Target(
+            "idle worker RSS <= 30 MB",
+            _num(rss, " MB"),
+            check(rss is not None and rss <= 30, rss),
+            peers("idle_rss", "rss_mb"),
+        )
+    )
+    small = _find(rows, OURS, "backlog_1k")
+    large = next((r for r in rows if r["system"] == OURS and r["scenario"].startswith("backlog_")
+                  and r["scenario"] != "backlog_1k" and "error" not in r), None)  # fmt: skip
+    if small and large:
+        growth = large["us_per_job"] / small["us_per_job"]
+        out.append(
+            Target(
+                f"per-job cost flat, 1k vs {large['queued']:,} queued",
+                f"{growth:.2f}x",
+                _status(growth <= 1.15),
+                f"{small['us_per_job']} -> {large['us_per_job']} us/job",
+            )
+        )
+    else:
+        out.append(Target("per-job cost flat, 1k vs 1M queued", "-", "n/a"))
+    return out
+
+
+def _num(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}{unit}" if value >= 100 else f"{value:.2f}{unit}"
+
+
+def targets_text(found: list[Target]) -> str:
+    grid = [["target", "resque-compat", "status", "against the peers"]]
+    grid += [[t.name, t.value, t.status, t.detail] for t in found]
+    return _format(grid)
+
+
+def as_json(found: list[Target]) -> list[dict[str, Any]]:
+    return [asdict(t) for t in found]

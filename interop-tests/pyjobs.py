@@ -1,0 +1,78 @@
+"""Job classes for resque-compat's own worker in the interop suite (``work --import pyjobs``).
+
+They mirror the peers' drivers (``peers/*``): each echo job RPUSHes
+``{"by": "python", "class": ..., "args": ..., "id": ...}`` to ``<ns>:interop:results`` so a test
+can tell which implementation ran a job, how often, and with which arguments. Ruby-style jobs
+record their positional arguments; the PHP-style ``App\\Jobs\\Echo`` records ``self.args``
+(the payload's ``args[0]``), as php-resque's ``$this->args`` would be.
+
+The worker is started with ``REDIS_URL`` / ``RESQUE_NAMESPACE`` in its environment, which is
+where these jobs find the Redis and namespace to record into.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import resque_compat
+from resque_compat import Resque
+
+RESULTS = "interop:results"
+_clients: dict[int, Resque] = {}
+
+
+def _client() -> Resque:
+    """One client per process: a forking worker must not share its parent's sockets."""
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients[pid] = Resque()
+    return _clients[pid]
+
+
+def record(class_name: str, args: Any, job_id: str | None = None) -> None:
+    client = _client()
+    entry = {"by": "python", "class": class_name, "args": args, "id": job_id}
+    client.redis.rpush(client.keys.key(RESULTS), json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+
+
+def _echo_as(name: str) -> Any:
+    def perform(*args: Any) -> None:
+        record(name, list(args))
+
+    perform.__name__ = perform.__qualname__ = "echo_" + name.replace(":", "_").replace("\\", "_")
+    return perform
+
+
+interop_echo = resque_compat.job("Interop::Echo")(_echo_as("Interop::Echo"))
+interop_echo_php_name = resque_compat.job("Interop_Echo")(_echo_as("Interop_Echo"))
+node_echo = resque_compat.job("echo")(_echo_as("echo"))
+
+
+@resque_compat.job("Interop::Sleep", "Interop_Sleep")
+def interop_sleep(*args: Any) -> None:
+    """Sleeps ``args[0]`` seconds (or ``args[0]["seconds"]``), then records: keeps a worker busy."""
+    first = args[0] if args else 1
+    seconds = first.get("seconds", 1) if isinstance(first, dict) else first
+    time.sleep(float(seconds))
+    record("Interop::Sleep", list(args))
+
+
+@resque_compat.job("Interop::Fail", "Interop_Fail")
+def interop_fail(*args: Any) -> None:
+    raise RuntimeError("interop failure")
+
+
+@resque_compat.job("App\\Jobs\\Echo")
+class AppJobsEcho:
+    """PHP style: the worker sets ``args`` (``args[0]``), ``queue`` and ``job_id``."""
+
+    args: Any
+    queue: str
+    job_id: str | None
+
+    def perform(self) -> dict[str, Any]:
+        record("App\\Jobs\\Echo", self.args, getattr(self, "job_id", None))
+        return {"ok": True}

@@ -1,0 +1,310 @@
+"""The client for asyncio apps (FastAPI, Starlette, aiohttp), on ``redis.asyncio``.
+
+Same operations and the same bytes as :class:`resque_compat.client.Resque`: both take their
+commands and decoders from :mod:`resque_compat.commands` and the protocol layer, and only
+the awaiting differs.
+
+>>> async with AsyncResque("redis://localhost:6379/0") as r:
+...     job_id = await r.enqueue("default", "App\\\\Jobs\\\\SendMail", {"to": "a@b"}, track=True)
+...     (await r.status(job_id)).status                     # 1 waiting … 4 complete
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
+
+from resque_compat.client import default_namespace
+from resque_compat.commands import (
+    Command,
+    QueuedJob,
+    WorkerInfo,
+    check_control,
+    decode_workers,
+    enqueue_plan,
+    info_dict,
+    is_true,
+    push_raw_commands,
+    queue_commands,
+    queued,
+    raw_bytes,
+    remove_queue_commands,
+    requeue_commands,
+    retry_plan,
+    server_url,
+    text,
+    to_int,
+    worker_row_commands,
+)
+from resque_compat.connection import ConfigError, RedisAddress, parse_address
+from resque_compat.failure import BACKENDS, BackendName, FailureEntry, FailureError, Failures
+from resque_compat.protocol import Keys, ProtocolError, StatusRecord
+from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+
+
+def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:
+    """An asyncio client for any address :func:`resque_compat.connection.parse_address` accepts."""
+    address = spec if isinstance(spec, RedisAddress) else parse_address(spec)
+    options.setdefault("health_check_interval", 30)
+    if address.sentinels:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(address.sentinels), socket_timeout=options.get("socket_timeout", 5)
+        )
+        client: aioredis.Redis = sentinel.master_for(
+            address.service, db=address.db, password=address.password, **options
+        )
+        return client
+    try:
+        return aioredis.Redis.from_url(address.url, **options)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} in {address.redacted()!r}") from None
+
+
+class AsyncFailures:
+    """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failure.Failures`)."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, backend: BackendName = "redis") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown failure backend {backend!r} (choose {', '.join(BACKENDS)})")
+        self.redis = client
+        self.keys = keys
+        self.backend = backend
+        self._set_or_remove = client.register_script(SET_OR_REMOVE_AT)
+
+    def list_for(self, queue: str) -> str:
+        return Keys.failed_queue_name(queue) if self.backend == "redis_multi_queue" else "failed"
+
+    async def list_names(self) -> list[str]:
+        members = await self.redis.smembers(self.keys.failed_queues)
+        return sorted({"failed"} | {text(m) for m in members})
+
+    async def count(self, list_name: str = "failed") -> int:
+        return int(await self.redis.llen(self.keys.failed_list(list_name)))
+
+    async def all(self, start: int = 0, count: int = 20, list_name: str = "failed") -> list[FailureEntry]:
+        """A page of entries, oldest first (``start`` may be negative, as LRANGE's)."""
+        if count <= 0:
+            return []
+        key = self.keys.failed_list(list_name)
+        raws = [raw_bytes(raw) for raw in await self.redis.lrange(key, start, start + count - 1)]
+        first = start if start >= 0 else max(0, int(await self.redis.llen(key)) + start)
+        return [Failures._entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
+
+    async def get(self, index: int, list_name: str = "failed") -> FailureEntry:
+        raw = await self.redis.lindex(self.keys.failed_list(list_name), index)
+        if raw is None:
+            raise FailureError(f"no failure at index {index} in {list_name!r}")
+        return Failures._entry(list_name, index, raw_bytes(raw))
+
+    async def iter(self, list_name: str = "failed", page: int = 500) -> AsyncIterator[FailureEntry]:
+        start = 0
+        while True:
+            batch = await self.all(start, page, list_name)
+            for entry in batch:
+                yield entry
+            if len(batch) < page:
+                return
+            start += page
+
+    async def retry(self, index: int, list_name: str = "failed") -> str:
+        """Requeue one failure whole and mark it ``retried_at``; returns its queue."""
+        entry = await self.get(index, list_name)
+        if entry.record is None:
+            raise FailureError(f"failure {index} is not a valid failure record: {entry.problem}")
+        record = entry.record
+        try:
+            payload, job, marked = retry_plan(record)
+        except ProtocolError as exc:
+            raise FailureError(f"failure {index} holds no job payload ({exc}); fix it before retrying") from None
+        key = self.keys.failed_list(list_name)
+        if not await self._set_or_remove(keys=[key], args=[index, entry.raw, marked, "0"]):
+            raise FailureError(f"failure {index} changed while retrying; list it again")
+        job_id = job.job_id
+        current = await self.redis.get(self.keys.status(job_id, job.status_prefix)) if job_id else None
+        await _run(self.redis, requeue_commands(self.keys, record.queue, payload, job, current), transaction=False)
+        return record.queue
+
+    async def remove(self, index: int, list_name: str = "failed") -> None:
+        """Remove one entry, guarded against a list that shifted meanwhile."""
+        entry = await self.get(index, list_name)
+        marker = f"resque-compat:removed:{uuid.uuid4().hex}"
+        key = self.keys.failed_list(list_name)
+        if not await self._set_or_remove(keys=[key], args=[index, entry.raw, marker, "1"]):
+            raise FailureError(f"failure {index} changed while removing; list it again")
+
+    async def clear(self, list_name: str = "failed") -> int:
+        key = self.keys.failed_list(list_name)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.llen(key)
+        pipe.delete(key)
+        if list_name != "failed":
+            pipe.srem(self.keys.failed_queues, list_name)
+        return int((await pipe.execute())[0])
+
+
+async def _run(client: aioredis.Redis, commands: Sequence[Command], *, transaction: bool) -> list[Any]:
+    pipe = client.pipeline(transaction=transaction)
+    queue_commands(pipe, commands)
+    result: list[Any] = await pipe.execute()
+    return result
+
+
+class AsyncResque:
+    """A handle on one Resque deployment for asyncio code.
+
+    Accepts what :class:`resque_compat.client.Resque` accepts (a URL or any address form,
+    or an existing ``redis.asyncio.Redis``). Close it with ``await r.aclose()`` or use it as
+    an ``async with`` block; a client passed in is left open.
+    """
+
+    def __init__(
+        self,
+        redis_client: aioredis.Redis | str | RedisAddress | None = None,
+        namespace: str | None = None,
+        failure_backend: BackendName | None = None,
+    ) -> None:
+        self._owns_client = not isinstance(redis_client, aioredis.Redis)
+        if isinstance(redis_client, aioredis.Redis):
+            self.redis = redis_client
+            address_namespace = None
+        else:
+            address = redis_client if isinstance(redis_client, RedisAddress) else parse_address(redis_client)
+            self.redis = connect_async(address)
+            address_namespace = address.namespace
+        ns = namespace if namespace is not None else (address_namespace or default_namespace())
+        self.keys = Keys(ns)
+        backend = failure_backend or os.environ.get("FAILURE_BACKEND") or "redis"
+        self.failures = AsyncFailures(self.redis, self.keys, backend)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> AsyncResque:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.redis.aclose()
+
+    # -- enqueue ----------------------------------------------------------------
+    async def enqueue(self, queue: str, class_name: str, *args: Any, track: bool = False) -> str | None:
+        """Push one job; returns its id when ``track`` is set (php-resque's status tracking)."""
+        return (await self.enqueue_many(queue, [(class_name, args)], track=track))[0]
+
+    async def enqueue_many(
+        self, queue: str, jobs: Iterable[tuple[str, Sequence[Any]]], *, track: bool = False
+    ) -> list[str | None]:
+        """Push many jobs in one round trip (order kept)."""
+        ids, commands = enqueue_plan(self.keys, queue, jobs, track=track)
+        if commands:
+            await _run(self.redis, commands, transaction=True)
+        return ids
+
+    async def push_raw(self, queue: str, payload: bytes) -> None:
+        """Push bytes as they are (a repaired payload, a peer's item)."""
+        await _run(self.redis, push_raw_commands(self.keys, queue, payload), transaction=True)
+
+    # -- queues -------------------------------------------------------------------
+    async def queues(self) -> list[str]:
+        return sorted(text(m) for m in await self.redis.smembers(self.keys.queues))
+
+    async def size(self, queue: str) -> int:
+        return int(await self.redis.llen(self.keys.queue(queue)))
+
+    async def queue_sizes(self) -> dict[str, int]:
+        names = await self.queues()
+        sizes = await _run(self.redis, [("llen", self.keys.queue(n)) for n in names], transaction=False)
+        return dict(zip(names, (int(n) for n in sizes), strict=True))
+
+    async def peek(self, queue: str, start: int = 0, count: int = 1) -> list[QueuedJob]:
+        """Items without removing them (LRANGE), decoded where they are jobs."""
+        if count <= 0:
+            return []
+        raws = await self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
+        return [queued(raw_bytes(raw)) for raw in raws]
+
+    async def remove_queue(self, queue: str) -> None:
+        await _run(self.redis, remove_queue_commands(self.keys, queue), transaction=True)
+
+    # -- status -------------------------------------------------------------------
+    async def status(self, job_id: str, prefix: str = "") -> StatusRecord | None:
+        """The php-resque status of a tracked job, or None when it is not tracked (or expired)."""
+        raw = await self.redis.get(self.keys.status(job_id, prefix))
+        return None if raw is None else StatusRecord.decode(raw)
+
+    async def follow_status(
+        self, job_id: str, prefix: str = "", interval: float = 0.1, timeout: float | None = None
+    ) -> AsyncIterator[StatusRecord]:
+        """Yield the status record each time its number changes, until a final one (polls).
+
+        Raises LookupError when the job is not tracked, TimeoutError after ``timeout`` s.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: int | None = None
+        while True:
+            record = await self.status(job_id, prefix)
+            if record is None:
+                raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
+            if record.status != last:
+                last = record.status
+                yield record
+                if record.state is not None and record.state.final:
+                    return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still has status {record.status} after {timeout} s")
+            await asyncio.sleep(interval)
+
+    async def stop_tracking(self, job_id: str, prefix: str = "") -> None:
+        await self.redis.delete(self.keys.status(job_id, prefix))
+
+    # -- workers ------------------------------------------------------------------
+    async def worker_ids(self) -> list[str]:
+        return sorted(text(m) for m in await self.redis.smembers(self.keys.workers))
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Every registered worker (any language) with its times, counters and job."""
+        ids = await self.worker_ids()
+        if not ids:
+            return []
+        return decode_workers(ids, await _run(self.redis, worker_row_commands(self.keys, ids), transaction=False))
+
+    async def working(self) -> list[WorkerInfo]:
+        return [w for w in await self.workers() if w.job_raw]
+
+    async def pause_all(self) -> None:
+        await self.redis.set(self.keys.pause_all, "true")
+
+    async def resume_all(self) -> None:
+        await self.redis.delete(self.keys.pause_all)
+
+    async def paused_all(self) -> bool:
+        return is_true(await self.redis.get(self.keys.pause_all))
+
+    async def control(self, worker_id: str, command: str) -> None:
+        """Send pause / resume / stop / kill-job to one resque-compat worker."""
+        check_control(command)
+        await self.redis.rpush(self.keys.control(worker_id), command)
+
+    # -- stats --------------------------------------------------------------------
+    async def stat(self, name: str) -> int:
+        return to_int(await self.redis.get(self.keys.stat(name)))
+
+    async def info(self) -> dict[str, Any]:
+        """Ruby's ``Resque.info``."""
+        server = server_url(self.redis.connection_pool.connection_kwargs)
+        sizes = await self.queue_sizes()
+        workers = await self.workers()
+        return info_dict(sizes, workers, await self.stat("processed"), await self.stat("failed"), server)
+
+
+__all__ = ["AsyncFailures", "AsyncResque", "connect_async"]

@@ -1,0 +1,17 @@
+"""Redis replies as text: redis-py types them ``bytes | str`` whatever the connection returns."""
+
+from __future__ import annotations
+
+
+def text(value: object) -> str:
+    """A reply value as ``str`` (bytes decoded as UTF-8, undecodable bytes replaced)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
+
+
+def raw(value: object) -> bytes:
+    """A reply value as ``bytes`` (the exact stored bytes when the client returns bytes)."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()

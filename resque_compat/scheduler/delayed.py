@@ -1,0 +1,312 @@
+"""The delayed-job API on resque-scheduler's Redis layout.
+
+Writes are resque-scheduler 5.0's bytes: the item ``{"class","args","queue"}`` (compact, raw
+UTF-8), ``RPUSH delayed:<ts>``, ``SADD timestamps:<item> delayed:<ts>``, ``ZADD
+delayed_queue_schedule <ts> <ts>``, here in one MULTI so a crash never leaves half an item.
+
+Reads accept every peer's items: php-resque-scheduler's (args wrapped as ``[args]``, no
+``timestamps:`` set) and node-resque's (``{"class","queue","args"}``). Lookups by exact job
+use the ``timestamps:`` sets first (Ruby's way, O(1)) and then scan the lists, comparing
+decoded items, so items written without those sets, or in another key order, are found too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from resque_compat.client import Resque
+from resque_compat.protocol import DelayedItem, ProtocolError, encode_json
+from resque_compat.scheduler._text import raw, text
+from resque_compat.scheduler.mover import Mover, MoveResult
+
+#: ``(class_name, args)`` -> keep?  Used by :meth:`DelayedQueue.remove_selection`.
+Selector = Callable[[str, list[Any]], bool]
+
+#: LREM every copy of one item at one timestamp, drop its timestamps: member, and forget the
+#: timestamp when its list is now empty. KEYS: schedule. ARGV: prefix, timestamp, item.
+_REMOVE_ITEM = """
+local member = 'delayed:' .. ARGV[2]
+local list = ARGV[1] .. member
+local n = redis.call('LREM', list, 0, ARGV[3])
+redis.call('SREM', ARGV[1] .. 'timestamps:' .. ARGV[3], member)
+if redis.call('LLEN', list) == 0 then
+  redis.call('DEL', list)
+  redis.call('ZREM', KEYS[1], ARGV[2])
+end
+return n
+"""
+
+_PAGE = 1000
+
+
+def to_timestamp(at: float | int | datetime) -> int:
+    """Unix seconds, truncated as Ruby's ``Time#to_i`` does; naive datetimes are local time."""
+    if isinstance(at, datetime):
+        return int(at.timestamp())
+    if isinstance(at, bool) or not isinstance(at, (int, float)):
+        raise ValueError(f"a time must be unix seconds or a datetime, not {type(at).__name__}")  # noqa: TRY004 - bad input, reported as such
+    return int(at)
+
+
+@dataclass(frozen=True)
+class DelayedJob:
+    """One stored item: its bytes, the decoded item (None when unreadable) and its timestamp."""
+
+    timestamp: int
+    raw: bytes
+    item: DelayedItem | None
+    problem: str | None = None
+
+    @property
+    def class_name(self) -> str | None:
+        return self.item.class_ if self.item else None
+
+    @property
+    def queue(self) -> str | None:
+        return self.item.queue if self.item else None
+
+    @property
+    def args(self) -> list[Any]:
+        return self.item.args if self.item else []
+
+
+def decode_item(raw: bytes, timestamp: int = 0) -> DelayedJob:
+    try:
+        return DelayedJob(timestamp, raw, DelayedItem.decode(raw))
+    except ProtocolError as exc:
+        return DelayedJob(timestamp, raw, None, str(exc))
+
+
+def item_bytes(queue: str, class_name: str, args: Sequence[Any]) -> bytes:
+    """resque-scheduler's exact item encoding (``job_to_hash_with_queue``)."""
+    _check("queue", queue)
+    _check("class", class_name)
+    return DelayedItem(class_=class_name, args=list(args), queue=queue).encode()
+
+
+class DelayedQueue:
+    """Delayed jobs of one Resque deployment.
+
+    >>> delayed = DelayedQueue(Resque("redis://localhost:6379/0"))
+    >>> delayed.enqueue_in(3 * 86400, "email", "SendFollowUpEmail", {"user_id": 7})
+    """
+
+    def __init__(self, resque: Resque, batch: int = 100) -> None:
+        self.resque = resque
+        self.redis = resque.redis
+        self.keys = resque.keys
+        self.mover = Mover(self.redis, self.keys, batch)
+        self._remove_item = self.redis.register_script(_REMOVE_ITEM)
+
+    # -- scheduling ---------------------------------------------------------------
+    def enqueue_at(self, at: float | int | datetime, queue: str, class_name: str, *args: Any) -> int | None:
+        """Schedule a job; returns its timestamp, or None when ``at`` is not in the future
+        and the job was enqueued immediately (Ruby's rule: ``ts <= now`` enqueues now)."""
+        ts = to_timestamp(at)
+        raw = item_bytes(queue, class_name, args)
+        if ts <= int(time.time()):
+            self.resque.enqueue(queue, class_name, *args)
+            return None
+        self.push_raw(ts, raw)
+        return ts
+
+    def enqueue_in(self, seconds: float, queue: str, class_name: str, *args: Any) -> int | None:
+        """``enqueue_at(now + seconds, ...)``."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError(f"a delay must be a number of seconds, not {type(seconds).__name__}")  # noqa: TRY004 - bad input, reported as such
+        return self.enqueue_at(time.time() + seconds, queue, class_name, *args)
+
+    def push_raw(self, timestamp: int, raw: bytes, *, with_timestamps_set: bool = True) -> None:
+        """Store an item's bytes at a timestamp (resque-scheduler's ``delayed_push``), atomically."""
+        member = self.keys.delayed_member(timestamp)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.rpush(self.keys.delayed(timestamp), raw)
+        if with_timestamps_set:
+            pipe.sadd(self.keys.timestamps(raw.decode()), member)
+        pipe.zadd(self.keys.delayed_schedule, {str(timestamp): timestamp})
+        pipe.execute()
+
+    # -- inspection -----------------------------------------------------------------
+    def count(self) -> int:
+        """Every delayed item (Ruby's ``count_all_scheduled_jobs``)."""
+        total = 0
+        for page in self._timestamp_pages():
+            pipe = self.redis.pipeline(transaction=False)
+            for ts in page:
+                pipe.llen(self.keys.delayed(ts))
+            total += sum(int(n) for n in pipe.execute())
+        return total
+
+    def timestamps(self, start: int = 0, count: int = 50) -> list[tuple[int, int]]:
+        """A page of ``(timestamp, number of items)``, soonest first (resque-web's Delayed tab)."""
+        if count <= 0:
+            return []
+        stamps = _stamps(self.redis.zrange(self.keys.delayed_schedule, start, start + count - 1))
+        pipe = self.redis.pipeline(transaction=False)
+        for ts in stamps:
+            pipe.llen(self.keys.delayed(ts))
+        return list(zip(stamps, (int(n) for n in pipe.execute()), strict=True))
+
+    def timestamp_count(self) -> int:
+        return int(self.redis.zcard(self.keys.delayed_schedule))
+
+    def next_timestamp(self) -> int | None:
+        first = _stamps(self.redis.zrange(self.keys.delayed_schedule, 0, 0))
+        return first[0] if first else None
+
+    def jobs_at(self, timestamp: int, start: int = 0, count: int = -1) -> list[DelayedJob]:
+        end = -1 if count < 0 else start + count - 1
+        return [decode_item(raw(r), timestamp) for r in self.redis.lrange(self.keys.delayed(timestamp), start, end)]
+
+    def all_jobs(self) -> Iterator[DelayedJob]:
+        """Every item, soonest first, read page by page."""
+        for page in self._timestamp_pages():
+            for ts in page:
+                start = 0
+                while True:
+                    raws = self.redis.lrange(self.keys.delayed(ts), start, start + _PAGE - 1)
+                    for r in raws:
+                        yield decode_item(raw(r), ts)
+                    if len(raws) < _PAGE:
+                        break
+                    start += _PAGE
+
+    def scheduled_at(self, queue: str, class_name: str, *args: Any) -> list[int]:
+        """Timestamps holding this exact job (any peer's encoding)."""
+        return sorted({job.timestamp for job in self._find_exact(queue, class_name, list(args))})
+
+    def find(self, selector: Selector, class_name: str | None = None) -> list[DelayedJob]:
+        """Items whose class (if given) matches and for which ``selector(class, args)`` is true."""
+        return [
+            job
+            for job in self.all_jobs()
+            if job.item is not None
+            and (class_name is None or job.item.class_ == class_name)
+            and selector(job.item.class_, job.item.args)
+        ]
+
+    # -- removal ----------------------------------------------------------------------
+    def remove(self, queue: str, class_name: str, *args: Any, scan: bool = True) -> int:
+        """Remove every copy of one exact job (Ruby's ``remove_delayed_in_queue``); returns
+        how many items went. ``scan`` also finds items written without ``timestamps:`` sets."""
+        wanted = list(args)
+        if scan:
+            found = self._find_exact(queue, class_name, wanted)
+        else:
+            found = self._find_by_timestamps_set(item_bytes(queue, class_name, wanted))
+        return self._remove_all(found)
+
+    def remove_selection(self, selector: Selector, class_name: str | None = None) -> int:
+        """Remove every item matching ``selector(class, args)`` (Ruby's ``remove_delayed_selection``)."""
+        return self._remove_all(self.find(selector, class_name))
+
+    def remove_at(self, timestamp: int, raw: bytes) -> int:
+        """Remove one stored item by its bytes at one timestamp."""
+        return int(self._remove_item(keys=[self.keys.delayed_schedule], args=[self.keys.prefix, timestamp, raw]))
+
+    def clear(self) -> int:
+        """Delete every delayed item, ``timestamps:`` set and the schedule (``reset_delayed_queue``).
+        Returns the number of timestamps removed."""
+        removed = 0
+        for page in self._timestamp_pages():
+            self.redis.delete(*(self.keys.delayed(ts) for ts in page))
+            self.redis.zrem(self.keys.delayed_schedule, *(str(ts) for ts in page))
+            removed += len(page)
+        batch: list[bytes] = []
+        for key in self.redis.scan_iter(match=_glob_escape(self.keys.key("timestamps:")) + "*", count=_PAGE):
+            batch.append(key)
+            if len(batch) >= _PAGE:
+                self.redis.delete(*batch)
+                batch.clear()
+        if batch:
+            self.redis.delete(*batch)
+        return removed
+
+    # -- moving now ---------------------------------------------------------------------
+    def enqueue_timestamp_now(self, timestamp: int) -> MoveResult:
+        """Move every item at one timestamp onto its queue now."""
+        return self.mover.move_timestamp(timestamp)
+
+    def enqueue_job_now(self, queue: str, class_name: str, *args: Any) -> int:
+        """Move one exact job (every copy, wherever scheduled) onto its queue now."""
+        return sum(
+            self.mover.move_item(job.timestamp, job.raw) for job in self._find_exact(queue, class_name, list(args))
+        )
+
+    def move_due(self, now: float | None = None) -> MoveResult:
+        """What one scheduler pass does, without the lock: move everything due."""
+        return self.mover.move_due(now)
+
+    # -- internals --------------------------------------------------------------------
+    def _timestamp_pages(self) -> Iterator[list[int]]:
+        """Every timestamp in pages; each page is read fresh, so moved ones are skipped."""
+        last = "-inf"
+        while True:
+            members = self.redis.zrangebyscore(self.keys.delayed_schedule, last, "+inf", start=0, num=_PAGE)
+            if not members:
+                return
+            page = _stamps(members)
+            if page:
+                yield page
+            if len(members) < _PAGE:
+                return
+            last = f"({self.redis.zscore(self.keys.delayed_schedule, text(members[-1])) or 0}"
+
+    def _find_by_timestamps_set(self, raw: bytes) -> list[DelayedJob]:
+        members = self.redis.smembers(self.keys.timestamps(raw.decode()))
+        found = []
+        for member in members:
+            ts_text = text(member).removeprefix("delayed:")
+            if ts_text.lstrip("-").isdigit():
+                found.append(DelayedJob(int(ts_text), raw, decode_item(raw).item))
+        return found
+
+    def _find_exact(self, queue: str, class_name: str, args: list[Any]) -> list[DelayedJob]:
+        raw = item_bytes(queue, class_name, args)
+        found = {(job.timestamp, job.raw): job for job in self._find_by_timestamps_set(raw)}
+        want_args = encode_json(args)
+        for job in self.all_jobs():
+            item = job.item
+            if (
+                item is not None
+                and item.class_ == class_name
+                and item.queue == queue
+                and (job.raw == raw or encode_json(item.args) == want_args)
+            ):
+                found[(job.timestamp, job.raw)] = job
+        return list(found.values())
+
+    def _remove_all(self, jobs: list[DelayedJob]) -> int:
+        unique = {(job.timestamp, job.raw) for job in jobs}
+        return sum(self.remove_at(ts, raw) for ts, raw in unique)
+
+
+def _stamps(members: object) -> list[int]:
+    """Timestamps from zset members; a member that is not an integer (no peer writes one) is skipped."""
+    out = []
+    for member in members if isinstance(members, list) else []:
+        value = text(member)
+        if value.lstrip("-").isdigit():
+            out.append(int(value))
+    return out
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _check(what: str, value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} name must be a non-empty string")
+
+
+def enqueue_delayed(
+    resque: Resque, at: float | int | datetime, queue: str, class_name: str, args: Sequence[Any]
+) -> int | None:
+    """For ``resque-compat enqueue --at/--in``: schedule ``class_name(*args)`` on ``queue`` at
+    ``at`` (unix seconds or datetime). Returns the timestamp, or None when enqueued now."""
+    return DelayedQueue(resque).enqueue_at(at, queue, class_name, *args)

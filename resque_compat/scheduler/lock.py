@@ -1,0 +1,91 @@
+"""resque-scheduler's master lock, shared with Ruby so that exactly one scheduler leads.
+
+Stored as Ruby stores it: key ``<ns>:<ns>:[PREFIX:]resque_scheduler_master_lock`` (namespaced
+twice, see :meth:`Keys.scheduler_master_lock`), value ``<hostname>:<pid>``, TTL 180 s.
+Acquire is ``SET NX EX`` (Ruby's SETNX + EXPIRE script has the same effect); renew extends the
+TTL only while the value is still ours, atomically in Lua, so a scheduler that stalled past the
+TTL never extends a lock another scheduler took meanwhile. Release deletes only our own value.
+
+node-resque's scheduler takes a *different* key, ``resque_scheduler_leader_lock``, so a Node
+scheduler does not exclude a Ruby or a resque-compat one: both may move delayed items at the
+same time. That is safe here because every move is one atomic Lua script (see ``mover``);
+recurring schedules are not affected, since node-resque has none in this layout.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import redis
+
+from resque_compat.protocol import Keys
+from resque_compat.scheduler._text import text
+
+DEFAULT_TIMEOUT = 180
+
+#: GET == me -> EXPIRE; returns 1 when the lock is (still) ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: GET == me -> DEL; never deletes another scheduler's lock.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def default_lock_value() -> str:
+    """``<hostname>:<pid>``, as Ruby writes it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class MasterLock:
+    """One scheduler's view of the master lock."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        value: str | None = None,
+        timeout: int = DEFAULT_TIMEOUT,
+        prefix: str | None = None,
+    ) -> None:
+        if timeout < 1:
+            raise ValueError("lock timeout must be at least 1 second")
+        self.redis = client
+        lock_prefix = prefix if prefix is not None else os.environ.get("RESQUE_SCHEDULER_MASTER_LOCK_PREFIX", "")
+        self.key = keys.scheduler_master_lock(lock_prefix)
+        self.value = value or default_lock_value()
+        self.timeout = timeout
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it."""
+        return bool(self.redis.set(self.key, self.value, nx=True, ex=self.timeout))
+
+    def renew(self) -> bool:
+        """Extend the lock if it is ours; False when we do not hold it."""
+        return bool(self._renew(keys=[self.key], args=[self.value, self.timeout]))
+
+    def hold(self) -> bool:
+        """Ruby's ``master?``: keep the lock if ours, else try to take it. Call once per pass."""
+        return self.renew() or self.acquire()
+
+    def release(self) -> bool:
+        """Give the lock up (on shutdown) if it is ours."""
+        return bool(self._release(keys=[self.key], args=[self.value]))
+
+    def holder(self) -> str | None:
+        """Who leads now (``host:pid``), whatever implementation it is."""
+        value = self.redis.get(self.key)
+        return None if value is None else text(value)

@@ -1,0 +1,124 @@
+"""Every state-changing thing the dashboard does: one function per action, each returning
+a JSON-ready result with a one-line ``message`` for the page's notice.
+
+The HTML forms and the JSON API both call these; bad input raises :class:`BadRequestError`,
+an entry that moved or vanished raises :class:`ConflictError`, so nothing acts on the wrong item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resque_compat.client import Resque
+from resque_compat.failure import FailureError
+from resque_compat.protocol import ProtocolError, decode_json
+from resque_compat.web import present
+
+WORKER_COMMANDS = ("pause", "resume", "stop", "kill-job")
+
+
+class BadRequestError(ValueError):
+    """Input the action cannot use; the message says what was wrong."""
+
+
+class ConflictError(LookupError):
+    """The target changed since the page was drawn (a failure list shifted, an entry went)."""
+
+
+def _index(value: Any) -> int:
+    try:
+        index = int(value)
+    except (TypeError, ValueError):
+        raise BadRequestError(f"index must be an integer, got {value!r}") from None
+    if index < 0:
+        raise BadRequestError("index must not be negative")
+    return index
+
+
+def _checked(resque: Resque, list_name: str, index: int, expected: str | None) -> None:
+    """Refuse to act when the entry at ``index`` is not the one the user saw."""
+    try:
+        entry = resque.failures.get(index, list_name)
+    except FailureError as exc:
+        raise ConflictError(str(exc)) from None
+    if expected and present.digest(entry.raw) != expected:
+        raise ConflictError(f"failure {index} in {list_name!r} changed since the page was shown; reload and try again")
+
+
+def remove_queue(resque: Resque, name: str) -> dict[str, Any]:
+    size = resque.size(name)
+    resque.remove_queue(name)
+    return {"message": f"Removed queue {name} ({size} jobs)", "queue": name, "removed": size}
+
+
+def retry_failure(resque: Resque, list_name: str, index: Any, digest: str | None = None) -> dict[str, Any]:
+    i = _index(index)
+    _checked(resque, list_name, i, digest)
+    try:
+        queue = resque.failures.retry(i, list_name)
+    except FailureError as exc:
+        raise ConflictError(str(exc)) from None
+    return {"message": f"Retried failure {i}: queued again on {queue}", "queue": queue, "index": i}
+
+
+def remove_failure(resque: Resque, list_name: str, index: Any, digest: str | None = None) -> dict[str, Any]:
+    i = _index(index)
+    _checked(resque, list_name, i, digest)
+    try:
+        resque.failures.remove(i, list_name)
+    except FailureError as exc:
+        raise ConflictError(str(exc)) from None
+    return {"message": f"Removed failure {i}", "index": i}
+
+
+def retry_all(resque: Resque, list_name: str) -> dict[str, Any]:
+    done = resque.failures.retry_all(list_name)
+    return {"message": f"Retried {done} failures", "retried": done}
+
+
+def clear_failures(resque: Resque, list_name: str) -> dict[str, Any]:
+    removed = resque.failures.clear(list_name)
+    return {"message": f"Cleared {removed} failures", "removed": removed}
+
+
+def clear_retried(resque: Resque, list_name: str) -> dict[str, Any]:
+    removed = resque.failures.clear_retried(list_name)
+    return {"message": f"Removed {removed} retried failures", "removed": removed}
+
+
+def control_worker(resque: Resque, worker_id: str, command: str) -> dict[str, Any]:
+    """Queue a command for one worker; only resque-compat workers read their control key."""
+    if command not in WORKER_COMMANDS:
+        raise BadRequestError(f"unknown worker command {command!r} ({', '.join(WORKER_COMMANDS)})")
+    if worker_id not in set(resque.worker_ids()):
+        raise ConflictError(f"no worker {worker_id!r} is registered")
+    resque.control(worker_id, command)
+    return {"message": f"Sent {command} to {worker_id}", "worker": worker_id, "command": command}
+
+
+def pause_all(resque: Resque) -> dict[str, Any]:
+    resque.pause_all()
+    return {"message": "Paused all workers (pause-all-workers is set)", "paused_all": True}
+
+
+def resume_all(resque: Resque) -> dict[str, Any]:
+    resque.resume_all()
+    return {"message": "Resumed all workers (pause-all-workers is cleared)", "paused_all": False}
+
+
+def enqueue(resque: Resque, queue: str, class_name: str, args: Any, track: bool) -> dict[str, Any]:
+    """Enqueue from the form: ``args`` is a JSON array (text from a form, a list from the API)."""
+    queue = (queue or "").strip()
+    class_name = (class_name or "").strip()
+    if not queue or not class_name:
+        raise BadRequestError("queue and class are required")
+    if isinstance(args, str):
+        try:
+            args = decode_json(args.strip() or "[]")
+        except ProtocolError as exc:
+            raise BadRequestError(f"args: {exc}") from None
+    if not isinstance(args, list):
+        raise BadRequestError('args must be a JSON array, e.g. [1, "two"]')
+    job_id = resque.enqueue(queue, class_name, *args, track=track)
+    message = f"Enqueued {class_name} on {queue}" + (f" (job id {job_id})" if job_id else "")
+    return {"message": message, "queue": queue, "class": class_name, "id": job_id}

@@ -1,0 +1,416 @@
+"""The dashboard as an ASGI app: resque-web's routes as HTML pages, and the same data and
+actions as a JSON API under ``/api``.
+
+Pages and actions are declared once in two tables (``PAGES``, ``ACTIONS``); each entry gives
+an HTML route and an API route, so every page has its JSON twin and every action its API call.
+Redis is reached through the synchronous client, in Starlette's thread pool.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from resque_compat import __version__
+from resque_compat.client import Resque
+from resque_compat.connection import redact
+from resque_compat.web import actions, data, schedule
+from resque_compat.web.actions import BadRequestError, ConflictError
+from resque_compat.web.data import NotFoundError
+from resque_compat.web.openapi import openapi_document
+from resque_compat.web.security import CSRF_COOKIE, CSRF_FIELD, Guard, api_write_ok, csrf_ok, new_token, same_origin
+
+HERE = Path(__file__).parent
+FLASH_COOKIE = "resque_web_flash"
+POLL_SECONDS = 2
+
+Params = Mapping[str, Any]
+Loader = Callable[[Resque, Params], dict[str, Any]]
+Runner = Callable[[Resque, Params], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A GET page: ``path`` serves HTML (``template``), ``/api`` + ``path`` serves its JSON."""
+
+    path: str
+    tab: str
+    template: str | Callable[[Params], str]
+    load: Loader
+    api: bool = True
+
+
+@dataclass(frozen=True)
+class Action:
+    """A POST action: a form post (CSRF-checked, then a redirect) and its API twin."""
+
+    path: str
+    run: Runner
+    back: Callable[[Params], str]
+
+
+def _list(params: Params) -> str:
+    return str(params.get("list") or "failed")
+
+
+def _failed_url(params: Params) -> str:
+    name = _list(params)
+    return "/failed" if name == "failed" else "/failed/" + quote(name)
+
+
+def quote(value: object) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
+def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
+    shown = data.failed(
+        resque, _list(p), data.page_start(p.get("start")), p.get("class") or None, str(p.get("order") or "desc")
+    )
+    if len(shown["lists"]) > 1 and _list(p) == "failed" and not p.get("class"):
+        shown["overview"] = data.failed_classes(resque)
+    return shown
+
+
+def _worker_or_host(resque: Resque, p: Params) -> dict[str, Any]:
+    name = str(p["name"])
+    return data.worker(resque, name) if ":" in name else data.workers(resque, name)
+
+
+PAGES: list[Page] = [
+    Page("/overview", "overview", "overview.html", lambda r, p: data.overview(r)),
+    Page("/working", "working", "working.html", lambda r, p: data.working(r)),
+    Page("/working/{name:path}", "working", "worker.html", lambda r, p: data.worker(r, str(p["name"]))),
+    Page("/queues", "queues", "queues.html", lambda r, p: data.queues(r)),
+    Page(
+        "/queues/{queue:path}",
+        "queues",
+        "queue.html",
+        lambda r, p: data.queue(r, str(p["queue"]), data.page_start(p.get("start"))),
+    ),
+    Page("/workers", "workers", "workers.html", lambda r, p: data.workers(r)),
+    Page(
+        "/workers/{name:path}",
+        "workers",
+        lambda p: "worker.html" if ":" in str(p["name"]) else "workers.html",
+        _worker_or_host,
+    ),
+    Page("/failed", "failed", "failed.html", _failed_page),
+    Page("/failed/{list:path}", "failed", "failed.html", _failed_page),
+    Page("/stats/resque", "stats", "stats_resque.html", lambda r, p: data.stats_resque(r)),
+    Page("/stats/redis", "stats", "stats_redis.html", lambda r, p: data.stats_redis(r)),
+    Page("/stats/keys", "stats", "stats_keys.html", lambda r, p: data.stats_keys(r, data.page_start(p.get("cursor")))),
+    Page(
+        "/stats/keys/{key:path}",
+        "stats",
+        "stats_key.html",
+        lambda r, p: data.stats_key(r, str(p["key"]), data.page_start(p.get("start"))),
+    ),
+    Page("/schedule", "schedule", "schedule.html", lambda r, p: schedule.schedules(r)),
+    Page("/delayed", "delayed", "delayed.html", lambda r, p: schedule.delayed(r, data.page_start(p.get("start")))),
+    Page(
+        "/delayed/search",
+        "delayed",
+        "delayed_search.html",
+        lambda r, p: schedule.search(r, str(p.get("q") or p.get("search") or "")),
+    ),
+    Page(
+        "/delayed/jobs/{klass:path}",
+        "delayed",
+        "delayed_jobs.html",
+        lambda r, p: schedule.timestamps_of(r, str(p["klass"]), str(p.get("args") or "[]"), p.get("queue")),
+    ),
+    Page(
+        "/delayed/{timestamp:int}",
+        "delayed",
+        "delayed_at.html",
+        lambda r, p: schedule.delayed_at(r, int(p["timestamp"]), data.page_start(p.get("start"))),
+    ),
+    Page(
+        "/status",
+        "status",
+        "status.html",
+        lambda r, p: (
+            data.job_status(r, str(p["id"]).strip(), str(p.get("prefix") or "")) if p.get("id") else {"id": None}
+        ),
+    ),
+    Page("/enqueue", "enqueue", "enqueue.html", lambda r, p: {"queues": r.queues()}, api=False),
+]
+
+ACTIONS: list[Action] = [
+    Action(
+        "/queues/{queue:path}/remove",
+        lambda r, p: actions.remove_queue(r, str(p["queue"])),
+        lambda p: "/queues",
+    ),
+    Action("/failed/requeue/all", lambda r, p: actions.retry_all(r, _list(p)), _failed_url),
+    Action("/failed/{list:path}/requeue/all", lambda r, p: actions.retry_all(r, _list(p)), _failed_url),
+    Action("/failed/clear", lambda r, p: actions.clear_failures(r, _list(p)), _failed_url),
+    Action("/failed/{list:path}/clear", lambda r, p: actions.clear_failures(r, _list(p)), _failed_url),
+    Action("/failed/clear_retried", lambda r, p: actions.clear_retried(r, _list(p)), _failed_url),
+    Action("/failed/{list:path}/clear_retried", lambda r, p: actions.clear_retried(r, _list(p)), _failed_url),
+    Action(
+        "/failed/requeue/{index:int}",
+        lambda r, p: actions.retry_failure(r, _list(p), p["index"], p.get("digest")),
+        _failed_url,
+    ),
+    Action(
+        "/failed/{list:path}/requeue/{index:int}",
+        lambda r, p: actions.retry_failure(r, _list(p), p["index"], p.get("digest")),
+        _failed_url,
+    ),
+    Action(
+        "/failed/remove/{index:int}",
+        lambda r, p: actions.remove_failure(r, _list(p), p["index"], p.get("digest")),
+        _failed_url,
+    ),
+    Action(
+        "/failed/{list:path}/remove/{index:int}",
+        lambda r, p: actions.remove_failure(r, _list(p), p["index"], p.get("digest")),
+        _failed_url,
+    ),
+    Action("/workers/pause_all", lambda r, p: actions.pause_all(r), lambda p: "/workers"),
+    Action("/workers/resume_all", lambda r, p: actions.resume_all(r), lambda p: "/workers"),
+    Action(
+        "/workers/{name:path}/control",
+        lambda r, p: actions.control_worker(r, str(p["name"]), str(p.get("command") or "")),
+        lambda p: "/workers/" + quote(p["name"]),
+    ),
+    Action(
+        "/enqueue",
+        lambda r, p: actions.enqueue(
+            r, str(p.get("queue") or ""), str(p.get("class") or ""), p.get("args", "[]"), _truthy(p.get("track"))
+        ),
+        lambda p: "/enqueue",
+    ),
+    Action("/schedule/requeue", lambda r, p: schedule.requeue(r, str(p.get("name") or "")), lambda p: "/schedule"),
+    Action("/schedule/delete", lambda r, p: schedule.delete(r, str(p.get("name") or "")), lambda p: "/schedule"),
+    Action(
+        "/delayed/queue_now",
+        lambda r, p: schedule.queue_now(r, p.get("timestamp"), p.get("digest")),
+        lambda p: "/delayed",
+    ),
+    Action(
+        "/delayed/cancel_now",
+        lambda r, p: schedule.cancel(r, p.get("klass"), p.get("timestamp"), p.get("args"), p.get("queue")),
+        lambda p: "/delayed",
+    ),
+    Action("/delayed/clear", lambda r, p: schedule.clear(r), lambda p: "/delayed"),
+]
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in ("1", "true", "on", "yes")
+
+
+def safe_next(value: Any) -> str | None:
+    """A redirect target from a form: a local path only (no scheme, no ``//host``)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    return value
+
+
+class Dashboard:
+    """Renders pages and runs actions for one Resque deployment."""
+
+    def __init__(self, resque: Resque, poll_seconds: int = POLL_SECONDS) -> None:
+        self.resque = resque
+        self.poll_seconds = poll_seconds
+        self.env = Environment(
+            loader=FileSystemLoader(str(HERE / "templates")),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["q"] = quote
+        self.env.globals["version"] = __version__
+        conn = resque.redis.connection_pool.connection_kwargs
+        where = conn.get("path") or f"{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"
+        self.redis_shown = redact(str(where))
+
+    # -- rendering -----------------------------------------------------------------
+    def render(
+        self, request: Request, template: str, context: dict[str, Any], tab: str = "", status_code: int = 200
+    ) -> HTMLResponse:
+        token = request.cookies.get(CSRF_COOKIE) or new_token()
+        flash = _read_flash(request.cookies.get(FLASH_COOKIE))
+        body = self.env.get_template(template).render(
+            data=context,
+            tab=tab,
+            csrf=token,
+            csrf_field=CSRF_FIELD,
+            flash=flash,
+            here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            query=request.query_params,
+            namespace=self.resque.keys.namespace,
+            redis_shown=self.redis_shown,
+            poll_seconds=self.poll_seconds,
+        )
+        response = HTMLResponse(body, status_code=status_code)
+        if request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/")
+        if flash:
+            response.delete_cookie(FLASH_COOKIE, path="/")
+        return response
+
+    def error_page(self, request: Request, status_code: int, message: str) -> HTMLResponse:
+        return self.render(request, "error.html", {"status": status_code, "message": message}, "", status_code)
+
+    # -- endpoints -----------------------------------------------------------------
+    def page(self, page: Page) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            params = {**request.query_params, **request.path_params}
+            try:
+                context = await run_in_threadpool(page.load, self.resque, params)
+            except NotFoundError as exc:
+                return self.error_page(request, 404, str(exc))
+            except (BadRequestError, ValueError) as exc:
+                return self.error_page(request, 400, str(exc))
+            except redis.RedisError as exc:
+                return self.error_page(request, 503, f"Redis error: {redact(str(exc))}")
+            template = page.template(params) if callable(page.template) else page.template
+            return self.render(request, template, context, page.tab)
+
+        return endpoint
+
+    def page_api(self, page: Page) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            params = {**request.query_params, **request.path_params}
+            try:
+                context = await run_in_threadpool(page.load, self.resque, params)
+            except NotFoundError as exc:
+                return JSONResponse({"error": str(exc)}, 404)
+            except (BadRequestError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, 400)
+            except redis.RedisError as exc:
+                return JSONResponse({"error": f"Redis error: {redact(str(exc))}"}, 503)
+            return JSONResponse(context)
+
+        return endpoint
+
+    def action(self, action: Action) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            form = await request.form()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            if not same_origin(request) or not csrf_ok(request, fields.get(CSRF_FIELD)):
+                return self.error_page(
+                    request, 403, "This form was not sent from this dashboard (CSRF check failed). Reload and retry."
+                )
+            params = {**fields, **request.path_params}
+            target = safe_next(fields.get("next")) or action.back(params)
+            try:
+                result = await run_in_threadpool(action.run, self.resque, params)
+                flash = ("ok", str(result.get("message", "Done")))
+            except (BadRequestError, ConflictError, NotFoundError, ValueError) as exc:
+                flash = ("error", str(exc))
+            except redis.RedisError as exc:
+                flash = ("error", f"Redis error: {redact(str(exc))}")
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(FLASH_COOKIE, _write_flash(*flash), httponly=True, samesite="strict", path="/")
+            return response
+
+        return endpoint
+
+    def action_api(self, action: Action) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            if not api_write_ok(request):
+                return JSONResponse(
+                    {"error": "send a JSON body (Content-Type: application/json) or the X-CSRF-Token header"}, 403
+                )
+            body: Any = {}
+            raw = await request.body()
+            if raw.strip():
+                try:
+                    body = await request.json()
+                except ValueError:
+                    return JSONResponse({"error": "the body is not valid JSON"}, 400)
+            if not isinstance(body, dict):
+                return JSONResponse({"error": "the body must be a JSON object"}, 400)
+            params = {**body, **request.path_params}
+            try:
+                result = await run_in_threadpool(action.run, self.resque, params)
+            except (BadRequestError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, 400)
+            except NotFoundError as exc:
+                return JSONResponse({"error": str(exc)}, 404)
+            except ConflictError as exc:
+                return JSONResponse({"error": str(exc)}, 409)
+            except redis.RedisError as exc:
+                return JSONResponse({"error": f"Redis error: {redact(str(exc))}"}, 503)
+            return JSONResponse(result)
+
+        return endpoint
+
+    # -- special pages ---------------------------------------------------------------
+    async def overview_poll(self, request: Request) -> Response:
+        context = await run_in_threadpool(data.overview, self.resque)
+        return self.render(request, "_overview.html", context, "overview")
+
+    async def workers_poll(self, request: Request) -> Response:
+        context = await run_in_threadpool(data.workers, self.resque, "all")
+        return self.render(request, "_workers.html", context, "workers")
+
+    async def stats_txt(self, request: Request) -> Response:
+        text = await run_in_threadpool(data.stats_txt, self.resque)
+        return PlainTextResponse(text)
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(__version__))
+
+    def routes(self) -> list[BaseRoute]:
+        out: list[BaseRoute] = [
+            Route("/", lambda request: RedirectResponse("/overview", 302)),
+            Route("/stats", lambda request: RedirectResponse("/stats/resque", 302)),
+            Route("/overview.poll", self.overview_poll),
+            Route("/workers.poll", self.workers_poll),
+            Route("/stats.txt", self.stats_txt),
+            Route("/api/openapi.json", self.openapi),
+            Route("/api/stats.txt", self.stats_txt),
+        ]
+        for action in ACTIONS:
+            out.append(Route(action.path, self.action(action), methods=["POST"]))
+            out.append(Route("/api" + action.path, self.action_api(action), methods=["POST"]))
+        for page in PAGES:
+            out.append(Route(page.path, self.page(page), methods=["GET"]))
+            if page.api:
+                out.append(Route("/api" + page.path, self.page_api(page), methods=["GET"]))
+        out.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
+        return out
+
+
+def _write_flash(kind: str, message: str) -> str:
+    return urllib.parse.quote(f"{kind}:{message[:500]}", safe="")
+
+
+def _read_flash(value: str | None) -> dict[str, str] | None:
+    if not value:
+        return None
+    kind, _, message = urllib.parse.unquote(value).partition(":")
+    return {"kind": "error" if kind == "error" else "ok", "message": message}
+
+
+def create_app(resque: Resque, credentials: tuple[str, str] | None = None, poll_seconds: int = POLL_SECONDS) -> Any:
+    """The dashboard for ``resque``; with ``credentials`` every request needs basic auth."""
+    dashboard = Dashboard(resque, poll_seconds)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "no such route"}, 404)
+        return dashboard.error_page(request, 404, "No such page.")
+
+    app = Starlette(routes=dashboard.routes(), exception_handlers={404: not_found})
+    app.state.dashboard = dashboard
+    return Guard(app, credentials)

@@ -1,0 +1,379 @@
+"""What each dashboard page shows, as JSON-ready dicts: one function per page.
+
+The HTML pages render these dicts and the JSON API returns them as they are, so the two can
+never disagree. Every read is bounded: lists are read a page at a time with LRANGE (newest
+first through negative indexes) and counted with LLEN, keys are listed with SCAN, so a page of
+a million-entry list costs what a page of a ten-entry one does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from resque_compat.client import Resque
+from resque_compat.failure import FailureEntry
+from resque_compat.protocol import ProtocolError, WorkerId, decode_json
+from resque_compat.web import present
+
+PAGE = 20
+#: a class filter reads at most this many failures per request, then offers "scan on"
+FILTER_SCAN_LIMIT = 5000
+FILTER_CHUNK = 500
+#: SCAN calls per keys page, and keys shown per page
+KEYS_SCAN_CALLS = 20
+KEYS_PAGE = 100
+#: the multi-queue failure overview counts classes among this many newest entries per list
+CLASS_SAMPLE = 1000
+#: bytes of a string key shown
+STRING_PREVIEW = 4096
+
+
+class NotFoundError(LookupError):
+    """A page about something that is not there (a worker gone, a key deleted)."""
+
+
+@dataclass(frozen=True)
+class Paging:
+    start: int
+    total: int
+    per_page: int = PAGE
+
+    def as_dict(self) -> dict[str, Any]:
+        last = min(self.total, self.start + self.per_page)
+        return {
+            "start": self.start,
+            "per_page": self.per_page,
+            "total": self.total,
+            "first_shown": self.start + 1 if last > self.start else 0,
+            "last_shown": last,
+            "prev": max(0, self.start - self.per_page) if self.start > 0 else None,
+            "next": self.start + self.per_page if self.start + self.per_page < self.total else None,
+        }
+
+
+def page_start(value: str | None) -> int:
+    """``?start=`` as resque-web takes it: a non-negative integer, anything else is 0."""
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+# -- overview and working ----------------------------------------------------------------
+def overview(resque: Resque) -> dict[str, Any]:
+    sizes = resque.queue_sizes()
+    workers = resque.workers()
+    working = _sorted_working([present.worker(w) for w in workers if w.job_raw])
+    failure_lists = [{"name": n, "count": resque.failures.count(n)} for n in resque.failures.list_names()]
+    return {
+        "queues": [{"name": name, "size": size} for name, size in sizes.items()],
+        "failure_lists": failure_lists,
+        "failed_total": sum(f["count"] for f in failure_lists),
+        "workers_total": len(workers),
+        "working_total": len(working),
+        "working": working,
+        "paused_all": resque.paused_all(),
+        "stats": {"processed": resque.stat("processed"), "failed": resque.stat("failed")},
+    }
+
+
+def working(resque: Resque) -> dict[str, Any]:
+    workers = resque.workers()
+    busy = _sorted_working([present.worker(w) for w in workers if w.job_raw])
+    return {"workers_total": len(workers), "working_total": len(busy), "working": busy}
+
+
+def _sorted_working(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Oldest job first, as resque-web sorts by run_at; unreadable times last."""
+
+    def key(w: dict[str, Any]) -> tuple[int, str]:
+        job = w["job"] or {}
+        run_at = job.get("run_at") or {}
+        return (0, run_at["iso"]) if run_at.get("iso") else (1, w["id"])
+
+    return sorted(items, key=key)
+
+
+# -- queues ------------------------------------------------------------------------------
+def queues(resque: Resque) -> dict[str, Any]:
+    sizes = resque.queue_sizes()
+    lists = [{"name": n, "count": resque.failures.count(n)} for n in resque.failures.list_names()]
+    return {"queues": [{"name": n, "size": s} for n, s in sizes.items()], "failure_lists": lists}
+
+
+def queue(resque: Resque, name: str, start: int) -> dict[str, Any]:
+    total = resque.size(name)
+    items = resque.peek(name, start, PAGE)
+    return {
+        "name": name,
+        "known": name in set(resque.queues()),
+        "size": total,
+        "jobs": [present.queued(item, start + i) for i, item in enumerate(items)],
+        "paging": Paging(start, total).as_dict(),
+    }
+
+
+# -- workers -----------------------------------------------------------------------------
+def workers(resque: Resque, host: str | None = None) -> dict[str, Any]:
+    """``/workers``: with several hosts and no host chosen, a host list (as resque-web)."""
+    every = resque.workers()
+    hosts: dict[str, int] = {}
+    for w in every:
+        hosts[w.host] = hosts.get(w.host, 0) + 1
+    shown = every if host in (None, "all") else [w for w in every if w.host == host]
+    by_host = host is None and len(hosts) > 1
+    return {
+        "host": host,
+        "hosts": [{"host": h, "count": n} for h, n in sorted(hosts.items())],
+        "by_host": by_host,
+        "workers": [] if by_host else [present.worker(w) for w in shown],
+        "workers_total": len(every),
+        "paused_all": resque.paused_all(),
+    }
+
+
+def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
+    """One worker, with node-resque's own liveness key and per-name counters as fallbacks."""
+    found = [w for w in resque.workers() if w.id == worker_id]
+    if not found:
+        raise NotFoundError(f"no worker {worker_id!r} is registered")
+    shown = present.worker(found[0])
+    keys = resque.keys
+    parsed = WorkerId.parse(worker_id)
+    name = f"{parsed.host}:{parsed.pid}"
+    pipe = resque.redis.pipeline(transaction=False)
+    pipe.llen(keys.control(worker_id))
+    pipe.get(keys.node_worker_ping(name))
+    pipe.get(keys.stat("processed", name))
+    pipe.get(keys.stat("failed", name))
+    pending, ping, node_processed, node_failed = pipe.execute()
+    shown["control_pending"] = int(pending)
+    shown["node_ping"] = None
+    if ping is not None:
+        shown["node_ping"] = present.text(ping)
+        ping_time = _ping_time(ping)
+        if shown["heartbeat"]["raw"] is None and ping_time is not None:
+            shown["heartbeat"] = present.when(ping_time)
+        if not shown["processed"] and node_processed is not None:
+            shown["processed"] = _int(node_processed)
+        if not shown["failed"] and node_failed is not None:
+            shown["failed"] = _int(node_failed)
+    return {"worker": shown}
+
+
+def _ping_time(raw: bytes) -> int | None:
+    try:
+        value = decode_json(raw)
+    except ProtocolError:
+        return None
+    moment = value.get("time") if isinstance(value, dict) else None
+    return moment if isinstance(moment, int) else None
+
+
+def _int(raw: bytes | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
+
+
+# -- failures ----------------------------------------------------------------------------
+def failed(
+    resque: Resque,
+    list_name: str = "failed",
+    start: int = 0,
+    class_filter: str | None = None,
+    order: str = "desc",
+) -> dict[str, Any]:
+    """A page of failures, newest first unless ``order=asc``; with a class filter, a bounded scan."""
+    failures = resque.failures
+    names = failures.list_names()
+    total = failures.count(list_name)
+    newest_first = order != "asc"
+    result: dict[str, Any] = {
+        "list": list_name,
+        "lists": [{"name": n, "count": failures.count(n)} for n in names],
+        "order": "desc" if newest_first else "asc",
+        "class": class_filter or None,
+        "total": total,
+    }
+    if class_filter:
+        entries, scanned_to, done = _filtered(
+            resque, list_name, start, class_filter, newest_first=newest_first, total=total
+        )
+        result.update(
+            failures=[present.failure(e) for e in entries],
+            paging={"start": start, "per_page": PAGE, "total": None, "next": None if done else scanned_to},
+            scan={"from": start, "to": scanned_to, "complete": done},
+        )
+        return result
+    if newest_first:
+        entries = list(reversed(failures.all(-(start + PAGE), PAGE, list_name))) if start < total else []
+    else:
+        entries = failures.all(start, PAGE, list_name)
+    result.update(failures=[present.failure(e) for e in entries], paging=Paging(start, total).as_dict())
+    return result
+
+
+def _filtered(
+    resque: Resque, list_name: str, start: int, class_filter: str, *, newest_first: bool, total: int
+) -> tuple[list[FailureEntry], int, bool]:
+    """Entries of one class from position ``start`` (counted in the page order), reading at most
+    FILTER_SCAN_LIMIT entries; returns them, where the scan stopped and whether it reached the end."""
+    out: list[FailureEntry] = []
+    position = start
+    limit = start + FILTER_SCAN_LIMIT
+    while position < min(total, limit) and len(out) < PAGE:
+        count = min(FILTER_CHUNK, total - position)
+        if newest_first:
+            chunk = list(reversed(resque.failures.all(-(position + count), count, list_name)))
+        else:
+            chunk = resque.failures.all(position, count, list_name)
+        if not chunk:
+            break
+        for offset, entry in enumerate(chunk):
+            if present.failure_class(entry) == class_filter:
+                out.append(entry)
+                if len(out) == PAGE:
+                    return out, position + offset + 1, position + offset + 1 >= total
+        position += len(chunk)
+    return out, position, position >= total
+
+
+def failed_classes(resque: Resque) -> dict[str, Any]:
+    """The multi-queue overview: per failure list, class counts among its newest entries."""
+    rows = []
+    for name in resque.failures.list_names():
+        count = resque.failures.count(name)
+        classes: dict[str, int] = {}
+        for entry in resque.failures.all(-CLASS_SAMPLE, CLASS_SAMPLE, name):
+            cls = present.failure_class(entry) or "(broken)"
+            classes[cls] = classes.get(cls, 0) + 1
+        rows.append(
+            {"list": name, "count": count, "sampled": min(count, CLASS_SAMPLE), "classes": sorted(classes.items())}
+        )
+    return {"lists": rows, "sample": CLASS_SAMPLE}
+
+
+# -- stats -------------------------------------------------------------------------------
+def stats_resque(resque: Resque) -> dict[str, Any]:
+    return {"info": resque.info(), "namespace": resque.keys.namespace}
+
+
+def stats_redis(resque: Resque) -> dict[str, Any]:
+    info: dict[str, Any] = resque.redis.info()
+    return {"info": [[k, _flat(v)] for k, v in sorted(info.items())]}
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def stats_txt(resque: Resque) -> str:
+    """Ruby's ``/stats.txt``, line for line."""
+    info = resque.info()
+    lines = [
+        f"resque.pending={info['pending']}",
+        f"resque.processed+={info['processed']}",
+        f"resque.failed+={info['failed']}",
+        f"resque.workers={info['workers']}",
+        f"resque.working={info['working']}",
+    ]
+    lines += [f"queues.{name}={size}" for name, size in resque.queue_sizes().items()]
+    return "\n".join(lines)
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def stats_keys(resque: Resque, cursor: int = 0) -> dict[str, Any]:
+    """Keys under the namespace with type and size, a SCAN page at a time (never KEYS)."""
+    match = _glob_escape(resque.keys.prefix) + "*"
+    client: Any = resque.redis  # replies are bytes (no decode_responses)
+    names: list[bytes] = []
+    calls = 0
+    while True:
+        cursor, batch = client.scan(cursor, match=match, count=500)
+        names.extend(batch)
+        calls += 1
+        if cursor == 0 or len(names) >= KEYS_PAGE or calls >= KEYS_SCAN_CALLS:
+            break
+    pipe = client.pipeline(transaction=False)
+    for key in names:
+        pipe.type(key)
+    types = [t.decode() if isinstance(t, bytes) else str(t) for t in pipe.execute()]
+    for key, kind in zip(names, types, strict=True):
+        _size_command(pipe, kind, key)
+    sizes = pipe.execute() if names else []
+    rows = []
+    size_iter = iter(sizes)
+    for key, kind in zip(names, types, strict=True):
+        size = next(size_iter) if _has_size(kind) else None
+        rows.append({"key": resque.keys.strip(present.text(key, 10_000)), "type": kind, "size": size})
+    rows.sort(key=lambda row: str(row["key"]))
+    return {"namespace": resque.keys.namespace, "keys": rows, "next_cursor": cursor or None}
+
+
+_SIZE_COMMANDS = {"string": "strlen", "list": "llen", "set": "scard", "zset": "zcard", "hash": "hlen", "stream": "xlen"}
+
+
+def _has_size(kind: str) -> bool:
+    return kind in _SIZE_COMMANDS
+
+
+def _size_command(pipe: Any, kind: str, key: bytes) -> None:
+    command = _SIZE_COMMANDS.get(kind)
+    if command:
+        getattr(pipe, command)(key)
+
+
+def stats_key(resque: Resque, name: str, start: int = 0) -> dict[str, Any]:
+    """One key's contents, a page at a time (SSCAN/HSCAN cursors for sets and hashes)."""
+    key = resque.keys.key(name)
+    client: Any = resque.redis
+    kind_raw = client.type(key)
+    kind = kind_raw.decode() if isinstance(kind_raw, bytes) else str(kind_raw)
+    if kind == "none":
+        raise NotFoundError(f"no key {name!r} under namespace {resque.keys.namespace!r}")
+    out: dict[str, Any] = {"key": name, "type": kind, "ttl": client.ttl(key), "start": start, "next": None}
+    if kind == "string":
+        length = int(client.strlen(key))
+        out.update(size=length, items=[present.text(client.getrange(key, 0, STRING_PREVIEW - 1), STRING_PREVIEW)])
+    elif kind == "list":
+        length = int(client.llen(key))
+        items = client.lrange(key, start, start + PAGE - 1)
+        out.update(size=length, items=[present.text(i) for i in items])
+        out["next"] = start + PAGE if start + PAGE < length else None
+    elif kind == "zset":
+        length = int(client.zcard(key))
+        pairs = client.zrange(key, start, start + PAGE - 1, withscores=True)
+        out.update(size=length, items=[[present.text(m), s] for m, s in pairs])
+        out["next"] = start + PAGE if start + PAGE < length else None
+    elif kind == "set":
+        cursor, members = client.sscan(key, start, count=PAGE)
+        out.update(size=int(client.scard(key)), items=sorted(present.text(m) for m in members))
+        out["next"] = cursor or None
+    elif kind == "hash":
+        cursor, fields = client.hscan(key, start, count=PAGE)
+        out.update(
+            size=int(client.hlen(key)), items=sorted([present.text(k), present.text(v)] for k, v in fields.items())
+        )
+        out["next"] = cursor or None
+    elif kind == "stream":
+        entries = client.xrange(key, count=PAGE)
+        out.update(size=int(client.xlen(key)), items=[present.text(str(e)) for e in entries])
+    else:
+        out.update(size=None, items=[])
+    return out
+
+
+# -- beyond resque-web -------------------------------------------------------------------
+def job_status(resque: Resque, job_id: str, prefix: str = "") -> dict[str, Any]:
+    record = resque.status(job_id, prefix)
+    ttl = int(resque.redis.ttl(resque.keys.status(job_id, prefix))) if record is not None else None
+    return present.status(job_id, record, ttl)

@@ -1,0 +1,144 @@
+"""The ``resque-compat work`` command."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from resque_compat.cli import CliContext, fail, handle_errors, pass_cli
+from resque_compat.client import Resque, default_namespace
+from resque_compat.connection import connect, parse_address
+from resque_compat.failure import BACKENDS
+from resque_compat.worker.config import WorkerConfig, WorkerConfigError
+from resque_compat.worker.pool import Pool
+from resque_compat.worker.worker import Worker
+
+log = logging.getLogger("resque_compat.worker")
+
+
+def import_job_modules(names: tuple[str, ...]) -> None:
+    """``--import``/``APP_INCLUDE``: dotted module names, or paths to ``.py`` files. The
+    current directory is importable, as with ``python -m``."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            if name.endswith(".py") or os.sep in name:
+                _import_file(Path(name).resolve())
+            else:
+                importlib.import_module(name)
+        except Exception as exc:
+            fail(f"cannot import {name}: {type(exc).__name__}: {exc}", 2)
+
+
+def _import_file(path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"not a Python file: {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+
+
+def open_resque(cli: CliContext, config: WorkerConfig) -> Resque:
+    """A client of the worker's own: no automatic command retry (the cycle script handles
+    reconnects itself, and a blind resend could apply a finish twice), bounded socket waits."""
+    address = parse_address(cli.redis_spec)
+    client = connect(address, retry=Retry(NoBackoff(), 0), socket_timeout=30, socket_connect_timeout=5)
+    namespace = cli.namespace
+    if address.namespace and (namespace is None or namespace == default_namespace()):
+        namespace = address.namespace  # Ruby's host:port/namespace form
+
+    return Resque(client, namespace=namespace, failure_backend=config.failure_backend)
+
+
+def _setup_logging(verbose: int) -> None:
+    """Our own messages at the chosen level; other libraries' only from warnings up."""
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s resque-compat[%(process)d]: %(message)s",
+    )
+    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
+    logging.getLogger("resque_compat").setLevel(level)
+
+
+@click.command("work")
+@click.option("-q", "--queues", metavar="Q1,Q2", help="Queues in priority order; globs and !exclude. [env: QUEUE]")
+@click.option("--interval", type=float, help="Seconds between polls when idle; 0 = --burst. [env: INTERVAL; 5]")
+@click.option("--blocking/--polling", default=None, help="BLPOP instead of LPOP polling. [env: BLOCKING]")
+@click.option("-c", "--count", type=int, help="Run a pool of N worker processes. [env: COUNT]")
+@click.option("--fork/--no-fork", default=None, help="Fork per job (default) or run jobs in-process.")
+@click.option("--burst", is_flag=True, default=False, help="Work until the queues are empty, then exit.")
+@click.option("--reliable", is_flag=True, default=False, help="Keep the job in hand in Redis; requeue it if we die.")
+@click.option("--timeout", type=float, help="Kill a job running longer than this many seconds. [env: JOB_TIMEOUT]")
+@click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here. [env: PIDFILE]")
+@click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug. [env: VERBOSE, VVERBOSE]")
+@click.option(
+    "-i", "--import", "imports", multiple=True, metavar="MODULE", help="Module registering jobs. [env: APP_INCLUDE]"
+)
+@click.option("--failure-backend", type=click.Choice(BACKENDS), help="Where failures go. [env: FAILURE_BACKEND]")
+@pass_cli
+@handle_errors
+def work(  # noqa: PLR0917 - one parameter per click option
+    cli: CliContext,
+    queues: str | None,
+    interval: float | None,
+    blocking: bool | None,
+    count: int | None,
+    fork: bool | None,
+    burst: bool,
+    reliable: bool,
+    timeout: float | None,
+    pidfile: str | None,
+    verbose: int,
+    imports: tuple[str, ...],
+    failure_backend: str | None,
+) -> None:
+    """Run jobs from the queues, as Ruby's `rake resque:work` and php-resque's bin/resque do."""
+    try:
+        config = WorkerConfig.build(
+            queues=queues,
+            interval=interval,
+            blocking=blocking,
+            fork=fork,
+            burst=burst or None,
+            reliable=reliable or None,
+            timeout=timeout,
+            count=count,
+            pidfile=pidfile,
+            verbose=verbose,
+            imports=imports,
+            failure_backend=failure_backend,
+        )
+    except WorkerConfigError as exc:
+        fail(str(exc), 2)
+        return
+    _setup_logging(config.verbose)
+    import_job_modules(config.imports)
+    parse_address(cli.redis_spec)  # a bad address fails here, once, not in every child
+    if config.pidfile:
+        try:
+            Path(config.pidfile).write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            fail(f"cannot write pidfile {config.pidfile}: {exc}", 2)
+    try:
+        if config.count > 1:
+            code = Pool(config.count, lambda: Worker(config, open_resque(cli, config), watch_parent=True).work(),
+                        burst=config.burst).run()  # fmt: skip
+        else:
+            code = Worker(config, open_resque(cli, config)).work()
+    finally:
+        if config.pidfile:
+            with contextlib.suppress(OSError):
+                Path(config.pidfile).unlink()
+    sys.exit(code)

@@ -1,0 +1,150 @@
+"""Worker settings, from CLI options and the environment variables Ruby and PHP users already set.
+
+Precedence: an explicit CLI option, then the environment (``QUEUE``/``QUEUES``, ``INTERVAL``,
+``BLOCKING``, ``COUNT``, ``PIDFILE``, ``VERBOSE``/``VVERBOSE``/``LOGGING``, ``APP_INCLUDE``,
+``FORK_PER_JOB``, ``HEARTBEAT_INTERVAL``, ``PRUNE_INTERVAL``, ``RESQUE_PROCLINE_PREFIX``,
+``JOB_TIMEOUT``, ``RESQUE_RELIABLE``), then Ruby's defaults. ``INTERVAL=0`` means Ruby's
+``work(0)``: drain the queues, then exit (``--burst``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from resque_compat.failure import BACKENDS, BackendName
+from resque_compat.protocol.naming import has_patterns, parse_queue_list
+
+
+class WorkerConfigError(ValueError):
+    """A worker setting that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker (or a pool of them) needs to know besides the Redis address."""
+
+    queues: tuple[str, ...]
+    interval: float = 5.0
+    blocking: bool = False
+    fork: bool = True
+    burst: bool = False
+    reliable: bool = False
+    timeout: float | None = None
+    count: int = 1
+    pidfile: str | None = None
+    verbose: int = 0
+    imports: tuple[str, ...] = ()
+    heartbeat_interval: float = 60.0
+    prune_interval: float = 300.0
+    failure_backend: BackendName = "redis"
+    procline_prefix: str = ""
+    #: how often, at most, a busy worker asks Redis for control commands and pause-all-workers
+    check_interval: float = 0.25
+    #: how often, at most, a busy worker re-resolves queue patterns against the ``queues`` set
+    resolve_interval: float = 5.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.queues or not any(not q.startswith("!") for q in self.queues):
+            raise WorkerConfigError("no queues given: use --queues q1,q2 or set QUEUE (e.g. QUEUE=critical,default)")
+        if self.interval < 0:
+            raise WorkerConfigError(f"interval must be >= 0, got {self.interval}")
+        if self.count < 1:
+            raise WorkerConfigError(f"count must be >= 1, got {self.count}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise WorkerConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if self.heartbeat_interval <= 0 or self.prune_interval <= 0:
+            raise WorkerConfigError("HEARTBEAT_INTERVAL and PRUNE_INTERVAL must be > 0")
+        if self.failure_backend not in BACKENDS:
+            raise WorkerConfigError(
+                f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})"
+            )
+
+    @property
+    def has_patterns(self) -> bool:
+        return has_patterns(self.queues)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        queues: str | None = None,
+        interval: float | None = None,
+        blocking: bool | None = None,
+        fork: bool | None = None,
+        burst: bool | None = None,
+        reliable: bool | None = None,
+        timeout: float | None = None,
+        count: int | None = None,
+        pidfile: str | None = None,
+        verbose: int | None = None,
+        imports: tuple[str, ...] = (),
+        failure_backend: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> WorkerConfig:
+        """CLI values (None = not given) over the environment over defaults."""
+        env = os.environ if environ is None else environ
+        queue_text = queues if queues is not None else (env.get("QUEUES") or env.get("QUEUE") or "")
+        if interval is None:
+            interval = _float(env, "INTERVAL", 5.0)
+        if burst is None:
+            burst = False
+        if interval == 0:  # Ruby's work(0): drain then exit
+            burst = True
+        if blocking is None:
+            blocking = "BLOCKING" in env  # php-resque: set at all, even empty
+        if fork is None:
+            fork = env.get("FORK_PER_JOB", "").strip().lower() != "false"
+        if reliable is None:
+            reliable = _truthy(env.get("RESQUE_RELIABLE", ""))
+        if timeout is None and env.get("JOB_TIMEOUT"):
+            timeout = _float(env, "JOB_TIMEOUT", 0.0)
+        if count is None:
+            count = int(_float(env, "COUNT", 1))
+        if pidfile is None:
+            pidfile = env.get("PIDFILE") or None
+        if verbose is None or verbose == 0:
+            if env.get("VVERBOSE"):
+                verbose = 2
+            elif env.get("VERBOSE") or env.get("LOGGING"):
+                verbose = 1
+            else:
+                verbose = verbose or 0
+        names = list(imports)
+        if not names and env.get("APP_INCLUDE"):
+            names = parse_queue_list(env["APP_INCLUDE"])
+        backend = failure_backend or env.get("FAILURE_BACKEND") or "redis"
+        return cls(
+            queues=tuple(parse_queue_list(queue_text)),
+            interval=interval,
+            blocking=blocking,
+            fork=fork and hasattr(os, "fork"),
+            burst=burst,
+            reliable=reliable,
+            timeout=timeout,
+            count=count,
+            pidfile=pidfile,
+            verbose=verbose,
+            imports=tuple(names),
+            heartbeat_interval=_float(env, "HEARTBEAT_INTERVAL", 60.0),
+            prune_interval=_float(env, "PRUNE_INTERVAL", 300.0),
+            failure_backend=backend,  # type: ignore[arg-type]
+            procline_prefix=env.get("RESQUE_PROCLINE_PREFIX", ""),
+        )
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise WorkerConfigError(f"{name} must be a number, got {raw!r}") from None

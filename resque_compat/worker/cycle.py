@@ -1,0 +1,199 @@
+"""The Redis side of one job cycle: one EVALSHA per job in steady state.
+
+The script (``protocol.scripts.WORKER_CYCLE``) finishes the previous job, optionally checks
+the control list and ``pause-all-workers``, and reserves the next job, all atomically, so the
+LPOP -> ``SET worker:<id>`` window in which Ruby Resque loses a job does not exist here.
+
+A call that fails on a connection error is retried with ``recovering`` set to the per-worker
+``stat:processed`` count seen before it: the script then tells a call that never ran (apply it)
+from one whose reply was lost (its finish is done; return what it reserved), so no job is lost
+and no counter doubled across a connection cut.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+from resque_compat.protocol import Keys, encode_json, timefmt
+from resque_compat.protocol.scripts import WORKER_CYCLE
+
+
+class Kind(enum.IntEnum):
+    IDLE = 0
+    JOB = 1
+    PAUSED = 2
+    CONTROL = 3
+    RECOVERED = 4
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How the previous job ended, folded into the next cycle call.
+
+    ``failure`` is the encoded failure record (None: it succeeded); ``status`` the final status
+    bytes for ``status_key`` (tracked jobs only)."""
+
+    queue: str
+    failure: bytes | None = None
+    status_key: str | None = None
+    status: bytes | None = None
+    release_item: bytes | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    kind: Kind
+    #: the per-worker processed count after the finish, or -1 when there was none
+    processed: int
+    queue: str | None = None
+    item: bytes | None = None
+    command: str | None = None
+    record: bytes | None = None
+
+
+class Cycle:
+    """Builds and sends the cycle script call for one worker."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        worker_id: str,
+        *,
+        reliable: bool = False,
+        multi_queue_failures: bool = False,
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.worker_id = worker_id
+        self.reliable = reliable
+        self.multi_queue_failures = multi_queue_failures
+        self.sha = self._load()
+        self._worker_key = keys.worker(worker_id)
+        self._static_keys = [
+            self._worker_key,
+            keys.stat("processed"),
+            keys.stat("processed", worker_id),
+            keys.stat("failed"),
+            keys.stat("failed", worker_id),
+            keys.pause_all,
+            keys.control(worker_id),
+            keys.inflight(worker_id),
+        ]
+        self._queues: list[str] = []
+        self._queue_keys: list[str] = []
+        self._queue_json: list[bytes] = []
+        self._run_at_second = -1
+        self._run_at = ""
+
+    def _load(self) -> str:
+        return str(self.redis.script_load(WORKER_CYCLE))
+
+    @property
+    def queues(self) -> list[str]:
+        return self._queues
+
+    def set_queues(self, queues: list[str]) -> None:
+        """The resolved queues, highest priority first."""
+        self._queues = list(queues)
+        self._queue_keys = [self.keys.queue(q) for q in queues]
+        self._queue_json = [encode_json(q) for q in queues]
+
+    def run_at(self) -> str:
+        now = int(time.time())
+        if now != self._run_at_second:
+            self._run_at_second = now
+            self._run_at = timefmt.run_at(now)
+        return self._run_at
+
+    def failure_list(self, queue: str) -> str:
+        return Keys.failed_queue_name(queue) if self.multi_queue_failures else "failed"
+
+    def call(
+        self,
+        finish: Finish | None,
+        *,
+        check: bool,
+        reserve: bool,
+        adopt: tuple[str, bytes] | None = None,
+        recovering: int | None = None,
+    ) -> CycleResult:
+        keys: list[Any] = list(self._static_keys)
+        args: list[Any] = []
+        sadd_name = ""
+        list_key = self.keys.failed
+        status_key = self._worker_key
+        if finish is None:
+            args += ["", "", "", ""]
+        elif finish.release_item is not None:
+            list_key = self.keys.queue(finish.queue)
+            args += ["release", finish.release_item, "", ""]
+        else:
+            if finish.failure is not None:
+                name = self.failure_list(finish.queue)
+                list_key = self.keys.failed_list(name)
+                if name != "failed":
+                    sadd_name = name
+            if finish.status_key is not None and finish.status is not None:
+                status_key = finish.status_key
+            args += [
+                "fail" if finish.failure is not None else "ok",
+                finish.failure or "",
+                sadd_name,
+                finish.status if finish.status_key is not None and finish.status is not None else "",
+            ]
+        keys += [list_key, self.keys.failed_queues, status_key]
+        mode = "adopt" if adopt is not None else ("1" if reserve else "0")
+        args += [
+            "1" if check else "",
+            mode,
+            self.run_at(),
+            "1" if self.reliable else "",
+            "" if recovering is None else str(recovering),
+            adopt[1] if adopt is not None else "",
+            encode_json(adopt[0]) if adopt is not None else "",
+        ]
+        if mode == "1":
+            keys += self._queue_keys
+            args += self._queue_json
+        try:
+            reply = self._evalsha(keys, args)
+        except NoScriptError:  # Redis restarted or SCRIPT FLUSH: the call never ran
+            self.sha = self._load()
+            reply = self._evalsha(keys, args)
+        return self._result(reply)
+
+    def _evalsha(self, keys: list[Any], args: list[Any]) -> list[Any]:
+        reply: list[Any] = self.redis.execute_command(  # type: ignore[no-untyped-call]
+            "EVALSHA", self.sha, len(keys), *keys, *args
+        )
+        return reply
+
+    def _result(self, reply: list[Any]) -> CycleResult:
+        kind = Kind(int(reply[0]))
+        processed = int(reply[1])
+        if kind is Kind.JOB:
+            return CycleResult(kind, processed, queue=self._queue_of(reply), item=bytes(reply[2]))
+        if kind is Kind.CONTROL:
+            raw = reply[2]
+            command = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+            return CycleResult(kind, processed, command=command)
+        if kind is Kind.RECOVERED:
+            return CycleResult(kind, processed, record=bytes(reply[2]))
+        return CycleResult(kind, processed)
+
+    def _queue_of(self, reply: list[Any]) -> str:
+        index = int(reply[3])
+        if index == 0:  # adopted: the caller knows the queue
+            return ""
+        return self._queues[index - 1]

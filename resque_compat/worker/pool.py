@@ -1,0 +1,133 @@
+"""``--count N``: a supervisor that forks N worker processes and keeps them running.
+
+Each child is a full worker with its own pid, hence its own id. The supervisor restarts a
+child that dies (not in ``--burst`` mode once a child drained its queues and exited 0),
+forwards QUIT, TERM, INT, USR1, USR2 and CONT to every child (as resque/php-resque's
+launcher does), and exits once its children are gone after TERM, INT or QUIT. Children stop
+by themselves if the supervisor disappears. The supervisor opens no Redis connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from types import FrameType
+
+from resque_compat.worker import procline
+
+log = logging.getLogger("resque_compat.worker")
+
+_FORWARDED = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
+_STOPPING = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT)
+#: a child that keeps dying at once is restarted no faster than this
+_RESTART_DELAY = 1.0
+
+
+class Pool:
+    """Supervise ``count`` children, each running ``run_worker()`` (which returns an exit code)."""
+
+    def __init__(self, count: int, run_worker: Callable[[], int], *, burst: bool = False) -> None:
+        self.count = count
+        self.run_worker = run_worker
+        self.burst = burst
+        self.children: dict[int, int] = {}  # pid -> slot
+        self.done_slots: set[int] = set()
+        self.restarts = 0
+        self._stopping: int | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._last_start: dict[int, float] = {}
+
+    def run(self) -> int:
+        procline.set_title(f"Pool of {self.count} workers")
+        for sig in _FORWARDED:
+            signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: self._wake())
+        try:
+            while True:
+                self._reap()
+                if self._stopping is not None or (self.burst and len(self.done_slots) == self.count):
+                    if not self.children:
+                        return 0
+                else:
+                    self._fill()
+                ready, _, _ = select.select([self._wake_r], [], [], 0.25)
+                if ready:
+                    with contextlib.suppress(OSError):
+                        while os.read(self._wake_r, 512):
+                            pass
+        finally:
+            for sig in (*_FORWARDED, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+
+    def _fill(self) -> None:
+        busy = set(self.children.values())
+        now = time.monotonic()
+        for slot in range(self.count):
+            if slot in busy or slot in self.done_slots:
+                continue
+            if now - self._last_start.get(slot, -_RESTART_DELAY) < _RESTART_DELAY:
+                continue
+            self._last_start[slot] = now
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for sig in (*_FORWARDED, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                code = self.run_worker()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+        self.children[pid] = slot
+        log.info("pool: started worker pid %d (slot %d)", pid, slot)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            slot = self.children.pop(pid, None)
+            if slot is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if self.burst and code == 0:
+                self.done_slots.add(slot)
+            elif self._stopping is None:
+                self.restarts += 1
+                log.warning("pool: worker pid %d exited (%d); starting another", pid, code)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum in _STOPPING:
+            self._stopping = signum
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")

@@ -1,0 +1,684 @@
+"""The worker: Resque's life cycle (startup, register, heartbeat, prune, loop, unregister) with
+one Redis round trip per job, fork per job or in-process, signals, and reconnects.
+
+Signals, as Ruby Resque: QUIT finishes the job then exits; TERM/INT kill the job now (fork:
+SIGKILL to the child; no fork: ``Resque::TermException`` raised in the job), record it as
+failed and exit; USR1 kills the job and keeps working; USR2 pauses; CONT resumes. The control
+list (``resque-compat`` CLI, any host) sends pause / resume / stop / kill-job.
+
+Counting: ``stat:processed`` counts every reserved job; ``stat:failed`` every failure record
+this worker writes, dirty exits included (Ruby does not count those it records in the parent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+import msgspec
+import redis
+
+from resque_compat.client import Resque
+from resque_compat.connection import redact
+from resque_compat.failure import Failures
+from resque_compat.protocol import (
+    UNSET,
+    JobStatus,
+    ProtocolError,
+    StatusRecord,
+    WorkingOn,
+    decode_json,
+    resolve_queues,
+    timefmt,
+    worker_id,
+)
+from resque_compat.registry import JobRegistry, UnknownJobError, default_registry
+from resque_compat.worker import procline, pruning
+from resque_compat.worker.config import WorkerConfig
+from resque_compat.worker.cycle import Cycle, CycleResult, Finish, Kind
+from resque_compat.worker.hooks import WorkerHooks, worker_hooks
+from resque_compat.worker.runner import (
+    Job,
+    JobRunner,
+    MalformedJobError,
+    Outcome,
+    TermException,
+    decode_outcome,
+    encode_outcome,
+    parse_item,
+)
+
+log = logging.getLogger("resque_compat.worker")
+T = TypeVar("T")
+
+#: Redis error replies that mean "not now" (a restart, a failover, a full or read-only server):
+#: the call did not run, so it is retried like a dropped connection.
+_TRANSIENT_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "NOREPLICAS", "MISCONF", "TRYAGAIN")
+_RETRY_GIVE_UP = 30.0
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
+
+
+class Worker:
+    """One Resque worker process. ``work()`` runs it until told to stop; returns an exit code."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        resque: Resque,
+        *,
+        registry: JobRegistry = default_registry,
+        hooks: WorkerHooks = worker_hooks,
+        host: str | None = None,
+        watch_parent: bool = False,
+    ) -> None:
+        self.config = config
+        self.resque = resque
+        self.redis = resque.redis
+        self.keys = resque.keys
+        self.failures = Failures(self.redis, self.keys, config.failure_backend)
+        self.registry = registry
+        self.hooks = hooks
+        self.pid = os.getpid()
+        self.id = worker_id(config.queues, self.pid, host)
+        self.runner = JobRunner(registry, self.id)
+        self.cycle: Cycle | None = None
+        self.queues: list[str] = [q for q in config.queues if not q.startswith("!")]
+        self._resolved_at = 0.0
+        self._processed_seen = 0
+        self._parent = os.getppid() if watch_parent else None
+        # state set by signal handlers and the control list
+        self._stop = False  # QUIT/stop: no new jobs, exit when idle
+        self._stop_now = False  # TERM/INT: kill the job in hand
+        self._paused = False  # USR2
+        self._remote_paused = False  # control "pause"
+        self._kill_job = False
+        self._job_running = False  # an in-process job is running (no-fork)
+        self._child_pid: int | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self._beat_stop = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+        self._registered = False
+        self._saved_signals: dict[signal.Signals, Any] = {}
+        self.jobs_done = 0
+
+    # -- life cycle ---------------------------------------------------------------------
+    def work(self) -> int:
+        """Startup, the job loop, then unregister (always, even after an error)."""
+        try:
+            self.startup()
+            self._loop()
+            return 0
+        finally:
+            self.shutdown()
+
+    def startup(self) -> None:
+        """Ruby's order: procline, traps, heartbeat, prune, before_first_fork, register."""
+        procline.configure(self.config.procline_prefix)
+        procline.starting()
+        self._install_signals()
+        self.cycle = self._retry(
+            lambda: Cycle(
+                self.redis,
+                self.keys,
+                self.id,
+                reliable=self.config.reliable,
+                multi_queue_failures=self.config.failure_backend == "redis_multi_queue",
+            ),
+            "load the worker script",
+        )
+        self._retry(lambda: self.redis.hdel(self.keys.heartbeat, self.id), "clear the heartbeat")
+        self._retry(self._beat, "write the heartbeat")
+        self._beat_thread = threading.Thread(target=self._beat_loop, name="resque-heartbeat", daemon=True)
+        self._beat_thread.start()
+        pruned = self._retry(
+            lambda: pruning.prune_dead_workers(
+                self.redis,
+                self.keys,
+                self.failures,
+                self.id,
+                self.config.queues,
+                heartbeat_interval=self.config.heartbeat_interval,
+                prune_interval=self.config.prune_interval,
+            ),
+            "prune dead workers",
+        )
+        if pruned:
+            log.info("pruned %d dead worker(s): %s", len(pruned), ", ".join(pruned))
+        if self.config.reliable:
+            self._retry(lambda: pruning.requeue_orphans(self.redis, self.keys, self.failures), "requeue orphans")
+        self.hooks.run("before_first_fork", self)
+        self._retry(self._register, "register")
+        self._resolve_queues()
+        log.info("worker %s started (%s)", self.id, "fork per job" if self.config.fork else "no fork")
+
+    def _register(self) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.workers, self.id)
+        pipe.set(self.keys.worker_started(self.id), timefmt.started())
+        pipe.execute()
+        self._registered = True
+
+    def _reregister(self) -> None:
+        """After a reconnect: Redis may have restarted empty, so be registered again."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.workers, self.id)
+        pipe.set(self.keys.worker_started(self.id), timefmt.started(), nx=True)
+        pipe.execute()
+        self._beat()
+
+    def shutdown(self) -> None:
+        """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks."""
+        self._beat_stop.set()
+        if self._beat_thread is not None:
+            self._beat_thread.join(timeout=5)
+        if self._registered:
+            try:
+                self._retry(
+                    lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id), "unregister"
+                )
+                self._registered = False
+            except redis.RedisError as exc:
+                log.warning("could not unregister %s: %s", self.id, redact(str(exc)))
+        self.hooks.run_logged("worker_exit", self)
+        self._restore_signals()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        log.info("worker %s exited after %d job(s)", self.id, self.jobs_done)
+
+    # -- the loop -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        config = self.config
+        finish: Finish | None = None
+        last_check = 0.0
+        idle = True
+        while True:
+            if self._parent is not None and os.getppid() != self._parent:
+                log.warning("pool supervisor is gone; stopping")
+                self._stop = True
+            if self._stop and finish is None:
+                return
+            paused = self._paused or self._remote_paused
+            reserve = not (self._stop or paused)
+            now = time.monotonic()
+            check = not reserve or idle or now - last_check >= config.check_interval
+            if check:
+                last_check = now
+            if reserve and config.has_patterns and (idle or now - self._resolved_at >= config.resolve_interval):
+                self._resolve_queues()
+            result = self._call(finish, check=check, reserve=reserve)
+            finish = None
+            job = self._job_of(result)
+            if job is not None:
+                idle = False
+                finish = self._process(*job)
+                continue
+            idle = True
+            if result.kind is Kind.CONTROL and result.command is not None:
+                self._control(result.command)
+                continue
+            if self._stop:
+                continue
+            if result.kind is Kind.PAUSED or paused:
+                if config.burst and result.kind is Kind.PAUSED:
+                    return  # Ruby's work(0) leaves when paused
+                procline.paused()
+                self._sleep(min(config.interval, 1.0) if self._remote_paused else config.interval or 1.0)
+                continue
+            if config.burst:
+                return
+            procline.waiting(self.queues)
+            if config.blocking:
+                popped = self._blocking_pop()
+                if popped is not None:
+                    adopted = self._call(None, check=False, reserve=False, adopt=popped)
+                    job = self._job_of(adopted, default_queue=popped[0])
+                    if job is not None:
+                        idle = False
+                        finish = self._process(*job)
+            else:
+                self._sleep(config.interval)
+
+    def _job_of(self, result: CycleResult, default_queue: str = "") -> tuple[str, bytes] | None:
+        if result.kind is Kind.JOB and result.item is not None:
+            return (result.queue or default_queue, result.item)
+        if result.kind is Kind.RECOVERED and result.record is not None:
+            log.info("recovered the job reserved before the connection was lost")
+            return _from_record(result.record)
+        return None
+
+    def _resolve_queues(self) -> None:
+        assert self.cycle is not None
+        if self.config.has_patterns:
+            known = self._retry(lambda: self.redis.smembers(self.keys.queues), "list queues")
+            self.queues = resolve_queues(self.config.queues, (_text(q) for q in known))
+            self._resolved_at = time.monotonic()
+        if self.queues != self.cycle.queues:
+            self.cycle.set_queues(self.queues)
+
+    def _call(
+        self, finish: Finish | None, *, check: bool, reserve: bool, adopt: tuple[str, bytes] | None = None
+    ) -> CycleResult:
+        """One cycle call; on a dropped connection back off, reconnect, and retry in recovery mode."""
+        assert self.cycle is not None
+        recovering: int | None = None
+        delay = 0.1
+        started = time.monotonic()
+        while True:
+            try:
+                result = self.cycle.call(finish, check=check, reserve=reserve, adopt=adopt, recovering=recovering)
+            except redis.RedisError as exc:
+                if not _transient(exc):
+                    raise
+                if recovering is None:
+                    log.warning("Redis connection lost (%s); reconnecting", redact(str(exc)))
+                recovering = self._processed_seen
+                if self._stop_now and time.monotonic() - started > _RETRY_GIVE_UP:
+                    log.warning("giving up on Redis after %.0f s while shutting down", _RETRY_GIVE_UP)
+                    raise
+                self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if result.processed >= 0:
+                self._processed_seen = result.processed
+            if finish is not None and finish.release_item is None:
+                self.jobs_done += 1
+            if recovering is not None:
+                log.warning("reconnected to Redis")
+                self._retry(self._reregister, "re-register")
+            return result
+
+    def _retry(self, func: Callable[[], T], what: str) -> T:
+        """Idempotent Redis work: retry through connection loss with backoff."""
+        delay = 0.1
+        started = time.monotonic()
+        while True:
+            try:
+                return func()
+            except redis.RedisError as exc:
+                if not _transient(exc) or (self._stop_now and time.monotonic() - started > _RETRY_GIVE_UP):
+                    raise
+                log.warning("cannot %s: %s; retrying in %.1f s", what, redact(str(exc)), delay)
+                self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- one job ------------------------------------------------------------------------
+    def _process(self, queue: str, item: bytes) -> Finish:
+        """Run a reserved job; the returned Finish goes into the next cycle call."""
+        if self._stop:  # told to stop while the reservation was in flight: give it back
+            return Finish(queue, release_item=item)
+        try:
+            payload = parse_item(item)
+        except MalformedJobError as exc:
+            log.warning("failed: malformed item in %s: %s", queue, exc)
+            outcome = self.runner.failed(queue, item, exc, backtrace=[])
+            return Finish(queue, failure=_failure_bytes(outcome))
+        status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
+        try:
+            definition = self.registry.lookup(payload.class_)
+        except UnknownJobError as exc:
+            log.warning("failed: %s", exc)
+            outcome = self.runner.failed(queue, item, exc, backtrace=[])
+        else:
+            job = Job(queue, item, payload, definition)
+            log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, payload.args)
+            outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
+            if outcome.ok:
+                log.debug("done: (Job{%s} | %s)", queue, payload.class_)
+            else:
+                log.info("failed: (Job{%s} | %s)", queue, payload.class_)
+        self._kill_job = False
+        return self._finish(queue, outcome, status_key, status)
+
+    def _pickup_status(self, job_id: str | None, prefix: str) -> tuple[str | None, StatusRecord | None]:
+        """Tracked jobs (payload ``id`` with a status key): status 2, ``started`` kept."""
+        if not job_id:
+            return None, None
+        key = self.keys.status(job_id, prefix)
+        raw = self._retry(lambda: self.redis.get(key), "read the job status")
+        if raw is None:
+            return None, None
+        try:
+            running = StatusRecord.decode(raw).advanced(JobStatus.RUNNING)
+        except ProtocolError as exc:
+            log.warning("ignoring unreadable status %s: %s", key, exc)
+            return None, None
+        self._retry(lambda: self.redis.set(key, running.encode()), "write the job status")
+        return key, running
+
+    @staticmethod
+    def _finish(queue: str, outcome: Outcome, status_key: str | None, status: StatusRecord | None) -> Finish:
+        final: bytes | None = None
+        if status_key is not None and status is not None:
+            if outcome.ok:
+                result = outcome.result
+                if result is UNSET and status.result is not UNSET:
+                    result = None
+                final = status.advanced(JobStatus.COMPLETE, result=result).encode()
+            else:
+                final = status.advanced(JobStatus.FAILED).encode()
+        return Finish(
+            queue,
+            failure=None if outcome.ok else _failure_bytes(outcome),
+            status_key=status_key,
+            status=final,
+        )
+
+    def _run_here(self, job: Job) -> Outcome:
+        procline.processing(job.queue, time.time(), job.class_name)
+        self._job_running = True
+        try:
+            return self.runner.run(job, self.config.timeout)
+        finally:
+            self._job_running = False
+
+    def _run_forked(self, job: Job) -> Outcome:
+        try:
+            self.hooks.run("before_fork", job)
+        except Exception as exc:
+            return self.runner.failed(job.queue, job.item, exc)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            self._child(job, read_fd, write_fd)
+        os.close(write_fd)
+        self._child_pid = pid
+        procline.forked(pid, time.time())
+        try:
+            return self._wait_child(job, pid, read_fd)
+        finally:
+            self._child_pid = None
+            os.close(read_fd)
+
+    def _child(self, job: Job, read_fd: int, write_fd: int) -> None:
+        """The forked child: run the job, write its Outcome to the pipe, ``_exit(0)``."""
+        try:
+            os.close(read_fd)
+            self._child_signals()
+            procline.processing(job.queue, time.time(), job.class_name)
+            try:
+                self.hooks.run("after_fork", job)
+            except Exception as exc:
+                outcome = self.runner.failed(job.queue, job.item, exc)
+            else:
+                outcome = self.runner.run(job)
+            data = memoryview(encode_outcome(outcome))
+            while data:
+                written = os.write(write_fd, data)
+                data = data[written:]
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(0)
+
+    def _child_signals(self) -> None:
+        """Ruby's child traps: TERM raises TermException in the job; the parent handles the rest."""
+
+        def term(signum: int, frame: FrameType | None) -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise TermException("SIGTERM")
+
+        signal.signal(signal.SIGTERM, term)
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGCONT, signal.SIG_DFL)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _wait_child(self, job: Job, pid: int, read_fd: int) -> Outcome:
+        timeout = self.config.timeout
+        deadline = time.monotonic() + timeout if timeout else None
+        buf = bytearray()
+        killed: str | None = None
+        while True:
+            if self._kill_job and killed is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed = "signal"
+            wait: float | None = None
+            if deadline is not None and killed is None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    killed = "timeout"
+                    continue
+            ready, _, _ = select.select([read_fd, self._wake_r], [], [], wait)
+            if self._wake_r in ready:
+                self._drain()
+            if read_fd in ready:
+                chunk = os.read(read_fd, 1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            signum = os.WTERMSIG(status)
+            how = f"pid {pid} {_signal_name(signum)} (signal {signum})"
+            if killed == "timeout":
+                return self.runner.dirty_exit(
+                    job, job.queue, "Resque::JobTimeout", f"Job exceeded the {timeout:g} s timeout: {how}"
+                )
+            return self.runner.dirty_exit(
+                job, job.queue, "Resque::DirtyExit", f"Child process received unhandled signal {how}"
+            )
+        if buf:
+            try:
+                return decode_outcome(bytes(buf))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                log.warning("child %d sent an unreadable outcome", pid)
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        how = f"pid {pid} exit {code}"
+        return self.runner.dirty_exit(
+            job, job.queue, "Resque::DirtyExit", f"Child process exited without finishing the job: {how}"
+        )
+
+    # -- blocking mode ------------------------------------------------------------------
+    def _blocking_pop(self) -> tuple[str, bytes] | None:
+        """BLPOP the queues (reliable mode: BLMOVE from the first queue into our in-flight list,
+        the others being polled by the cycle between pops), at most 1 s at a time so signals
+        and control commands are seen promptly."""
+        timeout = max(0.01, min(self.config.interval, 1.0))
+        if not self.queues:
+            self._sleep(timeout)
+            return None
+        try:
+            if self.config.reliable:
+                first = self.queues[0]
+                item = self.redis.blmove(
+                    self.keys.queue(first),
+                    self.keys.inflight(self.id),
+                    timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds
+                    "LEFT",
+                    "RIGHT",
+                )
+                return (first, _bytes(item)) if item is not None else None
+            popped = self.redis.blpop([self.keys.queue(q) for q in self.queues], timeout)
+        except redis.RedisError as exc:
+            if not _transient(exc):
+                raise
+            log.warning("Redis connection lost while waiting (%s); reconnecting", redact(str(exc)))
+            self._sleep(1.0)
+            return None
+        if not popped:
+            return None
+        key, item = popped
+        queue = self.keys.strip(_text(key))[len("queue:") :]
+        return (queue, _bytes(item))
+
+    # -- signals and control -------------------------------------------------------------
+    def _install_signals(self) -> None:
+        handlers: dict[signal.Signals, Callable[[int, FrameType | None], None]] = {
+            signal.SIGQUIT: self._on_quit,
+            signal.SIGTERM: self._on_term,
+            signal.SIGINT: self._on_term,
+            signal.SIGUSR1: self._on_usr1,
+            signal.SIGUSR2: self._on_usr2,
+            signal.SIGCONT: self._on_cont,
+        }
+        for sig, handler in handlers.items():
+            self._saved_signals[sig] = signal.signal(sig, handler)
+
+    def _restore_signals(self) -> None:
+        """Put back what was there (matters when a worker runs inside a larger program)."""
+        for sig, previous in self._saved_signals.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, previous)
+        self._saved_signals.clear()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._wake_r, 512):
+                pass
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, woken early by any signal we handle."""
+        if seconds <= 0:
+            return
+        ready, _, _ = select.select([self._wake_r], [], [], seconds)
+        if ready:
+            self._drain()
+
+    def _on_quit(self, signum: int, frame: FrameType | None) -> None:
+        log.info("QUIT: exiting after the current job")
+        self._stop = True
+        self._wake()
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        name = _signal_name(signum)
+        log.info("%s: killing the current job and exiting", name)
+        self._stop = self._stop_now = True
+        self._kill_current(name)
+
+    def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
+        log.info("USR1: killing the current job")
+        self._kill_current("SIGUSR1")
+
+    def _kill_current(self, name: str) -> None:
+        if self._child_pid is not None:
+            self._kill_job = True
+            self._wake()
+        elif self._job_running:
+            self._wake()
+            raise TermException(name)
+        else:
+            self._wake()
+
+    def _on_usr2(self, signum: int, frame: FrameType | None) -> None:
+        if not self._paused:
+            log.info("USR2: paused")
+            self.hooks.run_logged("before_pause", self)
+        self._paused = True
+        self._wake()
+
+    def _on_cont(self, signum: int, frame: FrameType | None) -> None:
+        if self._paused:
+            log.info("CONT: resumed")
+            self.hooks.run_logged("after_pause", self)
+        self._paused = False
+        self._wake()
+
+    def _control(self, command: str) -> None:
+        """Commands from ``Keys.control(id)``: pause, resume, stop, kill-job."""
+        log.info("control command: %s", command)
+        if command == "pause":
+            if not self._remote_paused:
+                self.hooks.run_logged("before_pause", self)
+            self._remote_paused = True
+        elif command == "resume":
+            if self._remote_paused:
+                self.hooks.run_logged("after_pause", self)
+            self._remote_paused = False
+        elif command == "stop":
+            self._stop = True
+        elif command == "kill-job":
+            if self._child_pid is not None or self._job_running:
+                os.kill(self.pid, signal.SIGUSR1)
+        else:
+            log.warning("ignoring unknown control command %r", command)
+        self._wake()
+
+    # -- heartbeat ----------------------------------------------------------------------
+    def _beat(self) -> None:
+        secs, _ = self.redis.time()
+        self.redis.hset(self.keys.heartbeat, self.id, timefmt.heartbeat(float(secs)))
+
+    def _beat_loop(self) -> None:
+        """Heartbeat every HEARTBEAT_INTERVAL s; while a job runs, also read the control list
+        (between jobs the cycle call does that)."""
+        interval = self.config.heartbeat_interval
+        next_beat = time.monotonic() + interval
+        while not self._beat_stop.wait(min(0.5, max(0.0, next_beat - time.monotonic()))):
+            try:
+                if self._child_pid is not None or self._job_running:
+                    command = self.redis.lpop(self.keys.control(self.id))
+                    if command is not None:
+                        self._control(_text(command))
+                if time.monotonic() >= next_beat:
+                    self._beat()
+                    next_beat = time.monotonic() + interval
+            except redis.RedisError as exc:
+                log.debug("heartbeat: %s", redact(str(exc)))
+            except Exception:
+                log.exception("heartbeat thread error")
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIG{signum}"
+
+
+def _failure_bytes(outcome: Outcome) -> bytes:
+    failure: Any = outcome.failure
+    return bytes(failure)
+
+
+def _from_record(record: bytes) -> tuple[str, bytes] | None:
+    """The job a lost cycle call reserved, from the worker:<id> record it wrote."""
+    try:
+        working = WorkingOn.decode(record)
+    except ProtocolError:
+        return None
+    payload = bytes(working.payload)
+    try:
+        value = decode_json(payload)
+    except ProtocolError:
+        return (working.queue, payload)
+    if isinstance(value, str):  # a malformed item was stored as a JSON string
+        return (working.queue, value.encode())
+    return (working.queue, payload)
+
+
+def _bytes(value: bytes | str | Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _text(value: bytes | str | Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

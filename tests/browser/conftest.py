@@ -1,0 +1,110 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, the dashboard served by uvicorn.
+
+Chromium comes from apt (installed here when missing and we are root, as in CI); Playwright
+never downloads a browser of its own. Without either, the browser tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resque_compat import Resque
+from resque_compat.embedded import RedisServer, free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/web_seed.py
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "browser"
+
+
+def _install_chromium() -> str | None:
+    """apt-get install chromium when missing (root only); returns why it is unavailable, or None."""
+    if Path(CHROMIUM).exists():
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{CHROMIUM} is missing (install Debian's chromium package: apt-get install -y chromium)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
+        if done.returncode != 0:
+            return f"apt-get could not install chromium: {done.stderr.strip()[-300:]}"
+    return None if Path(CHROMIUM).exists() else f"{CHROMIUM} is still missing after apt-get install chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+    problem = _install_chromium()
+    if problem:
+        pytest.skip(problem)
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(redis_server: RedisServer) -> Iterator[str]:
+    """The dashboard on a free loopback port, serving the session Redis (emptied per test)."""
+    import uvicorn
+
+    from resque_compat.web import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(Resque(redis_server.url, namespace="resque"), poll_seconds=1),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the dashboard did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser: Any, dashboard_url: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser page; fails the test on any JavaScript error or CSP violation."""
+    context = browser.new_context(base_url=dashboard_url, viewport={"width": 1280, "height": 860})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    yield tab
+    context.close()
+    assert not errors, f"browser errors: {errors}"
+
+
+def shot(page: Any, name: str) -> Path:
+    """Save a full-page screenshot as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,61 @@
+"""Jobs the fault suite's workers run (``resque-compat work -i tests/fault/fault_jobs.py``).
+
+Each run records itself outside the Resque namespace, on ``$FAULT_REDIS_URL`` (the real
+Redis, not the proxy, so the record survives the faults aimed at the worker):
+
+* ``fault:running`` (hash): tag -> ``"<pid> <ppid>"`` while the job runs, so a test can
+  kill exactly the process that holds a job, mid-job;
+* ``fault:done`` (list): ``"<tag> <run token>"`` when it finishes; a resent RPUSH repeats the
+  token, a second run has a new one, so runs are counted exactly.
+
+While the key ``fault:hold`` exists, jobs wait (up to 60 s) before finishing: the test
+decides when "mid-job" ends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import redis
+
+from resque_compat import job
+
+_client: dict[int, redis.Redis] = {}
+
+
+def _redis() -> redis.Redis:
+    """One client per process (a forked child must not share its parent's socket)."""
+    pid = os.getpid()
+    if pid not in _client:
+        _client[pid] = redis.Redis.from_url(os.environ["FAULT_REDIS_URL"], socket_timeout=10)
+    return _client[pid]
+
+
+@job("FaultJob")
+def fault_job(tag: str, seconds: float = 0.0) -> None:
+    """Record the run, wait while held (or ``seconds``), record the finish."""
+    client = _redis()
+    token = uuid.uuid4().hex
+    client.hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
+    deadline = time.monotonic() + 60
+    while client.exists("fault:hold") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if seconds:
+        time.sleep(seconds)
+    client.rpush("fault:done", f"{tag} {token}")
+    client.hdel("fault:running", tag)
+
+
+@job("QuickJob")
+def quick_job(n: int) -> int:
+    """No I/O at all: the soak's job, so the worker's own costs are what is measured."""
+    return n * 2
+
+
+@job("HangJob")
+def hang_job(tag: str) -> None:
+    """Runs far past any test timeout."""
+    _redis().hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
+    time.sleep(120)

@@ -1,0 +1,222 @@
+"""Worker faults with real processes: kill -9 mid-job (parent, job child, pool child), Redis
+restarts and connection cuts mid-load, per-job timeouts.
+
+Every job must end completed, or in ``failed`` with its full payload, or (reliable mode)
+requeued and run again: counted, never vanished. Without reliable mode a job runs at most
+once; reliable mode is at-least-once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fault_helpers import wait_for
+from fault_results import ScenarioResult
+from proxy import TcpProxy
+from worker_farm import QUEUE, Farm
+
+from resque_compat.embedded import RedisServer
+
+KILLS = int(os.environ.get("FAULT_KILLS", "30"))
+
+
+@pytest.fixture
+def farm(private_redis: RedisServer) -> Iterator[Farm]:
+    farm = Farm(private_redis.url)
+    yield farm
+    farm.close()
+
+
+def _mode_args(fork: bool, reliable: bool) -> list[str]:
+    return ["--fork" if fork else "--no-fork", *(["--reliable"] if reliable else [])]
+
+
+def _finish(farm: Farm, tags: list[str], result: ScenarioResult, victims: set[str], reliable: bool) -> None:
+    acc = farm.record(tags, result, victims=victims, reliable=reliable, retries_allowed=reliable)
+    details = farm.log_tail() if acc.lost or result.doubled or acc.bad_payloads else ""
+    assert not acc.lost, f"lost: {sorted(acc.lost)}\n{details}"
+    assert not acc.bad_payloads, acc.bad_payloads
+    assert result.doubled == 0, details
+    assert result.accounted == len(tags)
+
+
+@pytest.mark.scenario("kill -9 worker parent mid-job")
+@pytest.mark.parametrize(
+    ("fork", "reliable"),
+    [(True, False), (True, True), (False, False), (False, True)],
+    ids=["fork", "fork-reliable", "nofork", "nofork-reliable"],
+)
+def test_kill_worker_parent_mid_job(farm: Farm, fault_result: ScenarioResult, fork: bool, reliable: bool) -> None:
+    per_round = 3
+    rounds = max(1, KILLS // per_round)
+    tags = [f"p{i}" for i in range(rounds * per_round + 10)]
+    farm.hold()
+    farm.enqueue(tags)
+    victims: set[str] = set()
+    for _ in range(rounds):
+        workers = [farm.start(*_mode_args(fork, reliable)) for _ in range(per_round)]
+        for proc in workers:
+            tag = wait_for(lambda proc=proc: farm.job_held_by(proc.pid), what=f"worker {proc.pid} to hold a job")  # type: ignore[misc]
+            victims.add(tag)
+        for proc in workers:
+            farm.kill(proc.pid)
+            fault_result.faults += 1
+    farm.release()
+    farm.drain(*_mode_args(fork, reliable))
+    _finish(farm, tags, fault_result, victims, reliable)
+    acc = farm.account(tags)
+    if reliable:
+        assert all(tag not in acc.failed for tag in victims), "reliable mode requeues, it does not fail"
+        assert all(tag in acc.completed for tag in victims)
+    else:
+        assert all(acc.failed[t].exception.endswith("DirtyExit") for t in victims), {
+            t: acc.failed[t].exception for t in victims if t in acc.failed
+        }
+
+
+@pytest.mark.scenario("kill -9 job child mid-job")
+@pytest.mark.parametrize("reliable", [False, True], ids=["default", "reliable"])
+def test_kill_job_child_mid_job(farm: Farm, fault_result: ScenarioResult, reliable: bool) -> None:
+    tags = [f"c{i}" for i in range(KILLS + 10)]
+    farm.hold()
+    farm.enqueue(tags)
+    worker = farm.start(*_mode_args(True, reliable))
+    victims: set[str] = set()
+    for _ in range(KILLS):
+
+        def next_child(worker_pid: int = worker.pid) -> tuple[str, int] | None:
+            for tag, (pid, ppid) in farm.running().items():
+                if ppid == worker_pid and tag not in victims:
+                    return tag, pid
+            return None
+
+        tag, pid = wait_for(next_child, what="the worker to fork the next job")
+        os.kill(pid, signal.SIGKILL)
+        victims.add(tag)
+        fault_result.faults += 1
+    farm.release()
+    farm.wait_idle(tags)
+    assert farm.stop(worker) == 0
+    assert worker.pid not in {int(w.split(":")[1]) for w in farm.registered()}
+    _finish(farm, tags, fault_result, victims, reliable=False)
+    acc = farm.account(tags)
+    for tag in victims:  # the parent saw its child die: a DirtyExit failure, retryable
+        assert acc.failed[tag].exception == "Resque::DirtyExit"
+        assert "SIGKILL" in acc.failed[tag].error
+
+
+@pytest.mark.scenario("kill -9 pool child mid-job")
+def test_kill_pool_child_mid_job(farm: Farm, fault_result: ScenarioResult) -> None:
+    tags = [f"w{i}" for i in range(KILLS + 10)]
+    farm.hold()
+    farm.enqueue(tags)
+    pool = farm.start("-c", "3")
+    victims: set[str] = set()
+    for _ in range(KILLS):
+
+        def next_pool_child() -> tuple[str, int] | None:
+            for tag, (_pid, ppid) in farm.running().items():
+                if tag not in victims and _parent_of(ppid) == pool.pid:
+                    return tag, ppid
+            return None
+
+        tag, child = wait_for(next_pool_child, what="a pool child to hold a job")
+        os.kill(child, signal.SIGKILL)  # the pool child (the worker), not the job's own process
+        victims.add(tag)
+        fault_result.faults += 1
+    farm.release()
+    assert farm.stop(pool) == 0
+    farm.drain()
+    _finish(farm, tags, fault_result, victims, reliable=False)
+    acc = farm.account(tags)
+    assert all(acc.failed[t].exception == "Resque::DirtyExit" for t in victims)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@pytest.fixture
+def durable_farm() -> Iterator[tuple[RedisServer, Farm]]:
+    with RedisServer(None, "--appendonly", "yes", "--appendfsync", "always") as server:
+        farm = Farm(server.url)
+        yield server, farm
+        farm.close()
+
+
+@pytest.mark.scenario("workers under load, Redis kill -9 + restart")
+def test_workers_survive_redis_restarts(durable_farm: tuple[RedisServer, Farm], fault_result: ScenarioResult) -> None:
+    server, farm = durable_farm
+    tags = [f"r{i}" for i in range(400)]
+    farm.enqueue(tags, seconds=0.01)
+    workers = [farm.start("--fork"), farm.start("--no-fork"), farm.start("--no-fork", "--reliable")]
+    for _ in range(3):
+        done = len(farm.account(tags).completed)
+        wait_for(lambda done=done: len(farm.account(tags).completed) > done + 30, what="progress")  # type: ignore[misc]
+        server.kill()
+        fault_result.faults += 1
+        server.start()
+    farm.wait_idle(tags, timeout=120)
+    for proc in workers:
+        assert farm.stop(proc) == 0, farm.log_tail()
+    _finish(farm, tags, fault_result, set(), reliable=False)
+
+
+@pytest.mark.scenario("workers under load, proxy cuts every connection")
+def test_workers_survive_connection_cuts(private_redis: RedisServer, fault_result: ScenarioResult) -> None:
+    with TcpProxy(private_redis.port) as proxy:
+        farm = Farm(private_redis.url, proxy.url)
+        try:
+            tags = [f"x{i}" for i in range(600)]
+            farm.enqueue(tags, seconds=0.005)
+            workers = [farm.start("--fork"), farm.start("--no-fork"), farm.start("--no-fork", "--blocking")]
+            for _ in range(20):
+                done = len(farm.account(tags).completed)
+                wait_for(lambda done=done: len(farm.account(tags).completed) > done + 10, what="progress")  # type: ignore[misc]
+                fault_result.faults += proxy.cut()
+            farm.wait_idle(tags, timeout=120)
+            for proc in workers:
+                assert farm.stop(proc) == 0, farm.log_tail()
+            _finish(farm, tags, fault_result, set(), reliable=False)
+        finally:
+            farm.close()
+
+
+@pytest.mark.scenario("per-job timeout")
+@pytest.mark.parametrize("fork", [True, False], ids=["fork", "nofork"])
+def test_per_job_timeout_fails_the_job_and_goes_on(farm: Farm, fault_result: ScenarioResult, fork: bool) -> None:
+    hung = [f"h{i}" for i in range(3)]
+    quick = [f"q{i}" for i in range(5)]
+    farm.enqueue(hung, class_name="HangJob")
+    farm.enqueue(quick)
+    worker = farm.start("--fork" if fork else "--no-fork", "--timeout", "0.5")
+    farm.wait_idle(hung + quick)
+    assert farm.stop(worker) == 0
+    fault_result.faults = len(hung)
+    _finish(farm, hung + quick, fault_result, set(), reliable=False)
+    acc = farm.account(hung + quick)
+    assert set(acc.failed) == set(hung) and acc.completed == set(quick)
+    for tag in hung:
+        assert "timeout" in acc.failed[tag].error.lower(), acc.failed[tag].error
+
+
+def test_proxy_cut_reaches_the_worker(private_redis: RedisServer) -> None:
+    """Guard for the cut scenario: workers really talk through the proxy."""
+    with TcpProxy(private_redis.port) as proxy:
+        farm = Farm(private_redis.url, proxy.url)
+        try:
+            worker = farm.start()
+            wait_for(lambda: proxy.open_connections > 0, what="the worker to connect through the proxy")
+            assert farm.stop(worker) == 0
+            assert threading.active_count() >= 1
+            assert QUEUE == "faultq"
+        finally:
+            farm.close()

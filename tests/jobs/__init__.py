@@ -1,0 +1,1 @@
+"""Job modules the worker tests load with ``--import`` (never imported by a payload)."""

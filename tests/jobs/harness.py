@@ -1,0 +1,98 @@
+"""Helpers for the worker tests: run ``resque-compat work`` as a real process, wait for state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
+T = TypeVar("T")
+
+
+def worker_env(job_log: Path | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("QUEUE", "QUEUES", "INTERVAL", "BLOCKING", "COUNT")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(TESTS)])
+    if job_log is not None:
+        env["JOB_LOG"] = str(job_log)
+    env.update(extra)
+    return env
+
+
+def spawn_worker(
+    redis_url: str, *args: str, job_log: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``resque-compat --redis URL work -i jobs.worker_jobs ARGS`` in a new process."""
+    cmd = [
+        sys.executable, "-c", "from resque_compat.cli import main; main()",
+        "--redis", redis_url, "work", "-i", "jobs.worker_jobs", "-v", *args,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        cmd, env={**worker_env(job_log), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll until ``predicate()`` is truthy (no timing assertion: the deadline only stops a hang)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGQUIT, timeout: float = 20.0) -> str:
+    """Signal a worker and wait for it; returns its output."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError("worker did not exit:\n" + out.decode(errors="replace")) from None
+    return out.decode(errors="replace")
+
+
+def worker_id_of(r: redis.Redis, pid: int, namespace: str = "resque") -> str:
+    for member in r.smembers(f"{namespace}:workers"):
+        wid = member.decode()
+        if wid.split(":")[1] == str(pid):
+            return wid
+    return ""
+
+
+def registered(r: redis.Redis, pid: int) -> str:
+    return wait_for(lambda: worker_id_of(r, pid), what=f"worker {pid} to register")
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def job_log_lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line.split(" ", 1)[1] for line in path.read_text().splitlines() if " " in line]
