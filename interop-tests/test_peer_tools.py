@@ -132,7 +132,7 @@ def test_ruby_failure_tools_on_our_failures(
     assert queue_items(r) == [{"class": "Interop::Fail", "args": ["first", {"m": {}}]}]
     assert resque.failures.get(0).record.retried_at  # type: ignore[union-attr]
     assert peers.run("ruby", "remove_failure", "1") == {"ok": True}
-    assert [e.record.payload for e in resque.failures.iter() if e.record] == [
+    assert [bytes(e.record.payload) for e in resque.failures.iter() if e.record] == [
         json.dumps(listed[0]["payload"], ensure_ascii=False, separators=(",", ":")).encode()
     ]
 
@@ -164,15 +164,22 @@ def test_our_failure_tools_on_ruby_failures(ruby: Peer, peers: Peers, resque: Re
 # -- resque-web --------------------------------------------------------------------------------------
 
 
-def web(peers: Peers, path: str) -> int:
-    return int(peers.run("ruby", "web", path)["status"])
+def web(peers: Peers, pages: dict[str, str | None]) -> dict[str, str]:
+    """Render resque-web pages in one Ruby process; returns the problems, by path (none: {})."""
+    seen = peers.run("ruby", "web_many", json.dumps(pages))
+    problems = {path: f"HTTP {page['status']}" for path, page in seen.items() if page["status"] != 200}
+    problems |= {path: f"no {pages[path]!r} in the page" for path, page in seen.items() if not page["has_text"]}
+    return problems
 
 
 def test_resque_web_renders_our_queues(ruby: Peer, peers: Peers, resque: Resque) -> None:
     resque.enqueue(Q, "Interop::Echo", *ARGS)
     resque.enqueue(Q, "App\\Jobs\\Echo", {"to": "a/b"}, track=True)
-    for path in ("/overview", "/queues", f"/queues/{Q}", "/stats/resque", "/stats.txt", "/stats/keys"):
-        assert web(peers, path) == 200, path
+    pages: dict[str, str | None] = {
+        "/overview": Q, "/queues": Q, f"/queues/{Q}": "App\\Jobs\\Echo",
+        "/stats/resque": None, "/stats.txt": f"queues.{Q}=2", "/stats/keys": None,
+    }  # fmt: skip
+    assert web(peers, pages) == {}
 
 
 @pytest.fixture
@@ -198,7 +205,10 @@ def busy_python_worker(python_worker: Peer, peers: Peers, resque: Resque, r: red
 
 def test_resque_web_renders_our_workers(ruby: Peer, peers: Peers, busy_python_worker: str) -> None:
     wid = busy_python_worker
-    paths = ["/overview", "/working", "/workers", f"/workers/{wid}", "/workers/all", "/failed", "/failed?start=0",
-             "/stats/resque", "/stats.txt"]  # fmt: skip
-    bad = {path: status for path in paths if (status := web(peers, path)) != 200}
-    assert not bad
+    pid = wid.split(":", 2)[1]
+    pages: dict[str, str | None] = {
+        "/overview": "Interop::Sleep", "/working": "Interop::Sleep", "/workers": pid, f"/workers/{wid}": pid,
+        "/workers/all": pid, "/failed": "interop failure", "/failed?start=0": "Interop::Fail",
+        "/stats/resque": None, "/stats.txt": "resque.working=1",
+    }  # fmt: skip
+    assert web(peers, pages) == {}

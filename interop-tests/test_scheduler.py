@@ -38,11 +38,10 @@ def our_scheduler(redis_server: RedisServer) -> Peer:
     return Peer("python-scheduler", [])
 
 
-def soon() -> int:
-    """A timestamp safely in the future for every scheduler's "is it due?" rule (ts > now),
-    even after a peer's start-up time, and due soon after."""
-    now = time.time()
-    return int(now) + (1 if now % 1 < 0.4 else 2)
+def soon(lead: float = 0.5) -> int:
+    """A whole-second timestamp at least ``lead`` seconds ahead: still in the future ("due" is
+    ts <= now everywhere) when a peer's process gets to schedule it, and due soon after."""
+    return int(time.time() + lead) + 1
 
 
 def wait_due(ts: int) -> None:
@@ -72,7 +71,7 @@ def test_ours_enqueues_what_a_peer_scheduled(
     scheduler: str, our_scheduler: Peer, peers: Peers, redis_server: RedisServer, r: redis.Redis
 ) -> None:
     peers[scheduler].require()
-    ts = soon()
+    ts = soon(lead=2.0)  # the peer's interpreter starts before it schedules
     if scheduler == "php-fork":
         peers.run(scheduler, "enqueue_in", str(ts - int(time.time())), Q, "Interop_Echo", json.dumps(ARGS[0]))
     else:
@@ -148,7 +147,7 @@ def test_ruby_stands_by_while_ours_leads(
     try:
         mine = f"{socket.gethostname()}:{proc.pid}"
         wait_for(lambda: r.get(LOCK) == mine.encode(), what=f"our scheduler to lead as {mine}")
-        ts = soon()
+        ts = soon(lead=2.0)
         peers.run("ruby", "enqueue_at", str(ts), Q, "Interop::Echo", json.dumps(ARGS))
         wait_due(ts)
         out = peers.run("ruby", "scheduler_once")

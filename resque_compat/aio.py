@@ -35,12 +35,10 @@ from resque_compat.commands import (
     push_raw_commands,
     queue_commands,
     queued,
-    raw_bytes,
     remove_queue_commands,
     requeue_commands,
     retry_plan,
     server_url,
-    text,
     to_int,
     worker_row_commands,
 )
@@ -48,6 +46,7 @@ from resque_compat.connection import ConfigError, RedisAddress, parse_address
 from resque_compat.failure import BACKENDS, BackendName, FailureEntry, FailureError, Failures
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+from resque_compat.replies import raw, text
 
 
 def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:
@@ -94,7 +93,7 @@ class AsyncFailures:
         if count <= 0:
             return []
         key = self.keys.failed_list(list_name)
-        raws = [raw_bytes(raw) for raw in await self.redis.lrange(key, start, start + count - 1)]
+        raws = [raw(raw) for raw in await self.redis.lrange(key, start, start + count - 1)]
         first = start if start >= 0 else max(0, int(await self.redis.llen(key)) + start)
         return [Failures._entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
@@ -102,7 +101,7 @@ class AsyncFailures:
         raw = await self.redis.lindex(self.keys.failed_list(list_name), index)
         if raw is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
-        return Failures._entry(list_name, index, raw_bytes(raw))
+        return Failures._entry(list_name, index, raw(raw))
 
     async def iter(self, list_name: str = "failed", page: int = 500) -> AsyncIterator[FailureEntry]:
         start = 0
@@ -231,7 +230,7 @@ class AsyncResque:
         if count <= 0:
             return []
         raws = await self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
-        return [queued(raw_bytes(raw)) for raw in raws]
+        return [queued(raw(raw)) for raw in raws]
 
     async def remove_queue(self, queue: str) -> None:
         await _run(self.redis, remove_queue_commands(self.keys, queue), transaction=True)

@@ -10,6 +10,7 @@ import functools
 import itertools
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -180,15 +181,33 @@ def _status_dict(job_id: str, record: StatusRecord) -> dict[str, Any]:
 @click.argument("class_name", metavar="CLASS")
 @click.argument("args_json", metavar="[ARGS_JSON]", required=False, default="[]")
 @click.option("--track", is_flag=True, help="Track the job's status (php-resque's job:<id>:status); print its id.")
+@click.option("--at", "at", type=float, metavar="TS", help="Delay until this unix time (resque-scheduler's layout).")
+@click.option("--in", "delay", type=click.FloatRange(min=0), metavar="SECONDS", help="Delay by this many seconds.")
 @pass_cli
 @handle_errors
-def enqueue(cli: CliContext, queue: str, class_name: str, args_json: str, track: bool) -> None:
+def enqueue(
+    cli: CliContext, queue: str, class_name: str, args_json: str, track: bool, at: float | None, delay: float | None
+) -> None:
     """Push a job: ARGS_JSON is a JSON array of its arguments (default: [])."""
     args = _parse_json(args_json, "ARGS_JSON")
     if not isinstance(args, list):
         raise ValueError(  # noqa: TRY004 - bad user input, reported like every other
             f"ARGS_JSON must be a JSON array of arguments, got {type(args).__name__}: {_short(args)}"
         )
+    if at is not None or delay is not None:
+        if at is not None and delay is not None:
+            raise ValueError("give --at or --in, not both")
+        if track:
+            raise ValueError("--track cannot be combined with --at/--in: delayed items carry no job id")
+        from resque_compat.scheduler import enqueue_delayed  # noqa: PLC0415 - scheduler only when delaying
+
+        when = at if at is not None else time.time() + (delay or 0.0)
+        ts = enqueue_delayed(cli.resque, when, queue, class_name, args)
+        if cli.json:
+            _emit_json({"queue": queue, "class": class_name, "args": args, "at": ts})
+        else:
+            click.echo(f"scheduled {class_name} on {queue} at {ts}" if ts else f"enqueued {class_name} on {queue}")
+        return
     job_id = cli.resque.enqueue(queue, class_name, *args, track=track)
     if cli.json:
         _emit_json({"queue": queue, "class": class_name, "args": args, "id": job_id})

@@ -38,6 +38,7 @@ from resque_compat.protocol import (
     decode_json,
     normalize_class,
 )
+from resque_compat.replies import raw, text
 
 
 def default_namespace() -> str:
@@ -100,7 +101,7 @@ class Resque:
 
     # -- queues -------------------------------------------------------------------
     def queues(self) -> list[str]:
-        return sorted(m.decode() for m in self.redis.smembers(self.keys.queues))
+        return sorted(text(m) for m in self.redis.smembers(self.keys.queues))
 
     def size(self, queue: str) -> int:
         return int(self.redis.llen(self.keys.queue(queue)))
@@ -116,8 +117,7 @@ class Resque:
         """Items without removing them (LRANGE), decoded where they are jobs."""
         if count <= 0:
             return []
-        raws: list[bytes] = self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
-        return [queued(raw) for raw in raws]
+        return [queued(raw(item)) for item in self.redis.lrange(self.keys.queue(queue), start, start + count - 1)]
 
     def remove_queue(self, queue: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -129,7 +129,7 @@ class Resque:
         encoding of ``{class,args}``; without, every item of that class."""
         key = self.keys.queue(queue)
         if args:
-            return int(self.redis.lrem(key, 0, JobPayload.new(class_name, list(args)).encode()))
+            return int(self.redis.lrem(key, 0, JobPayload.new(class_name, list(args)).encode()))  # type: ignore[arg-type]
         return self._remove_matching(queue, lambda job: job.class_ == class_name)
 
     def dequeue(
@@ -162,12 +162,12 @@ class Resque:
         start = 0
         page = 1000
         while True:
-            raws: list[bytes] = self.redis.lrange(key, start, start + page - 1)
-            hits = [raw for raw in raws if (job := queued(raw).payload) is not None and matches(job)]
+            raws = [raw(item) for item in self.redis.lrange(key, start, start + page - 1)]
+            hits = [item for item in raws if (job := queued(item).payload) is not None and matches(job)]
             if hits:
                 pipe = self.redis.pipeline(transaction=False)
-                for raw in hits:
-                    pipe.lrem(key, 1, raw)
+                for hit in hits:
+                    pipe.lrem(key, 1, hit)  # type: ignore[arg-type]
                 removed += sum(int(n) for n in pipe.execute())
             if len(raws) < page:
                 return removed
@@ -208,7 +208,7 @@ class Resque:
 
     # -- workers ------------------------------------------------------------------
     def worker_ids(self) -> list[str]:
-        return sorted(m.decode() for m in self.redis.smembers(self.keys.workers))
+        return sorted(text(m) for m in self.redis.smembers(self.keys.workers))
 
     def workers(self) -> list[WorkerInfo]:
         """Every registered worker with its start time, heartbeat, counters and job."""

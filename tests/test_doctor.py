@@ -35,18 +35,25 @@ JOBS_MODULE = """
 """
 
 
+@pytest.fixture(autouse=True)
+def empty_default_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with no registered jobs (other tests' modules register theirs)."""
+    monkeypatch.delenv("APP_INCLUDE", raising=False)
+    saved = dict(default_registry._jobs)
+    default_registry._jobs.clear()
+    yield
+    default_registry._jobs.clear()
+    default_registry._jobs.update(saved)
+
+
 @pytest.fixture
 def jobs_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An importable module registering two jobs; the default registry is restored after."""
+    """An importable module registering two jobs in the default registry."""
     name = f"doctor_jobs_{time.monotonic_ns()}"
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(JOBS_MODULE))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("APP_INCLUDE", raising=False)
-    saved = dict(default_registry._jobs)
     yield name
-    default_registry._jobs.clear()
-    default_registry._jobs.update(saved)
     sys.modules.pop(name, None)
 
 

@@ -12,7 +12,6 @@ from resque_compat import Resque
 from resque_compat.scheduler import DelayedQueue, Mover, enqueue_delayed
 
 
-
 def later(seconds: int = 3600) -> int:
     return int(time.time()) + seconds
 

@@ -100,8 +100,11 @@ def test_lockless_movers_and_a_php_style_peer_never_lose_or_double(redis_url: st
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", RACER, redis_url, str(batch)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for batch in (1, 7, 100, 100)
     ]
     stop = threading.Event()
@@ -131,10 +134,23 @@ def test_scheduler_daemons_racing_lead_one_at_a_time(redis_url: str, r: redis.Re
     env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "resque_compat", "--redis", redis_url, "scheduler", "--interval", "0.1",
-             "--batch", "50"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "resque_compat",
+                "--redis",
+                redis_url,
+                "scheduler",
+                "--interval",
+                "0.1",
+                "--batch",
+                "50",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for _ in range(3)
     ]
     first_lines = []
@@ -154,7 +170,9 @@ def test_scheduler_daemons_racing_lead_one_at_a_time(redis_url: str, r: redis.Re
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        logs = [first + (proc.stderr.read() if proc.stderr else "") for first, proc in zip(first_lines, procs, strict=False)]
+        logs = [
+            first + (proc.stderr.read() if proc.stderr else "") for first, proc in zip(first_lines, procs, strict=False)
+        ]
         for proc in procs:
             proc.wait(30)
     assert all(proc.returncode == 0 for proc in procs), logs
@@ -168,10 +186,24 @@ def test_restart_mid_move_loses_nothing(redis_url: str, r: redis.Redis, resque: 
     seed(r)
     env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
     first = subprocess.Popen(
-        [sys.executable, "-m", "resque_compat", "--redis", redis_url, "scheduler", "--interval", "0.1",
-         "--batch", "1", "--lock-timeout", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "resque_compat",
+            "--redis",
+            redis_url,
+            "scheduler",
+            "--interval",
+            "0.1",
+            "--batch",
+            "1",
+            "--lock-timeout",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.monotonic() + 30
     while r.llen("resque:queue:q") < 200 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -181,16 +213,35 @@ def test_restart_mid_move_loses_nothing(redis_url: str, r: redis.Redis, resque: 
     assert 0 < moved_before < N_ITEMS
     # the dead master's lock is still there; it expires (TTL 2 s) and the next scheduler leads
     second = subprocess.run(
-        [sys.executable, "-m", "resque_compat", "--redis", redis_url, "scheduler", "--interval", "0.2",
-         "--lock-timeout", "2", "--once"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "resque_compat",
+            "--redis",
+            redis_url,
+            "scheduler",
+            "--interval",
+            "0.2",
+            "--lock-timeout",
+            "2",
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert "not master" in second.stdout
     time.sleep(2.2)
     third = subprocess.run(
         [sys.executable, "-m", "resque_compat", "--redis", redis_url, "scheduler", "--once"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert third.returncode == 0, third.stderr
     assert f"moved {N_ITEMS - moved_before} delayed job(s)" in third.stdout
     assert_exactly_once(r)

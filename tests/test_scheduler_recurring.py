@@ -55,7 +55,10 @@ def test_schedule_file_json(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("bad:\n  class: J\n  queue: q\n  cron: '61 * * * *'\n", "schedule 'bad': invalid cron '61 \\* \\* \\* \\*': minute"),
+        (
+            "bad:\n  class: J\n  queue: q\n  cron: '61 * * * *'\n",
+            "schedule 'bad': invalid cron '61 \\* \\* \\* \\*': minute",
+        ),
         ("bad:\n  class: J\n  queue: q\n  every: soon\n", "schedule 'bad': invalid every"),
         ("bad:\n  class: J\n  queue: q\n", "schedule 'bad': needs 'cron' or 'every'"),
         ("bad:\n  class: J\n  every: 1m\n", "schedule 'bad': 'queue' is required"),
@@ -91,7 +94,11 @@ def test_store_writes_resque_schedulers_format(resque: Resque, r: redis.Redis) -
 
 
 def test_reads_schedules_ruby_wrote(resque: Resque, r: redis.Redis) -> None:
-    r.hset("resque:persistent_schedules", "every_minute", '{"class":"GoodJob","every":"1m","queue":"default","args":["tick"]}')
+    r.hset(
+        "resque:persistent_schedules",
+        "every_minute",
+        '{"class":"GoodJob","every":"1m","queue":"default","args":["tick"]}',
+    )
     r.hset("resque:persistent_schedules", "broken", "{not json")
     r.hset("resque:persistent_schedules", "noqueue", '{"class":"GoodJob","every":"1m"}')
     recurring = Recurring(resque)
@@ -101,7 +108,9 @@ def test_reads_schedules_ruby_wrote(resque: Resque, r: redis.Redis) -> None:
 
 
 def test_firing_writes_the_job_and_last_enqueued_at(resque: Resque, r: redis.Redis) -> None:
-    r.hset("resque:persistent_schedules", "tick", '{"class":"GoodJob","every":"10s","queue":"default","args":"one-arg"}')
+    r.hset(
+        "resque:persistent_schedules", "tick", '{"class":"GoodJob","every":"10s","queue":"default","args":"one-arg"}'
+    )
     recurring = Recurring(resque)
     recurring.load(now=1000.0)
     assert recurring.tick(1005.0) == []

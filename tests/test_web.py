@@ -43,7 +43,7 @@ def token(client: TestClient) -> str:
     client.get("/overview")
     value = client.cookies.get(CSRF_COOKIE)
     assert value
-    return value
+    return str(value)
 
 
 def post(client: TestClient, path: str, **fields: Any) -> Any:
@@ -169,7 +169,14 @@ def test_every_peer_time_format_is_parsed(client: TestClient, seeded: dict[str, 
 def test_node_worker_uses_its_ping_and_per_name_counters(client: TestClient, seeded: dict[str, int]) -> None:
     worker = client.get(f"/api/workers/{NODE_WORKER}").json()["worker"]
     assert worker["heartbeat"]["parsed"] and worker["processed"] == 4
-    assert worker["job"]["payload"]["class"] == "slow" and "note" in worker["job"]["payload"]
+    assert worker["job"]["payload"]["class"] == "slow" and worker["job"]["payload"]["args"] == []  # cjson's {}
+
+
+def test_a_payload_with_odd_args_is_a_job_with_a_note(client: TestClient, r: redis.Redis) -> None:
+    r.rpush("resque:queue:odd", b'{"class":"Odd","args":{"k":1}}')
+    job = client.get("/api/queues/odd").json()["jobs"][0]
+    assert (job["broken"], job["class"], job["args"]) == (False, "Odd", {"k": 1}) and job["note"]
+    assert "odd args" in client.get("/queues/odd").text
 
 
 def test_activejob_and_php_payloads(client: TestClient, seeded: dict[str, int]) -> None:
@@ -258,7 +265,7 @@ def test_retry_one_failure_from_the_page(client: TestClient, r: redis.Redis, see
     response = post(client, "/failed/requeue/0", digest=entry["digest"])
     assert response.status_code == 303
     assert r.lrange("resque:queue:default", -1, -1) == [b'{"class":"BadJob","args":["x"]}']
-    stored = Failure.decode(r.lindex("resque:failed", 0))
+    stored = Failure.decode(r.lindex("resque:failed", 0) or b"")
     assert stored.retried_at
     page = client.get("/failed").text
     assert "Retried failure 0: queued again on default" in page
@@ -467,7 +474,7 @@ class RecordingRedis(redis.Redis):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         self.log.append(args)
-        return super().execute_command(*args, **options)
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         outer = self
@@ -489,7 +496,7 @@ def test_a_200k_failed_list_is_read_a_page_at_a_time(redis_url: str, r: redis.Re
     for _ in range(20):
         pipe.rpush("resque:failed", *([item] * 10_000))
     pipe.execute()
-    recording = RecordingRedis.from_url(redis_url)
+    recording = RecordingRedis(connection_pool=redis.ConnectionPool.from_url(redis_url))
     recording.log = []
     with TestClient(create_app(Resque(recording))) as c:
         for path in (

@@ -14,6 +14,8 @@ from test_worker_wire import run_burst
 
 from resque_compat import Resque
 
+FORK_WAITING = '{"status":1,"updated":1795724576,"started":1795724576,"result":null}'
+
 
 @pytest.fixture
 def job_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -69,7 +71,7 @@ def test_fork_shaped_status_keeps_result_and_prefix(redis_url: str, r: redis.Red
         r.rpush("resque:queue:default", json.dumps(
             {"class": cls, "args": args, "id": job_id, "prefix": "tenant7", "queue_time": 1795724576.49}
         ))  # fmt: skip
-        r.set(f"resque:job:tenant7_{job_id}:status", '{"status":1,"updated":1795724576,"started":1795724576,"result":null}')
+        r.set(f"resque:job:tenant7_{job_id}:status", FORK_WAITING)
     run_burst(redis_url)
     assert json.loads(r.get("resque:job:tenant7_a1:status") or b"")["result"] == 42
     skipped = json.loads(r.get("resque:job:tenant7_a2:status") or b"")

@@ -13,7 +13,7 @@ from pathlib import Path
 import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import children_of, cmdline, job_log_lines, registered, spawn_worker, stop, wait_for, worker_id_of
+from jobs.harness import children_of, cmdline, job_log_lines, registered, spawn_worker, stop, wait_for
 
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer
@@ -35,12 +35,11 @@ def test_quit_finishes_the_job_and_titles_match_ruby(redis_url: str, r: redis.Re
     wid = registered(r, proc.pid)
     assert wid == f"{os.uname().nodename}:{proc.pid}:default"
     assert TITLE.match(wait_for(lambda: "Waiting" in cmdline(proc.pid) and cmdline(proc.pid)))
-    assert cmdline(proc.pid) == re.sub(r"\d+\.\d+\.\d+", lambda m: m.group(0), cmdline(proc.pid))
     Resque(redis_url).enqueue("default", "Sleep", 1, "q")
     wait_for(lambda: started(log, "q"), what="job start")
     child = wait_for(lambda: children_of(proc.pid), what="child")[0]
     assert re.fullmatch(r"resque-\d+\.\d+\.\d+: Forked \d+ at \d+", cmdline(proc.pid))
-    assert re.fullmatch(rf"resque-\d+\.\d+\.\d+: Processing default since \d+ \[Sleep\]", cmdline(child))
+    assert re.fullmatch(r"resque-\d+\.\d+\.\d+: Processing default since \d+ \[Sleep\]", cmdline(child))
     proc.send_signal(signal.SIGQUIT)
     stop(proc)
     assert proc.returncode == 0
@@ -226,8 +225,7 @@ def test_redis_restart_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> None
         time.sleep(0.5)
         server.start()
         r = server.client()
-        wait_for(lambda: r.llen("resque:queue:default") == 0 and not r.keys("resque:worker:*:*:*"), 60, "drain")
-        wait_for(lambda: r.get("resque:stat:processed") == str(n).encode(), 30, "processed count")
+        wait_for(lambda: r.get("resque:stat:processed") == str(n).encode(), 60, "every job processed")
         out = stop(proc)
         assert "Redis connection lost" in out and "reconnected" in out
         ends = [line for line in job_log_lines(log) if line.startswith("end")]

@@ -100,7 +100,7 @@ def test_namespace_and_multi_queue_failures(redis_url: str, r: redis.Redis) -> N
 def test_queue_priority_globs_and_exclusions(redis_url: str, r: redis.Redis) -> None:
     order: list[str] = []
     registry = JobRegistry()
-    registry.register("Q", lambda name: order.append(name))
+    registry.register("Q", order.append)
     for queue in ("low", "b", "a", "critical"):
         r.sadd("resque:queues", queue)
         r.rpush(f"resque:queue:{queue}", json.dumps({"class": "Q", "args": [queue]}))

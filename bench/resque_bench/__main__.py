@@ -57,6 +57,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--only", help=f"comma-separated systems ({', '.join(s.name for s in systems.ALL)})")
     ap.add_argument("--scenarios", help=f"comma-separated scenarios ({', '.join(SCENARIOS)})")
+    ap.add_argument("--scale", type=float, default=1.0, help="make every run this many times as long")
     ap.add_argument("--save", action="store_true", help="also write the JSON to bench/results/<time>.json")
     return ap.parse_args(argv)
 
@@ -67,7 +68,7 @@ def log(message: str) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    sizes = Sizes.quick() if args.quick else Sizes.full()
+    sizes = (Sizes.quick() if args.quick else Sizes.full()).scaled(args.scale)
     wanted = [s for s in (args.scenarios or ",".join(SCENARIOS)).split(",") if s]
     for name in wanted:
         if name not in SCENARIOS:

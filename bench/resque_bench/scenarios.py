@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -55,6 +55,17 @@ class Sizes:
     @classmethod
     def full(cls) -> Sizes:
         return cls(5.0, 4, 32, 20, 100, 1_000, 2_000, 1_000, 1_000_000, "1m", 2.0)
+
+    def scaled(self, factor: float) -> Sizes:
+        """Every run ``factor`` times as long (``--scale``: 0.1 for a smoke test)."""
+        return replace(
+            self,
+            seconds=self.seconds * factor,
+            io_rounds=max(1, round(self.io_rounds * factor)),
+            poll_samples=max(3, round(self.poll_samples * factor)),
+            block_samples=max(5, round(self.block_samples * factor)),
+            cmd_jobs=max(100, round(self.cmd_jobs * factor)),
+        )
 
 
 @dataclass

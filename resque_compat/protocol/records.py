@@ -11,6 +11,7 @@ in other records are :class:`msgspec.Raw`: the bytes a peer enqueued travel unto
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from typing import Any, ClassVar, TypeVar
 
@@ -46,6 +47,16 @@ def decode_json(data: bytes | str) -> Any:
         raise ProtocolError(f"not valid JSON: {exc}") from None
 
 
+@functools.cache
+def _json_names(cls: type[msgspec.Struct]) -> dict[str, str]:
+    return {f.encode_name: f.name for f in msgspec.structs.fields(cls) if f.name not in ("extra", "key_order")}
+
+
+@functools.cache
+def _raw_names(cls: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(f.encode_name for f in msgspec.structs.fields(cls) if f.type is msgspec.Raw)
+
+
 class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Base of every stored shape: known fields typed, unknown fields kept."""
 
@@ -57,24 +68,12 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     @classmethod
     def _json_names(cls) -> dict[str, str]:
         """JSON name -> attribute name of the typed fields."""
-        names: dict[str, str] | None = cls.__dict__.get("_json_names_cache")
-        if names is None:
-            names = {
-                f.encode_name: f.name
-                for f in msgspec.structs.fields(cls)
-                if f.name not in ("extra", "key_order")
-            }
-            setattr(cls, "_json_names_cache", names)
-        return names
+        return _json_names(cls)
 
     @classmethod
     def _raw_names(cls) -> frozenset[str]:
         """JSON names of the fields kept as raw bytes (embedded payloads)."""
-        names: frozenset[str] | None = cls.__dict__.get("_raw_names_cache")
-        if names is None:
-            names = frozenset(f.encode_name for f in msgspec.structs.fields(cls) if f.type is msgspec.Raw)
-            setattr(cls, "_raw_names_cache", names)
-        return names
+        return _raw_names(cls)
 
     @classmethod
     def from_dict(cls: type[R], data: Any) -> R:
@@ -138,6 +137,13 @@ class JobPayload(Record, kw_only=True, omit_defaults=True):
     queue_time: float | UnsetType = UNSET
 
     @classmethod
+    def from_dict(cls, data: Any) -> JobPayload:
+        """node-resque's Lua (cjson) turns an empty ``args`` list into ``{}``: read it as ``[]``."""
+        if isinstance(data, dict) and data.get("args") == {}:
+            data = {**data, "args": []}
+        return super().from_dict(data)
+
+    @classmethod
     def new(cls, class_name: str, args: list[Any], job_id: str | None = None, now: float | None = None) -> JobPayload:
         """Ruby's ``{class,args}``; with a job id, php-resque's tracked ``{class,args,id,queue_time}``."""
         if job_id is None:
@@ -172,7 +178,7 @@ class Failure(Record, kw_only=True, omit_defaults=True):
     backtrace: list[str] = msgspec.field(default_factory=list)
     worker: str
     queue: str
-    retried_at: str | None | UnsetType = UNSET
+    retried_at: str | UnsetType | None = UNSET
 
 
 class JobStatus(enum.IntEnum):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 
 def _local(epoch: float | None) -> time.struct_time:
@@ -75,12 +75,12 @@ def parse(value: object) -> datetime | None:
     show such values as they are rather than failing.
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return datetime.fromtimestamp(float(text), timezone.utc)
+        return datetime.fromtimestamp(float(text), UTC)
     iso = text[:-1] + "+00:00" if text.endswith("Z") else text
     for fmt in _FORMATS:
         try:
@@ -90,7 +90,7 @@ def parse(value: object) -> datetime | None:
     m = re.fullmatch(r"(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})(?: (\S+))?", text)
     if m:  # failed_at: zone abbreviation, or none at all (pyres, resque-retry)
         naive = datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S")
-        zone = _zone(m.group(2)) if m.group(2) else timezone.utc
+        zone = _zone(m.group(2)) if m.group(2) else UTC
         return naive.replace(tzinfo=zone) if zone else None
     m = _PHP_STRFTIME.match(text)
     if m:  # php-resque cb: "Thu Nov 26 20:21:31 UTC 2026"

@@ -20,7 +20,7 @@ from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.protocol import DelayedItem, ProtocolError, encode_json
-from resque_compat.scheduler._text import raw, text
+from resque_compat.replies import raw, text
 from resque_compat.scheduler.mover import Mover, MoveResult
 
 #: ``(class_name, args)`` -> keep?  Used by :meth:`DelayedQueue.remove_selection`.

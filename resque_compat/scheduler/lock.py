@@ -20,7 +20,7 @@ import socket
 import redis
 
 from resque_compat.protocol import Keys
-from resque_compat.scheduler._text import text
+from resque_compat.replies import text
 
 DEFAULT_TIMEOUT = 180
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.protocol import JobPayload, ProtocolError, ScheduleEntry, decode_json, timefmt
-from resque_compat.scheduler._text import raw, text
+from resque_compat.replies import raw, text
 from resque_compat.scheduler.cron import CronError, CronExpression
 
 log = logging.getLogger("resque_compat.scheduler")

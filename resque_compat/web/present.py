@@ -123,7 +123,7 @@ def job_bytes(raw: bytes) -> dict[str, Any]:
 
 
 def queued(item: QueuedJob, index: int) -> dict[str, Any]:
-    shown = job(item.payload) if item.payload is not None else broken(item.raw, item.problem)
+    shown = job(item.payload) if item.payload is not None else job_bytes(item.raw)
     shown["index"] = index
     return shown
 

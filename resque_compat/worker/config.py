@@ -59,9 +59,7 @@ class WorkerConfig:
         if self.heartbeat_interval <= 0 or self.prune_interval <= 0:
             raise WorkerConfigError("HEARTBEAT_INTERVAL and PRUNE_INTERVAL must be > 0")
         if self.failure_backend not in BACKENDS:
-            raise WorkerConfigError(
-                f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})"
-            )
+            raise WorkerConfigError(f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})")
 
     @property
     def has_patterns(self) -> bool:

@@ -64,9 +64,7 @@ def unregister(
     inflight = keys.inflight(worker_id)
     if client.llen(inflight):
         queue = record.queue if record is not None else _fallback_queue(client, inflight, worker_id)
-        moved = client.register_script(REQUEUE_INFLIGHT)(
-            keys=[inflight, keys.queue(queue), keys.queues], args=[queue]
-        )
+        moved = client.register_script(REQUEUE_INFLIGHT)(keys=[inflight, keys.queue(queue), keys.queues], args=[queue])
         log.info("requeued %s in-flight job(s) of %s to %s", moved, worker_id, queue)
         what = "requeued"
     elif record is not None and error is not None:
@@ -257,11 +255,8 @@ def requeue_orphans(client: redis.Redis, keys: Keys, failures: Failures) -> int:
         if worker_id in registered:
             continue
         queue = _fallback_queue(client, key, worker_id)
-        n = int(
-            client.register_script(REQUEUE_INFLIGHT)(keys=[key, keys.queue(queue), keys.queues], args=[queue])
-        )
+        n = int(client.register_script(REQUEUE_INFLIGHT)(keys=[key, keys.queue(queue), keys.queues], args=[queue]))
         if n:
             log.info("requeued %d orphaned in-flight job(s) of %s to %s", n, worker_id, queue)
         moved += n
     return moved
-

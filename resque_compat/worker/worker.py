@@ -191,9 +191,7 @@ class Worker:
             self._beat_thread.join(timeout=5)
         if self._registered:
             try:
-                self._retry(
-                    lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id), "unregister"
-                )
+                self._retry(lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id), "unregister")
                 self._registered = False
             except redis.RedisError as exc:
                 log.warning("could not unregister %s: %s", self.id, redact(str(exc)))

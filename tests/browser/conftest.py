@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer, free_port
+from resque_compat.web import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/web_seed.py
 
@@ -65,10 +67,6 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def dashboard_url(redis_server: RedisServer) -> Iterator[str]:
     """The dashboard on a free loopback port, serving the session Redis (emptied per test)."""
-    import uvicorn
-
-    from resque_compat.web import create_app
-
     port = free_port()
     config = uvicorn.Config(
         create_app(Resque(redis_server.url, namespace="resque"), poll_seconds=1),

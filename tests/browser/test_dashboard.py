@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 import redis
 import web_seed
-from conftest import shot
 from web_seed import RUBY_WORKER
+
+from conftest import shot
 
 TABS = [
     ("overview", "/overview", "Overview", "GoodJob"),
@@ -34,8 +35,9 @@ def seeded(r: redis.Redis) -> dict[str, int]:
     return web_seed.seed(r)
 
 
-@pytest.mark.parametrize(("name", "path", "title", "text"), TABS, ids=[t[0] for t in TABS])
-def test_every_tab_loads_with_seeded_data(page: Any, seeded: dict[str, int], name: str, path: str, title: str, text: str) -> None:
+@pytest.mark.parametrize("tab", TABS, ids=[t[0] for t in TABS])
+def test_every_tab_loads_with_seeded_data(page: Any, seeded: dict[str, int], tab: tuple[str, str, str, str]) -> None:
+    name, path, title, text = tab
     response = page.goto(path)
     assert response.status == 200
     assert title in page.locator("h1").first.inner_text()

@@ -67,10 +67,12 @@ def test_kill_worker_parent_mid_job(farm: Farm, fault_result: ScenarioResult, fo
             fault_result.faults += 1
     farm.release()
     farm.drain(*_mode_args(fork, reliable))
+    fault_result.note(f"{len(victims)} distinct job(s) held by a killed worker")
     _finish(farm, tags, fault_result, victims, reliable)
     acc = farm.account(tags)
     if reliable:
-        assert all(tag not in acc.failed for tag in victims), "reliable mode requeues, it does not fail"
+        failed = {t: (f.exception, f.error, f.worker) for t, f in acc.failed.items()}
+        assert not failed, f"reliable mode requeues, it does not fail: {failed}\n{farm.log_tail()}"
         assert all(tag in acc.completed for tag in victims)
     else:
         assert all(acc.failed[t].exception.endswith("DirtyExit") for t in victims), {

@@ -129,7 +129,7 @@ when 'workers'
     { 'id' => w.to_s, 'state' => w.state, 'job' => w.job,
       'processed' => w.processed, 'failed' => w.failed }
   end)
-when 'web' # PATH
+when 'web', 'web_many' # PATH, or PATHS_JSON ({path: text expected in the page, or null}): Rack mock requests
   require 'resque/server'
   begin
     require 'resque/scheduler/server'
@@ -137,8 +137,16 @@ when 'web' # PATH
     nil # resque-scheduler not on the load path: plain resque-web
   end
   require 'rack/mock'
-  res = Rack::MockRequest.new(Resque::Server).get(argv[0] || '/')
-  out('status' => res.status, 'length' => res.body.bytesize)
+  app = Rack::MockRequest.new(Resque::Server)
+  if command == 'web'
+    res = app.get(argv[0] || '/')
+    out('status' => res.status, 'length' => res.body.bytesize)
+  else
+    out(JSON.parse(argv[0] || '{}').to_h do |path, text|
+      res = app.get(path)
+      [path, { 'status' => res.status, 'has_text' => text.nil? || res.body.include?(text) }]
+    end)
+  end
 when 'enqueue_at' # TS QUEUE CLASS ARGS_JSON
   require_scheduler
   ts, queue, klass, args = argv

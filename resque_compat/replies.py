@@ -1,4 +1,4 @@
-"""Redis replies as text: redis-py types them ``bytes | str`` whatever the connection returns."""
+"""Redis replies as text or bytes: redis-py types them ``bytes | str`` whatever the connection returns."""
 
 from __future__ import annotations
 
