@@ -46,7 +46,7 @@ from resque_compat.connection import ConfigError, RedisAddress, parse_address
 from resque_compat.failure import BACKENDS, BackendName, FailureEntry, FailureError, Failures
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
-from resque_compat.replies import raw, text
+from resque_compat import replies
 
 
 def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:
@@ -83,7 +83,7 @@ class AsyncFailures:
 
     async def list_names(self) -> list[str]:
         members = await self.redis.smembers(self.keys.failed_queues)
-        return sorted({"failed"} | {text(m) for m in members})
+        return sorted({"failed"} | {replies.text(m) for m in members})
 
     async def count(self, list_name: str = "failed") -> int:
         return int(await self.redis.llen(self.keys.failed_list(list_name)))
@@ -93,7 +93,7 @@ class AsyncFailures:
         if count <= 0:
             return []
         key = self.keys.failed_list(list_name)
-        raws = [raw(raw) for raw in await self.redis.lrange(key, start, start + count - 1)]
+        raws = [replies.raw(raw) for raw in await self.redis.lrange(key, start, start + count - 1)]
         first = start if start >= 0 else max(0, int(await self.redis.llen(key)) + start)
         return [Failures._entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
@@ -101,7 +101,7 @@ class AsyncFailures:
         raw = await self.redis.lindex(self.keys.failed_list(list_name), index)
         if raw is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
-        return Failures._entry(list_name, index, raw(raw))
+        return Failures._entry(list_name, index, replies.raw(raw))
 
     async def iter(self, list_name: str = "failed", page: int = 500) -> AsyncIterator[FailureEntry]:
         start = 0
@@ -215,7 +215,7 @@ class AsyncResque:
 
     # -- queues -------------------------------------------------------------------
     async def queues(self) -> list[str]:
-        return sorted(text(m) for m in await self.redis.smembers(self.keys.queues))
+        return sorted(replies.text(m) for m in await self.redis.smembers(self.keys.queues))
 
     async def size(self, queue: str) -> int:
         return int(await self.redis.llen(self.keys.queue(queue)))
@@ -230,7 +230,7 @@ class AsyncResque:
         if count <= 0:
             return []
         raws = await self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
-        return [queued(raw(raw)) for raw in raws]
+        return [queued(replies.raw(raw)) for raw in raws]
 
     async def remove_queue(self, queue: str) -> None:
         await _run(self.redis, remove_queue_commands(self.keys, queue), transaction=True)
@@ -268,7 +268,7 @@ class AsyncResque:
 
     # -- workers ------------------------------------------------------------------
     async def worker_ids(self) -> list[str]:
-        return sorted(text(m) for m in await self.redis.smembers(self.keys.workers))
+        return sorted(replies.text(m) for m in await self.redis.smembers(self.keys.workers))
 
     async def workers(self) -> list[WorkerInfo]:
         """Every registered worker (any language) with its times, counters and job."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.protocol import JobPayload, ProtocolError, ScheduleEntry, decode_json, timefmt
+from resque_compat.protocol import UNSET, JobPayload, ProtocolError, ScheduleEntry, decode_json, timefmt
 from resque_compat.replies import raw, text
 from resque_compat.scheduler.cron import CronError, CronExpression
 
@@ -100,8 +100,8 @@ def _parse_duration_text(text: str) -> float:
 
 
 def job_args(args: Any) -> list[Any]:
-    """Ruby's ``enqueue_from_config``: a list as is, None as [], a hash or scalar as [value]."""
-    if args is None:
+    """Ruby's ``enqueue_from_config``: a list as is, None (or absent) as [], a hash or scalar as [value]."""
+    if args is None or args is UNSET:
         return []
     if isinstance(args, list):
         return args

@@ -12,9 +12,10 @@ import itertools
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.protocol import UNSET, ProtocolError, ScheduleEntry, decode_json, encode_json
+from resque_compat.protocol import ProtocolError, ScheduleEntry, decode_json, encode_json
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue, decode_item
 from resque_compat.scheduler.lock import MasterLock
+from resque_compat.scheduler.recurring import ScheduleStore, job_args
 from resque_compat.web import present
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import PAGE, NotFoundError, Paging
@@ -56,8 +57,8 @@ def schedules(resque: Resque) -> dict[str, Any]:
             interval=_interval(entry),
             **{"class": _str(entry.class_)},
             queue=_str(entry.queue),
-            args=_args(entry.args),
-            args_text=present.pretty(_args(entry.args)),
+            args=job_args(entry.args),
+            args_text=present.pretty(job_args(entry.args)),
             extra=dict(entry.extra),
         )
         rows.append(row)
@@ -80,13 +81,6 @@ def _interval(entry: ScheduleEntry) -> str:
     return ""
 
 
-def _args(value: Any) -> list[Any]:
-    """resque-scheduler's rule: a scalar or a hash becomes a one-element list."""
-    if value is None or value is UNSET:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def _entry(resque: Resque, name: str) -> ScheduleEntry:
     if not name:
         raise BadRequestError("a schedule name is required")
@@ -107,16 +101,13 @@ def requeue(resque: Resque, name: str) -> dict[str, Any]:
         raise ConflictError(
             f"schedule {name!r} names no class or no queue; a Ruby scheduler infers them from the class"
         )
-    resque.enqueue(queue, class_name, *_args(entry.args))
+    resque.enqueue(queue, class_name, *job_args(entry.args))
     return {"message": f"Queued {class_name} on {queue} from schedule {name}", "queue": queue, "class": class_name}
 
 
 def delete(resque: Resque, name: str) -> dict[str, Any]:
     _entry(resque, name)
-    pipe = resque.redis.pipeline(transaction=True)
-    pipe.hdel(resque.keys.persistent_schedules, name)
-    pipe.sadd(resque.keys.schedules_changed, name)
-    pipe.execute()
+    ScheduleStore(resque).remove(name)
     return {"message": f"Deleted schedule {name}", "name": name}
 
 

@@ -3,7 +3,8 @@
 //   node peer.js COMMAND ARGS...
 //
 // Env: PEER_REDIS=host:port (default 127.0.0.1:6379), PEER_NAMESPACE (default "resque"),
-//      VERBOSE=1 for worker events on stderr, PEER_TITLE to set the process title of `worker`. Each command prints one JSON line on stdout.
+//      VERBOSE=1 for worker events on stderr, PEER_TITLE to set the process title of `worker`.
+//      Each command prints one JSON line on stdout.
 "use strict";
 const { Queue, Worker, Scheduler } = require("node-resque");
 

@@ -5,7 +5,8 @@
 //
 // Env: INTEROP_PHP_AUTOLOAD = path of a vendor/autoload.php that loads php-resque, credis and psr/log;
 //      PEER_REDIS=host:port (default 127.0.0.1:6379); PEER_NAME (recorded as "by", default "php");
-//      VERBOSE=1 for worker logging on stderr. Each command prints one JSON line on stdout.
+//      PEER_NAMESPACE (php-resque's PREFIX, default "resque"); VERBOSE=1 for worker logging on stderr.
+//      Each command prints one JSON line on stdout.
 // ARGS_JSON is php-resque's $args (an array/object); php-resque stores it as the payload's args[0].
 
 error_reporting(E_ALL & ~E_DEPRECATED);   // php-resque calls strftime()
