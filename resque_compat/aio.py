@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
+from resque_compat import replies
 from resque_compat.client import default_namespace
 from resque_compat.commands import (
     Command,
@@ -46,7 +47,6 @@ from resque_compat.connection import ConfigError, RedisAddress, parse_address
 from resque_compat.failure import BACKENDS, BackendName, FailureEntry, FailureError, Failures
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
-from resque_compat import replies
 
 
 def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:

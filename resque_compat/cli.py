@@ -1,82 +1,41 @@
 """``resque-compat``: the operator's command line, in Resque's words.
 
 Subcommands live beside what they drive (``worker.command``, ``scheduler.command``,
-``web.command``) and are attached at the bottom of this module.
+``web.command``, ``doctor``) and are attached here; what they share is in ``cliutil``.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import click
 import redis
 
-from resque_compat.client import Resque, default_namespace
-from resque_compat.connection import ConfigError, default_spec, parse_address, redact
+from resque_compat.client import default_namespace
+from resque_compat.cliutil import (
+    CliContext,
+    emit_json,
+    fail,
+    handle_errors,
+    parse_json,
+    pass_cli,
+    short,
+    table,
+)
+from resque_compat.connection import ConfigError
+from resque_compat.doctor import doctor
 from resque_compat.embedded import RedisUnavailable
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json
+from resque_compat.scheduler.command import delayed, schedule, scheduler
+from resque_compat.web.command import web
+from resque_compat.worker.command import work
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class CliContext:
-    """Global options, and the client built from them on first use."""
-
-    redis_spec: str | None
-    namespace: str | None
-    json: bool
-    _resque: Resque | None = field(default=None, repr=False)
-
-    @property
-    def resque(self) -> Resque:
-        if self._resque is None:
-            self._resque = Resque(parse_address(self.redis_spec), namespace=self.namespace)
-        return self._resque
-
-    @property
-    def redis_shown(self) -> str:
-        return redact(self.redis_spec or default_spec())
-
-
-def fail(message: str, code: int = 1) -> None:
-    """One line on stderr, non-zero exit: how every bad input ends."""
-    click.echo(f"resque-compat: {message}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(func: F) -> F:
-    """Turn expected failures (bad address, Redis down, bad data) into one-line errors."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        obj = ctx.find_object(CliContext)
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            fail(str(exc), 2)
-        except redis.ConnectionError as exc:
-            where = obj.redis_shown if obj else "Redis"
-            fail(f"cannot reach Redis at {where}: {redact(str(exc))}", 3)
-        except redis.RedisError as exc:
-            fail(f"Redis error: {redact(str(exc))}", 3)
-        except (ProtocolError, ValueError, LookupError) as exc:
-            fail(str(exc), 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-#: annotated so that modules importing it back (a cycle: see the bottom of this file) see its type
-pass_cli: Callable[[Callable[..., Any]], Callable[..., Any]] = click.make_pass_decorator(CliContext)
 
 
 class _OneLineErrors(click.Group):
@@ -121,47 +80,6 @@ def main(ctx: click.Context, redis_spec: str | None, namespace: str | None, as_j
     ctx.obj = CliContext(redis_spec, namespace if namespace is not None else default_namespace(), as_json)
 
 
-# -- output helpers -----------------------------------------------------------------
-
-
-def _emit_json(value: Any) -> None:
-    click.echo(encode_json(value).decode())
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty: str = "(none)") -> None:
-    """Left-aligned columns separated by two spaces; the last column is never padded."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    if not cells:
-        click.echo(empty)
-        return
-    widths = [max(len(str(h)), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    return value if isinstance(value, str) else str(value)
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = encode_json(value).decode()
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _parse_json(text: str, what: str) -> Any:
-    """Strict JSON (NaN and Infinity refused: no peer can decode them)."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{what} contains {name}, which JSON does not allow")
-
-    try:
-        return json.loads(text, parse_constant=refuse)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not valid JSON: {exc}") from None
-
-
 def _status_name(status: int) -> str:
     try:
         return JobStatus(status).name.lower()
@@ -186,13 +104,13 @@ def _status_dict(job_id: str, record: StatusRecord) -> dict[str, Any]:
 @pass_cli
 @handle_errors
 def enqueue(
-    cli: CliContext, queue: str, class_name: str, args_json: str, track: bool, at: float | None, delay: float | None
+    cli: CliContext, *, queue: str, class_name: str, args_json: str, track: bool, at: float | None, delay: float | None
 ) -> None:
     """Push a job: ARGS_JSON is a JSON array of its arguments (default: [])."""
-    args = _parse_json(args_json, "ARGS_JSON")
+    args = parse_json(args_json, "ARGS_JSON")
     if not isinstance(args, list):
         raise ValueError(  # noqa: TRY004 - bad user input, reported like every other
-            f"ARGS_JSON must be a JSON array of arguments, got {type(args).__name__}: {_short(args)}"
+            f"ARGS_JSON must be a JSON array of arguments, got {type(args).__name__}: {short(args)}"
         )
     if at is not None or delay is not None:
         if at is not None and delay is not None:
@@ -204,13 +122,13 @@ def enqueue(
         when = at if at is not None else time.time() + (delay or 0.0)
         ts = enqueue_delayed(cli.resque, when, queue, class_name, args)
         if cli.json:
-            _emit_json({"queue": queue, "class": class_name, "args": args, "at": ts})
+            emit_json({"queue": queue, "class": class_name, "args": args, "at": ts})
         else:
             click.echo(f"scheduled {class_name} on {queue} at {ts}" if ts else f"enqueued {class_name} on {queue}")
         return
     job_id = cli.resque.enqueue(queue, class_name, *args, track=track)
     if cli.json:
-        _emit_json({"queue": queue, "class": class_name, "args": args, "id": job_id})
+        emit_json({"queue": queue, "class": class_name, "args": args, "id": job_id})
     elif job_id is not None:
         click.echo(job_id)
     else:
@@ -237,7 +155,7 @@ def status(cli: CliContext, job_id: str, prefix: str, follow: bool, interval: fl
         records = [record]
     for record in records:
         if cli.json:
-            _emit_json(_status_dict(job_id, record))
+            emit_json(_status_dict(job_id, record))
         else:
             click.echo(f"{record.status} {_status_name(record.status)}")
 
@@ -249,9 +167,9 @@ def queues(cli: CliContext) -> None:
     """Every known queue and its size."""
     sizes = cli.resque.queue_sizes()
     if cli.json:
-        _emit_json(sizes)
+        emit_json(sizes)
     else:
-        _table(["QUEUE", "SIZE"], sizes.items(), "(no queues)")
+        table(["QUEUE", "SIZE"], sizes.items(), "(no queues)")
 
 
 @main.command()
@@ -265,7 +183,7 @@ def peek(cli: CliContext, queue: str, start: int, count: int) -> None:
     items = cli.resque.peek(queue, start, count)
     first = start if start >= 0 else max(0, cli.resque.size(queue) + start)
     if cli.json:
-        _emit_json([
+        emit_json([
             {"index": first + i, "payload": item.payload.to_dict() if item.payload else None,
              "raw": None if item.payload else item.raw.decode(errors="replace"), "problem": item.problem}
             for i, item in enumerate(items)
@@ -276,8 +194,8 @@ def peek(cli: CliContext, queue: str, start: int, count: int) -> None:
         if item.payload is None:
             rows.append([first + i, "(broken)", "-", f"{item.problem}: {item.raw[:60]!r}"])
         else:
-            rows.append([first + i, item.payload.class_, item.payload.job_id, _short(item.payload.args)])
-    _table(["#", "CLASS", "ID", "ARGS"], rows, f"(queue {queue} is empty here)")
+            rows.append([first + i, item.payload.class_, item.payload.job_id, short(item.payload.args)])
+    table(["#", "CLASS", "ID", "ARGS"], rows, f"(queue {queue} is empty here)")
 
 
 @main.command("remove-queue")
@@ -291,7 +209,7 @@ def remove_queue(cli: CliContext, queue: str) -> None:
         raise LookupError(f"no queue named {queue!r}")
     cli.resque.remove_queue(queue)
     if cli.json:
-        _emit_json({"queue": queue, "removed_jobs": size})
+        emit_json({"queue": queue, "removed_jobs": size})
     else:
         click.echo(f"removed queue {queue} ({size} jobs)")
 
@@ -316,7 +234,7 @@ def dequeue(cli: CliContext, queue: str, class_name: str, job_id: str | None, ar
     if args_json is None:
         removed = cli.resque.dequeue(queue, class_name, job_id=job_id)
     else:
-        args = _parse_json(args_json, "--args")
+        args = parse_json(args_json, "--args")
         if isinstance(args, list) and args:
             removed = cli.resque.destroy(queue, class_name, *args)
         elif isinstance(args, dict) and args:
@@ -324,7 +242,7 @@ def dequeue(cli: CliContext, queue: str, class_name: str, job_id: str | None, ar
         else:
             raise ValueError("--args must be a non-empty JSON array (Ruby rules) or object (php-resque rules)")
     if cli.json:
-        _emit_json({"queue": queue, "removed": removed})
+        emit_json({"queue": queue, "removed": removed})
     else:
         click.echo(f"removed {removed} job{'s' if removed != 1 else ''} from {queue}")
 
@@ -339,7 +257,7 @@ def workers(cli: CliContext) -> None:
     """Registered workers of every implementation, and what each is working on."""
     found = cli.resque.workers()
     if cli.json:
-        _emit_json([
+        emit_json([
             {"id": w.id, "state": w.state, "host": w.host, "pid": w.pid, "queues": w.queues, "started": w.started,
              "heartbeat": w.heartbeat, "processed": w.processed, "failed": w.failed,
              "job": w.job.to_dict() if w.job else None}
@@ -357,7 +275,7 @@ def workers(cli: CliContext) -> None:
         elif w.job_raw:
             job = "(unreadable record)"
         rows.append([w.id, w.state, ",".join(w.queues), w.started, w.heartbeat, w.processed, w.failed, job])
-    _table(["ID", "STATE", "QUEUES", "STARTED", "HEARTBEAT", "PROCESSED", "FAILED", "JOB"], rows, "(no workers)")
+    table(["ID", "STATE", "QUEUES", "STARTED", "HEARTBEAT", "PROCESSED", "FAILED", "JOB"], rows, "(no workers)")
 
 
 @main.command()
@@ -367,7 +285,7 @@ def stats(cli: CliContext) -> None:
     """Resque.info: pending, processed, queues, workers, working, failed, servers, environment."""
     info = cli.resque.info()
     if cli.json:
-        _emit_json(info)
+        emit_json(info)
         return
     width = max(len(k) for k in info)
     for key, value in info.items():
@@ -437,7 +355,7 @@ def failed_list(cli: CliContext, start: int, count: int, queue: str | None, list
         entries = (e for e in entries if e.record is not None and e.record.queue == queue)
     page = list(itertools.islice(entries, start, start + count))
     if cli.json:
-        _emit_json([_entry_dict(e) for e in page])
+        emit_json([_entry_dict(e) for e in page])
         return
     rows = []
     for e in page:
@@ -452,7 +370,7 @@ def failed_list(cli: CliContext, start: int, count: int, queue: str | None, list
         error = f"{e.record.exception}: {e.record.error}".splitlines()[0] if e.record.error else e.record.exception
         rows.append([e.list_name, e.index, e.record.failed_at, e.record.queue, job_class, error + retried])
     total = sum(failures.count(n) for n in names)
-    _table(["LIST", "#", "FAILED_AT", "QUEUE", "CLASS", "ERROR"], rows, "(no failures)")
+    table(["LIST", "#", "FAILED_AT", "QUEUE", "CLASS", "ERROR"], rows, "(no failures)")
     if rows:
         click.echo(f"({len(rows)} shown, {total} in {', '.join(names)})")
 
@@ -464,9 +382,9 @@ def failed_count(cli: CliContext) -> None:
     """Number of entries in each failure list."""
     counts = {n: cli.resque.failures.count(n) for n in cli.resque.failures.list_names()}
     if cli.json:
-        _emit_json(counts)
+        emit_json(counts)
     else:
-        _table(["LIST", "COUNT"], counts.items())
+        table(["LIST", "COUNT"], counts.items())
 
 
 @failed.command("retry")
@@ -550,19 +468,5 @@ def demo(cli: CliContext, queue: str) -> None:
         fail(str(exc), 3)
 
 
-# ==== subcommands of other modules: append main.add_command(...) lines below ============
-# (work, scheduler, schedule, web). Keep this section last in the file.
-from resque_compat.doctor import doctor  # noqa: E402
-
-main.add_command(doctor)
-from resque_compat.scheduler.command import delayed, schedule, scheduler  # noqa: E402
-
-main.add_command(scheduler)
-main.add_command(schedule)
-main.add_command(delayed)
-from resque_compat.web.command import web  # noqa: E402
-
-main.add_command(web)
-from resque_compat.worker.command import work  # noqa: E402
-
-main.add_command(work)
+for _command in (work, scheduler, schedule, delayed, web, doctor):
+    main.add_command(_command)

@@ -21,6 +21,7 @@ import click
 import redis
 
 from resque_compat.client import Resque
+from resque_compat.cliutil import CliContext, fail
 from resque_compat.commands import WorkerInfo
 from resque_compat.connection import ConfigError, redact
 from resque_compat.protocol import (
@@ -130,11 +131,13 @@ class Doctor:
         text = str(info.get("redis_version", "0"))
         version = tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
         if version < MIN_REDIS:
-            report.add("redis_version", "fail", f"Redis {text} is too old: resque-compat needs 5.0 or later",
-                       version=text)
+            report.add(
+                "redis_version", "fail", f"Redis {text} is too old: resque-compat needs 5.0 or later", version=text
+            )
         elif version < RELIABLE_REDIS:
-            report.add("redis_version", "warn", f"Redis {text}: reliable mode (--reliable) needs 6.2 or later",
-                       version=text)
+            report.add(
+                "redis_version", "warn", f"Redis {text}: reliable mode (--reliable) needs 6.2 or later", version=text
+            )
         else:
             report.add("redis_version", "ok", f"Redis {text}", version=text)
 
@@ -147,13 +150,21 @@ class Doctor:
             report.add("namespace", "ok", f"namespace {shown}: {len(queues)} queues known", namespace=keys.namespace)
             return
         others = sorted(
-            {k.decode(errors="replace")[: -len("queues")].rstrip(":") or "(none)" for k in r.scan_iter(
-                match="*queues", count=1000) if k.endswith(b"queues") and not k.endswith(b"failed_queues")}
+            {
+                k.decode(errors="replace")[: -len("queues")].rstrip(":") or "(none)"
+                for k in r.scan_iter(match="*queues", count=1000)
+                if k.endswith(b"queues") and not k.endswith(b"failed_queues")
+            }
             - {shown}
         )
         hint = f"; Resque keys exist under: {', '.join(others)}" if others else ""
-        report.add("namespace", "warn", f"nothing under namespace {shown} yet (no queues, workers, stats){hint}",
-                   namespace=keys.namespace, others=others)
+        report.add(
+            "namespace",
+            "warn",
+            f"nothing under namespace {shown} yet (no queues, workers, stats){hint}",
+            namespace=keys.namespace,
+            others=others,
+        )
 
     def _heartbeat_age(self, worker: WorkerInfo) -> float | None:
         """Seconds since the worker last proved alive: Ruby's heartbeat, else node-resque's
@@ -183,9 +194,13 @@ class Doctor:
                 live.append(worker)
                 silent += age is None
         if stale:
-            report.add("stale_workers", "fail",
-                       f"{len(stale)} registered workers silent for over {int(self.stale_after)} s "
-                       "(dead; their jobs in hand are lost until pruned)", workers=stale)
+            report.add(
+                "stale_workers",
+                "fail",
+                f"{len(stale)} registered workers silent for over {int(self.stale_after)} s "
+                "(dead; their jobs in hand are lost until pruned)",
+                workers=stale,
+            )
         else:
             note = f" ({silent} write no heartbeat: php-resque/pyres)" if silent else ""
             report.add("stale_workers", "ok", f"{len(live)} live workers{note}", workers=len(live))
@@ -200,18 +215,29 @@ class Doctor:
         idle = sorted(q for q, n in sizes.items() if q not in watched and n == 0)
         if waiting:
             listed = ", ".join(f"{q} ({n})" for q, n in sorted(waiting.items()))
-            report.add("unwatched_queues", "fail", f"jobs wait in queues no live worker watches: {listed}",
-                       queues=waiting, empty=idle)
+            report.add(
+                "unwatched_queues",
+                "fail",
+                f"jobs wait in queues no live worker watches: {listed}",
+                queues=waiting,
+                empty=idle,
+            )
         elif idle:
-            report.add("unwatched_queues", "info", f"empty queues no live worker watches: {', '.join(idle)}",
-                       queues={}, empty=idle)
+            report.add(
+                "unwatched_queues",
+                "info",
+                f"empty queues no live worker watches: {', '.join(idle)}",
+                queues={},
+                empty=idle,
+            )
         else:
             report.add("unwatched_queues", "ok", "every queue is watched by a live worker")
 
     def _unhandled_classes(self, report: Report, queues: list[str]) -> None:
         if self.registry is None or not len(self.registry):
-            report.add("job_classes", "info",
-                       "no Python jobs registered: pass --import MODULE to check the waiting classes")
+            report.add(
+                "job_classes", "info", "no Python jobs registered: pass --import MODULE to check the waiting classes"
+            )
             return
         mine = resolve_queues(self.python_queues, queues)
         missing: dict[str, Counter[str]] = {}
@@ -233,8 +259,9 @@ class Doctor:
             listed = ", ".join(f"{name} in {', '.join(sorted(per))}" for name, per in sorted(missing.items()))
             report.add("job_classes", "fail", f"waiting jobs no registered Python job handles: {listed}", **details)
         elif broken:
-            report.add("job_classes", "fail", f"items that are not jobs wait in: {', '.join(sorted(broken))}",
-                       **details)
+            report.add(
+                "job_classes", "fail", f"items that are not jobs wait in: {', '.join(sorted(broken))}", **details
+            )
         else:
             report.add("job_classes", "ok", f"every sampled job in {len(mine)} queues has a Python handler", **details)
 
@@ -255,22 +282,41 @@ _MARK = {"ok": "ok  ", "info": "info", "warn": "warn", "fail": "FAIL"}
 
 
 @click.command()
-@click.option("--import", "imports", multiple=True, metavar="MODULE",
-              help="Module that registers your jobs (repeatable), as for the worker. [env: APP_INCLUDE]")
-@click.option("--queues", "queue_spec", default="*", show_default=True, metavar="Q1,Q2",
-              help="Queues the Python workers watch (names, globs, !exclude): classes waiting there must be "
-              "registered.")
-@click.option("--sample", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="Items read from the head of each queue when checking classes.")
-@click.option("--stale-after", default=STALE_AFTER, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds without a heartbeat after which a registered worker counts as dead.")
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="Module that registers your jobs (repeatable), as for the worker. [env: APP_INCLUDE]",
+)
+@click.option(
+    "--queues",
+    "queue_spec",
+    default="*",
+    show_default=True,
+    metavar="Q1,Q2",
+    help="Queues the Python workers watch (names, globs, !exclude): classes waiting there must be registered.",
+)
+@click.option(
+    "--sample",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Items read from the head of each queue when checking classes.",
+)
+@click.option(
+    "--stale-after",
+    default=STALE_AFTER,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds without a heartbeat after which a registered worker counts as dead.",
+)
 @click.pass_context
 def doctor(ctx: click.Context, imports: tuple[str, ...], queue_spec: str, sample: int, stale_after: float) -> None:
     """Check a mixed deployment: Redis, namespace, unhandled job classes, unwatched queues, dead workers.
 
     Exits 1 when a check fails, 3 when Redis cannot be reached.
     """
-    from resque_compat.cli import CliContext, fail  # noqa: PLC0415 - cli imports this module
 
     cli = ctx.find_object(CliContext)
     assert cli is not None
@@ -280,8 +326,9 @@ def doctor(ctx: click.Context, imports: tuple[str, ...], queue_spec: str, sample
         fail("--queues must name at least one queue or pattern", 2)
     try:
         import_job_modules(names)
-        report = Doctor(cli.resque, default_registry if names or len(default_registry) else None, queues, sample,
-                        stale_after).run()
+        report = Doctor(
+            cli.resque, default_registry if names or len(default_registry) else None, queues, sample, stale_after
+        ).run()
     except ConfigError as exc:
         fail(str(exc), 2)
         return

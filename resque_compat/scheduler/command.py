@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from resque_compat.cli import CliContext, _emit_json, _parse_json, _short, _table, fail, handle_errors
+from resque_compat.cliutil import CliContext, emit_json, fail, handle_errors, parse_json, short, table
 from resque_compat.protocol import ScheduleEntry, timefmt
 from resque_compat.scheduler.daemon import DEFAULT_INTERVAL, Scheduler
 from resque_compat.scheduler.delayed import DelayedQueue
@@ -84,7 +84,7 @@ def scheduler(  # noqa: PLR0917 - one parameter per option
             daemon._release()
             summary = {"master": result.master, "moved": result.moved.moved, "rejected": result.moved.rejected}
             if cli.json:
-                _emit_json(summary)
+                emit_json(summary)
             elif not result.master:
                 click.echo(f"not master ({daemon.lock.holder() or 'nobody'} holds the lock): nothing moved")
             else:
@@ -126,11 +126,11 @@ def schedule_list(cli: CliContext, schedule_file: str | None) -> None:
             "next": timefmt.started(nxt) if nxt is not None else None, "last": last.get(name),
         })  # fmt: skip
     if cli.json:
-        _emit_json(rows)
+        emit_json(rows)
         return
-    _table(
+    table(
         ["NAME", "TIMING", "CLASS", "QUEUE", "ARGS", "SOURCE", "NEXT", "LAST"],
-        [[r["name"], r["timing"], r["class"], r["queue"], _short(r["args"], 30), r["source"], r["next"], r["last"]]
+        [[r["name"], r["timing"], r["class"], r["queue"], short(r["args"], 30), r["source"], r["next"], r["last"]]
          for r in rows],
         empty="(no schedules)",
     )  # fmt: skip
@@ -166,7 +166,7 @@ def schedule_add(  # noqa: PLR0917 - one parameter per option
         entry.every = every
     entry.queue = queue
     if args_json is not None:
-        entry.args = _parse_json(args_json, "--args")
+        entry.args = parse_json(args_json, "--args")
     if description:
         entry.description = description
     try:
@@ -174,7 +174,7 @@ def schedule_add(  # noqa: PLR0917 - one parameter per option
     except ScheduleError as exc:
         fail(str(exc), 2)
     if cli.json:
-        _emit_json({"name": name, **entry.to_dict()})
+        emit_json({"name": name, **entry.to_dict()})
     else:
         click.echo(f"schedule {name} saved")
 
@@ -208,9 +208,9 @@ def delayed_list(cli: CliContext, start: int, count: int) -> None:
     dq = DelayedQueue(cli.resque)
     page = dq.timestamps(start, count)
     if cli.json:
-        _emit_json({"total": dq.timestamp_count(), "timestamps": [{"timestamp": t, "jobs": n} for t, n in page]})
+        emit_json({"total": dq.timestamp_count(), "timestamps": [{"timestamp": t, "jobs": n} for t, n in page]})
         return
-    _table(["TIMESTAMP", "AT", "JOBS"], [[t, _when(t), n] for t, n in page], empty="(no delayed jobs)")
+    table(["TIMESTAMP", "AT", "JOBS"], [[t, _when(t), n] for t, n in page], empty="(no delayed jobs)")
 
 
 @delayed.command("show")
@@ -221,12 +221,12 @@ def delayed_show(cli: CliContext, timestamp: int) -> None:
     """The jobs at one timestamp."""
     jobs = DelayedQueue(cli.resque).jobs_at(timestamp)
     if cli.json:
-        _emit_json([{"class": j.class_name, "queue": j.queue, "args": j.args, "raw": j.raw.decode(errors="replace")}
+        emit_json([{"class": j.class_name, "queue": j.queue, "args": j.args, "raw": j.raw.decode(errors="replace")}
                     for j in jobs])  # fmt: skip
         return
-    _table(
+    table(
         ["CLASS", "QUEUE", "ARGS"],
-        [[j.class_name or f"(unreadable: {j.problem})", j.queue, _short(j.args)] for j in jobs],
+        [[j.class_name or f"(unreadable: {j.problem})", j.queue, short(j.args)] for j in jobs],
         empty="(no jobs at that timestamp)",
     )
 
@@ -238,13 +238,13 @@ def delayed_count(cli: CliContext) -> None:
     """How many delayed jobs there are."""
     n = DelayedQueue(cli.resque).count()
     if cli.json:
-        _emit_json({"count": n})
+        emit_json({"count": n})
     else:
         click.echo(n)
 
 
 def _args_list(args_json: str) -> list[Any]:
-    args = _parse_json(args_json, "ARGS_JSON")
+    args = parse_json(args_json, "ARGS_JSON")
     if not isinstance(args, list):
         raise ValueError("ARGS_JSON must be a JSON array of arguments")  # noqa: TRY004 - user input
     return args
@@ -259,7 +259,7 @@ def _args_list(args_json: str) -> list[Any]:
 def delayed_remove(cli: CliContext, queue: str, class_name: str, args_json: str) -> None:
     """Remove every delayed copy of one exact job (any peer's encoding)."""
     n = DelayedQueue(cli.resque).remove(queue, class_name, *_args_list(args_json))
-    _emit_json({"removed": n}) if cli.json else click.echo(f"removed {n} delayed job(s)")
+    emit_json({"removed": n}) if cli.json else click.echo(f"removed {n} delayed job(s)")
 
 
 @delayed.command("remove-where")
@@ -271,7 +271,7 @@ def delayed_remove(cli: CliContext, queue: str, class_name: str, args_json: str)
 @handle_errors
 def delayed_remove_where(cli: CliContext, class_name: str, queue: str | None, contains_json: str | None) -> None:
     """Remove delayed jobs of CLASS, optionally filtered by queue and arguments."""
-    wanted = _parse_json(contains_json, "--args-contains") if contains_json is not None else None
+    wanted = parse_json(contains_json, "--args-contains") if contains_json is not None else None
     dq = DelayedQueue(cli.resque)
 
     def select(_: str, args: list[Any]) -> bool:
@@ -279,7 +279,7 @@ def delayed_remove_where(cli: CliContext, class_name: str, queue: str | None, co
 
     jobs = [j for j in dq.find(select, class_name) if queue is None or j.queue == queue]
     n = sum(dq.remove_at(j.timestamp, j.raw) for j in {(j.timestamp, j.raw): j for j in jobs}.values())
-    _emit_json({"removed": n}) if cli.json else click.echo(f"removed {n} delayed job(s)")
+    emit_json({"removed": n}) if cli.json else click.echo(f"removed {n} delayed job(s)")
 
 
 def _contains(arg: Any, wanted: Any) -> bool:
@@ -296,7 +296,7 @@ def delayed_enqueue_now(cli: CliContext, timestamp: int) -> None:
     """Move every job at TIMESTAMP onto its queue now."""
     result = DelayedQueue(cli.resque).enqueue_timestamp_now(timestamp)
     if cli.json:
-        _emit_json({"moved": result.moved, "rejected": result.rejected})
+        emit_json({"moved": result.moved, "rejected": result.rejected})
     else:
         click.echo(f"moved {result.moved} delayed job(s)")
 
@@ -310,4 +310,4 @@ def delayed_clear(cli: CliContext, yes: bool) -> None:
     if not yes:
         click.confirm("Delete every delayed job?", abort=True)
     n = DelayedQueue(cli.resque).clear()
-    _emit_json({"timestamps": n}) if cli.json else click.echo(f"cleared {n} timestamp(s)")
+    emit_json({"timestamps": n}) if cli.json else click.echo(f"cleared {n} timestamp(s)")

@@ -10,7 +10,7 @@ import os
 
 import click
 
-from resque_compat.cli import CliContext, fail, handle_errors, pass_cli
+from resque_compat.cliutil import CliContext, fail, handle_errors, pass_cli
 from resque_compat.web.security import AUTH_ENV, AuthError, is_loopback, parse_credentials
 
 

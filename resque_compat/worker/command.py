@@ -14,8 +14,8 @@ import click
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from resque_compat.cli import CliContext, fail, handle_errors, pass_cli
 from resque_compat.client import Resque, default_namespace
+from resque_compat.cliutil import CliContext, fail, handle_errors, pass_cli
 from resque_compat.connection import connect, parse_address
 from resque_compat.failure import BACKENDS
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError

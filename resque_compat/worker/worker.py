@@ -329,6 +329,7 @@ class Worker:
             log.warning("failed: malformed item in %s: %s", queue, exc)
             outcome = self.runner.failed(queue, item, exc, backtrace=[])
             return Finish(queue, failure=_failure_bytes(outcome))
+        self._kill_job = False  # a USR1 between jobs kills nothing, as Ruby's kill_child
         status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
         try:
             definition = self.registry.lookup(payload.class_)
@@ -343,7 +344,6 @@ class Worker:
                 log.debug("done: (Job{%s} | %s)", queue, payload.class_)
             else:
                 log.info("failed: (Job{%s} | %s)", queue, payload.class_)
-        self._kill_job = False
         return self._finish(queue, outcome, status_key, status)
 
     def _pickup_status(self, job_id: str | None, prefix: str) -> tuple[str | None, StatusRecord | None]:
@@ -394,6 +394,7 @@ class Worker:
         except Exception as exc:
             return self.runner.failed(job.queue, job.item, exc)
         read_fd, write_fd = os.pipe()
+        self._child_pid = 0  # a kill asked for before fork() returns still reaches the child
         pid = os.fork()
         if pid == 0:
             self._child(job, read_fd, write_fd)

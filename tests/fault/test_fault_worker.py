@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -170,6 +171,11 @@ def test_workers_survive_redis_restarts(durable_farm: tuple[RedisServer, Farm], 
     for proc in workers:
         assert farm.stop(proc) == 0, farm.log_tail()
     _finish(farm, tags, fault_result, set(), reliable=False)
+    causes = Counter(f.exception for f in farm.account(tags).failed.values())
+    if causes:
+        fault_result.note("failed: the job's own Redis call failed during the outage: " + ", ".join(
+            f"{n} {name}" for name, n in sorted(causes.items())))
+    assert set(causes) <= {"ConnectionError", "Redis::ConnectionError", "redis.exceptions.ConnectionError"}, causes
 
 
 @pytest.mark.scenario("workers under load, proxy cuts every connection")

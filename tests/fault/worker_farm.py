@@ -229,7 +229,7 @@ class Farm:
             result.doubled = twice
         also_done = sum(1 for tag in acc.failed if tag in acc.completed)
         if also_done:
-            result.note(f"{also_done} failed job(s) had also finished in their orphaned child")
+            result.note(f"{also_done} failed job(s) also have a finished run (an orphaned child, or a reply lost)")
         if acc.bad_payloads:
             result.note(f"{len(acc.bad_payloads)} failure(s) without the full payload")
         return acc

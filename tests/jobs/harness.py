@@ -40,7 +40,7 @@ def spawn_worker(
     )
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
     """Poll until ``predicate()`` is truthy (no timing assertion: the deadline only stops a hang)."""
     deadline = time.monotonic() + timeout
     while True:
