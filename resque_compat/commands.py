@@ -27,6 +27,7 @@ from resque_compat.protocol import (
     new_job_id,
     timefmt,
 )
+from resque_compat.replies import text
 
 Command = tuple[Any, ...]
 
@@ -135,7 +136,7 @@ def worker_row_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
 
 def decode_workers(ids: Sequence[str], results: Sequence[Any]) -> list[WorkerInfo]:
     """Turn the replies of :func:`worker_row_commands` into :class:`WorkerInfo` rows."""
-    beats = {k.decode(): v.decode() for k, v in results[0].items()}
+    beats = {text(k): text(v) for k, v in results[0].items()}  # junk bytes are shown, never a crash
     out = []
     for i, wid in enumerate(ids):
         job_raw, started, processed, failed = results[1 + 4 * i : 5 + 4 * i]
