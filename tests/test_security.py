@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -147,7 +148,7 @@ def test_tls_with_client_certificate(mtls_server: int, certs: Path, tmp_path: Pa
 @needs_openssl
 def test_tls_refuses_an_unknown_certificate_authority(tls_server: int) -> None:
     url = f"rediss://127.0.0.1:{tls_server}/0"  # the system CAs do not know our test CA
-    with pytest.raises(redis.ConnectionError, match="(?i)certificate"):
+    with pytest.raises(redis.ConnectionError, match=r"(?i)certificate"):
         Resque(url).enqueue("q", "Touch", "x")
     proc = cli("--redis", url, "enqueue", "q", "Touch", '["x"]')
     assert proc.returncode != 0
@@ -170,8 +171,14 @@ def acl_server() -> Iterator[RedisServer]:
     """``app`` may touch ``resque:*`` keys only, with all non-dangerous commands."""
     with RedisServer() as server:
         admin = server.client()
-        admin.execute_command("ACL", "SETUSER", "app", "on", f">{PASSWORD}", "~resque:*", "&*", "+@all", "-@dangerous")
+        _grant(admin)
         yield server
+
+
+def _grant(admin: redis.Redis) -> None:
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", "app", "on", f">{PASSWORD}", "~resque:*", "&*", "+@all", "-@dangerous"
+    )
 
 
 def _acl_url(server: RedisServer, password: str = PASSWORD) -> str:
@@ -189,7 +196,7 @@ def test_acl_user_runs_client_and_worker_within_its_keys(acl_server: RedisServer
     assert marker.exists()
     status = resque.status(job_id)
     assert status is not None and status.status == 4
-    assert all(k.startswith(b"resque:") for k in acl_server.client().keys("*"))
+    assert all(str(k).startswith("b'resque:") for k in acl_server.client().keys("*"))
 
 
 def test_wrong_password_is_a_clear_error_without_the_password(acl_server: RedisServer) -> None:
@@ -238,9 +245,7 @@ def test_worker_hides_the_password_from_ps_and_logs(acl_server: RedisServer, tmp
         acl_server.kill()
         time.sleep(1.5)
         acl_server.start()
-        acl_server.client().execute_command(
-            "ACL", "SETUSER", "app", "on", f">{PASSWORD}", "~resque:*", "&*", "+@all", "-@dangerous"
-        )
+        _grant(acl_server.client())
         Resque(url).enqueue("q", "Touch", str(tmp_path / "after"))
         deadline = time.monotonic() + 30
         while not (tmp_path / "after").exists():
@@ -276,7 +281,7 @@ def test_only_registered_job_classes_run(redis_url: str, tmp_path: Path, mode: s
     """A payload naming any importable callable runs nothing: it fails as an unknown class."""
     marker = tmp_path / "pwned"
     resque = Resque(redis_url)
-    hostile = [
+    hostile: list[tuple[str, list[Any]]] = [
         ("os.system", [f"touch {marker}"]),
         ("subprocess.call", [["touch", str(marker)]]),
         ("builtins.exec", [f"open({str(marker)!r}, 'w')"]),

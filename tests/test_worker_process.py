@@ -232,3 +232,22 @@ def test_redis_restart_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> None
         assert sorted(ends) == sorted(f"end {i}" for i in range(n))  # each ran exactly once
         assert r.get("resque:stat:processed") == str(n).encode()
         assert not r.exists("resque:failed")
+
+
+def test_pool_in_burst_mode_drains_and_exits(redis_url: str, r: redis.Redis, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    Resque(redis_url).enqueue_many("default", [("GoodJob", [i]) for i in range(20)])
+    proc = spawn_worker(redis_url, "-q", "default", "-c", "2", "--burst", job_log=log)
+    out = stop(proc, sig=0)
+    assert proc.returncode == 0, out
+    assert sorted(job_log_lines(log)) == sorted(["before_first_fork"] * 2 + [f"GoodJob [{i}]" for i in range(20)])
+    assert r.get("resque:stat:processed") == b"20" and not r.smembers("resque:workers")
+
+
+def test_bad_command_line_is_a_one_line_error(redis_url: str) -> None:
+    proc = spawn_worker(redis_url, "--interval", "1")
+    out = stop(proc, sig=0)
+    assert proc.returncode == 2
+    assert out.strip().splitlines()[-1] == (
+        "resque-compat: no queues given: use --queues q1,q2 or set QUEUE (e.g. QUEUE=critical,default)"
+    )

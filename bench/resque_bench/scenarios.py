@@ -50,7 +50,7 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(0.8, 4, 8, 10, 12, 100, 1_000, 1_000, 100_000, "100k", 0.5)
+        return cls(0.5, 4, 8, 8, 10, 100, 1_000, 1_000, 100_000, "100k", 0.3)
 
     @classmethod
     def full(cls) -> Sizes:

@@ -8,6 +8,14 @@ list (``resque-compat`` CLI, any host) sends pause / resume / stop / kill-job.
 
 Counting: ``stat:processed`` counts every reserved job; ``stat:failed`` every failure record
 this worker writes, dirty exits included (Ruby does not count those it records in the parent).
+
+Guarantees. A reserved job always ends in one of: finished (counted), a failure record with its
+full payload (retryable), or, in ``--reliable`` mode, back at the head of its queue. Reserving
+and recording the reservation are one atomic script, so dying in between loses nothing; a
+connection cut is recovered without losing or double-counting a job (see ``cycle``). Reliable
+mode is at-least-once: a job whose worker died mid-run runs again. Limits: in blocking mode
+without ``--reliable``, an item whose BLPOP reply is lost to a connection cut is gone (as with
+every BLPOP worker); a control command whose cycle reply is lost is dropped.
 """
 
 from __future__ import annotations
@@ -370,7 +378,10 @@ class Worker:
                 result = outcome.result
                 if result is UNSET and status.result is not UNSET:
                     result = None
-                final = status.advanced(JobStatus.COMPLETE, result=result).encode()
+                try:
+                    final = status.advanced(JobStatus.COMPLETE, result=result).encode()
+                except (TypeError, ValueError, OverflowError):  # a result JSON cannot hold: keep its repr
+                    final = status.advanced(JobStatus.COMPLETE, result=repr(result)).encode()
             else:
                 final = status.advanced(JobStatus.FAILED).encode()
         return Finish(

@@ -41,12 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     row = item.stash.get(_KEY, None)
-    if row is not None:
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            row.outcome = "skipped" if report.skipped else ("passed" if report.passed else "FAILED")
+    if row is not None and (report.when == "call" or (report.when == "setup" and not report.passed)):
+        row.outcome = "skipped" if report.skipped else ("passed" if report.passed else "FAILED")
     return report
 
 

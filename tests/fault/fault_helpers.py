@@ -19,17 +19,20 @@ _OUR_ENV = ("REDIS_URL", "REDIS_BACKEND", "REDIS_BACKEND_DB", "RESQUE_NAMESPACE"
 CLI = [sys.executable, "-c", "from resque_compat.cli import main; main()"]
 
 
-def wait_for(check: Callable[[], T], timeout: float = 20.0, interval: float = 0.02, what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.02, what: str = "condition"
+) -> T:
     """Poll ``check`` until it returns something truthy; a generous bound, never an assertion on speed.
 
     Redis errors while polling count as "not yet" (the server may be restarting).
     """
     deadline = time.monotonic() + timeout
     while True:
+        value: T | None
         try:
             value = check()
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError):
-            value = None  # type: ignore[assignment]
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

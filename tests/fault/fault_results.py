@@ -83,8 +83,10 @@ class ResultsTable:
             + self.markdown()
         )
         totals = {c: sum(getattr(row, c) for row in self.rows) for c in COLUMNS}
-        js.write_text(json.dumps({"generated": stamp, "totals": totals, "scenarios": [asdict(r) for r in self.rows]},
-                                 indent=2) + "\n")
+        js.write_text(
+            json.dumps({"generated": stamp, "totals": totals, "scenarios": [asdict(r) for r in self.rows]}, indent=2)
+            + "\n"
+        )
         return md, js
 
 

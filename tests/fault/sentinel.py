@@ -71,7 +71,9 @@ class SentinelSetup:
         return any(r.get("port") == self.replica.port and r.get("flags") == "slave" for r in replicas)
 
     def master_port(self) -> int:
-        return int(self.client().sentinel_get_master_addr_by_name(SERVICE)[1])
+        address = self.client().sentinel_get_master_addr_by_name(SERVICE)
+        assert isinstance(address, tuple), address
+        return int(address[1])
 
     @staticmethod
     def wait_synced(primary: RedisServer, replica: RedisServer) -> None:
@@ -88,7 +90,7 @@ class SentinelSetup:
         """``SENTINEL FAILOVER``, then wait until the old primary is a replica of the new one
         (the sentinel demotes it on its next look, up to ~10 s later)."""
         self.wait_synced(self.primary, self.replica)
-        self.client().execute_command("SENTINEL", "FAILOVER", SERVICE)
+        self.client().execute_command("SENTINEL", "FAILOVER", SERVICE)  # type: ignore[no-untyped-call]
         wait_for(lambda: self.master_port() == self.replica.port, what="the sentinel to promote the replica")
         wait_for(
             lambda: self.primary.client().info("replication")["role"] == "slave",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -54,9 +54,9 @@ def test_enqueue_while_redis_down_raises_and_writes_nothing(
     resque = Resque(private_redis.url)
     resque.enqueue("q", "Before", 1)
     raw = private_redis.client()
-    before = {k: raw.dump(k) for k in namespace_keys(raw)}
+    before = {k: dumped for k in namespace_keys(raw) if (dumped := raw.dump(k)) is not None}
     private_redis.kill()
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: resque.enqueue("q", "Down", 1),
         lambda: resque.enqueue("q", "Down", 2, track=True),
         lambda: resque.enqueue_many("q", _batch("down"), track=True),
@@ -157,6 +157,12 @@ def _enqueue_loop(resque: Resque, stop: threading.Event, acked: list[str], refus
             refused.append(tag)
 
 
+def _grows(items: list[str], by: int) -> Callable[[], bool]:
+    """A check for wait_for: ``items`` got ``by`` longer than it is now."""
+    mark = len(items)
+    return lambda: len(items) >= mark + by
+
+
 def _check_load(raw: redis.Redis, acked: list[str], refused: list[str], result: ScenarioResult) -> None:
     present = _tags(raw)
     result.jobs = len(acked)
@@ -177,12 +183,10 @@ def test_enqueue_load_survives_redis_restarts(durable_redis: RedisServer, fault_
     loader.start()
     try:
         for _ in range(5):
-            mark = len(acked)
-            wait_for(lambda mark=mark: len(acked) > mark + 50, what="enqueues to go through")  # type: ignore[misc]
+            wait_for(_grows(acked, 50), what="enqueues to go through")
             durable_redis.kill()
             fault_result.faults += 1
-            mark = len(refused)
-            wait_for(lambda mark=mark: len(refused) > mark, what="an enqueue refused while Redis is down")  # type: ignore[misc]
+            wait_for(_grows(refused, 1), what="an enqueue refused while Redis is down")
             durable_redis.start()
         mark = len(acked)
         wait_for(lambda: len(acked) > mark + 50, what="enqueues after the last restart")
@@ -206,8 +210,7 @@ def test_enqueue_load_survives_connection_cuts(
     loader.start()
     try:
         for _ in range(20):
-            mark = len(acked)
-            wait_for(lambda mark=mark: len(acked) > mark + 20, what="enqueues to go through")  # type: ignore[misc]
+            wait_for(_grows(acked, 20), what="enqueues to go through")
             fault_result.faults += proxy.cut()
     finally:
         stop.set()

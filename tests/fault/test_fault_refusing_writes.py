@@ -6,6 +6,8 @@ non-zero exit), leave no half-written batch, and lose nothing already stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import redis
 from fault_helpers import one_line_error, run_cli, wait_for
@@ -77,7 +79,7 @@ def test_read_only_replica_refuses_cleanly(fault_result: ScenarioResult) -> None
         wait_for(lambda: replica.client().llen("resque:queue:q") == BATCH, what="the replica to sync")
         before = sorted(replica.client().keys("*"))
         resque = Resque(replica.url)
-        attempts = [
+        attempts: list[Callable[[], object]] = [
             lambda: resque.enqueue("q", "FaultJob", 99),
             lambda: resque.enqueue_many("q", _batch(100), track=True),
             lambda: resque.push_raw("q", b'{"class":"FaultJob","args":[]}'),

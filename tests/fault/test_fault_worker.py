@@ -173,8 +173,10 @@ def test_workers_survive_redis_restarts(durable_farm: tuple[RedisServer, Farm], 
     _finish(farm, tags, fault_result, set(), reliable=False)
     causes = Counter(f.exception for f in farm.account(tags).failed.values())
     if causes:
-        fault_result.note("failed: the job's own Redis call failed during the outage: " + ", ".join(
-            f"{n} {name}" for name, n in sorted(causes.items())))
+        fault_result.note(
+            "failed: the job's own Redis call failed during the outage: "
+            + ", ".join(f"{n} {name}" for name, n in sorted(causes.items()))
+        )
     assert set(causes) <= {"ConnectionError", "Redis::ConnectionError", "redis.exceptions.ConnectionError"}, causes
 
 

@@ -30,6 +30,10 @@ QUEUE = "faultq"
 CLI = [sys.executable, "-c", "from resque_compat.cli import main; main()"]
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
 @dataclass
 class Accounting:
     """Where each job ended; ``runs`` counts distinct executions per tag."""
@@ -75,8 +79,8 @@ class Farm:
         """tag -> (pid, parent pid) of every job that has started and not finished."""
         out = {}
         for tag, value in self.raw.hgetall("fault:running").items():
-            pid, ppid = value.decode().split()
-            out[tag.decode()] = (int(pid), int(ppid))
+            pid, ppid = _text(value).split()
+            out[_text(tag)] = (int(pid), int(ppid))
         return out
 
     def job_held_by(self, worker_pid: int) -> str | None:
@@ -126,7 +130,7 @@ class Farm:
             raise AssertionError(f"worker {proc.pid} did not stop on QUIT within {timeout} s") from None
 
     def registered(self) -> set[str]:
-        return {m.decode() for m in self.raw.smembers("resque:workers")}
+        return {_text(m) for m in self.raw.smembers("resque:workers")}
 
     def drain(self, *args: str, timeout: float = 60) -> None:
         """Run ``--burst`` workers until the queue is empty and no dead worker is left holding
@@ -156,7 +160,7 @@ class Farm:
         wait_for(idle, timeout=timeout, interval=0.1, what="every job to finish")
 
     def _held(self) -> bool:
-        return any(not k.endswith(b":started") for k in self.raw.scan_iter(match="resque:worker:*"))
+        return any(not _text(k).endswith(":started") for k in self.raw.scan_iter(match="resque:worker:*"))
 
     def close(self) -> None:
         for proc in self.procs:
@@ -175,7 +179,7 @@ class Farm:
     # -- accounting -----------------------------------------------------------------------
     def account(self, tags: list[str]) -> Accounting:
         acc = Accounting()
-        tokens = {tuple(e.decode().split()) for e in self.raw.lrange("fault:done", 0, -1)}  # a resent RPUSH: one run
+        tokens = {tuple(_text(e).split()) for e in self.raw.lrange("fault:done", 0, -1)}  # a resent RPUSH: one run
         acc.runs = Counter(tag for tag, _ in tokens)
         acc.completed = set(acc.runs)
         for raw in self.raw.lrange("resque:failed", 0, -1):
@@ -183,7 +187,7 @@ class Farm:
                 record = Failure.decode(raw)
                 tag = str(JobPayload.decode(bytes(record.payload)).args[0])
             except (ProtocolError, IndexError):
-                acc.bad_payloads.append(raw.decode(errors="replace")[:200])
+                acc.bad_payloads.append(_text(raw)[:200])
                 continue
             if bytes(record.payload) != self.payloads.get(tag):
                 acc.bad_payloads.append(f"{tag}: {bytes(record.payload)[:200]!r}")
@@ -195,11 +199,11 @@ class Farm:
                 acc.queued[str(JobPayload.decode(raw).args[0])] += 1
         held_tags = set()  # in the worker:<id> record of a worker that is (or was) running it
         for key in self.raw.scan_iter(match="resque:worker:*"):
-            raw = self.raw.get(key)
-            if raw is None or key.endswith(b":started"):
+            held = self.raw.get(key)
+            if held is None or _text(key).endswith(":started"):
                 continue
             with contextlib.suppress(ProtocolError, IndexError):
-                held_tags.add(str(JobPayload.decode(bytes(WorkingOn.decode(raw).payload)).args[0]))
+                held_tags.add(str(JobPayload.decode(bytes(WorkingOn.decode(held).payload)).args[0]))
         for tag in tags:
             if tag not in acc.completed and tag not in acc.failed and tag not in acc.queued and tag not in held_tags:
                 acc.lost.add(tag)

@@ -53,8 +53,8 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "con
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGQUIT, timeout: float = 20.0) -> str:
-    """Signal a worker and wait for it; returns its output."""
-    if proc.poll() is None:
+    """Signal a worker (``sig=0``: just wait) and wait for it; returns its output."""
+    if sig and proc.poll() is None:
         proc.send_signal(sig)
     try:
         out, _ = proc.communicate(timeout=timeout)
