@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -47,6 +48,7 @@ from resque_compat.connection import ConfigError, RedisAddress, parse_address
 from resque_compat.failure import BACKENDS, BackendName, FailureEntry, FailureError, Failures
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
 
 def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:
@@ -212,6 +214,20 @@ class AsyncResque:
     async def push_raw(self, queue: str, payload: bytes) -> None:
         """Push bytes as they are (a repaired payload, a peer's item)."""
         await _run(self.redis, push_raw_commands(self.keys, queue, payload), transaction=True)
+
+    # -- delayed (resque-scheduler's layout) --------------------------------------------
+    async def enqueue_at(self, at: float | int | datetime, queue: str, class_name: str, *args: Any) -> int | None:
+        """Schedule a job for a resque-scheduler (Ruby, or ``resque-compat scheduler``) to
+        enqueue at ``at`` (unix seconds or a datetime); returns the timestamp, or None when
+        ``at`` is not in the future and the job was enqueued now. The same bytes as
+        :meth:`resque_compat.scheduler.DelayedQueue.enqueue_at`."""
+        ts, commands = schedule_plan(self.keys, at, queue, class_name, args)
+        await _run(self.redis, commands, transaction=True)
+        return ts
+
+    async def enqueue_in(self, seconds: float, queue: str, class_name: str, *args: Any) -> int | None:
+        """``enqueue_at(now + seconds, ...)``."""
+        return await self.enqueue_at(delay_to_time(seconds), queue, class_name, *args)
 
     # -- queues -------------------------------------------------------------------
     async def queues(self) -> list[str]:

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import types
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -16,6 +17,7 @@ from resque_compat import JobStatus, Resque, commands
 from resque_compat.aio import AsyncResque
 from resque_compat.failure import FailureError
 from resque_compat.protocol import Failure, JobPayload, Keys, Raw, StatusRecord, WorkingOn, encode_json, timefmt
+from resque_compat.scheduler import DelayedQueue, delayed
 
 T = TypeVar("T")
 
@@ -272,3 +274,44 @@ def test_existing_client_is_left_open(redis_url: str) -> None:
         return ok
 
     assert asyncio.run(go())
+
+
+def test_delayed_enqueue_writes_scheduler_bytes(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """enqueue_at / enqueue_in through DelayedQueue and AsyncResque, on two databases: equal
+    keys and bytes (future items delayed, a past time enqueued now), equal return values."""
+    now = 1795724640.05
+    monkeypatch.setattr(delayed, "time", types.SimpleNamespace(time=lambda: now))
+    when = datetime.fromtimestamp(now + 7200, UTC)
+    sync = DelayedQueue(Resque(db(redis_url, 1), namespace="app"))
+    expected = [
+        sync.enqueue_at(now + 3600, "default", "GoodJob", 1, "two", {"k": "v"}),
+        sync.enqueue_at(now + 3600.9, "default", "Mailer::Welcome"),  # same second: one list
+        sync.enqueue_in(90, "php", "App\\Jobs\\SendMail", {"to": "a/b", "name": "Zoë"}),
+        sync.enqueue_at(when, "default", "GoodJob", None),
+        sync.enqueue_at(now - 5, "default", "GoodJob", "past"),  # not in the future: enqueued now
+    ]
+
+    async def same(ar: AsyncResque) -> list[int | None]:
+        return [
+            await ar.enqueue_at(now + 3600, "default", "GoodJob", 1, "two", {"k": "v"}),
+            await ar.enqueue_at(now + 3600.9, "default", "Mailer::Welcome"),
+            await ar.enqueue_in(90, "php", "App\\Jobs\\SendMail", {"to": "a/b", "name": "Zoë"}),
+            await ar.enqueue_at(when, "default", "GoodJob", None),
+            await ar.enqueue_at(now - 5, "default", "GoodJob", "past"),
+        ]
+
+    assert run(same, db(redis_url, 2), namespace="app") == expected
+    assert expected == [int(now) + 3600, int(now) + 3600, int(now) + 90, int(now) + 7200, None]
+    one = dump(redis.Redis.from_url(db(redis_url, 1)))
+    two = dump(redis.Redis.from_url(db(redis_url, 2)))
+    assert one == two
+    ts = int(now) + 3600
+    assert one[f"app:delayed:{ts}".encode()][1] == [
+        b'{"class":"GoodJob","args":[1,"two",{"k":"v"}],"queue":"default"}',
+        b'{"class":"Mailer::Welcome","args":[],"queue":"default"}',
+    ]
+    assert one[b"app:queue:default"][1] == [b'{"class":"GoodJob","args":["past"]}']
+    with pytest.raises(ValueError, match="a delay must be a number"):
+        run(lambda ar: ar.enqueue_in("soon", "q", "X"), redis_url)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="queue name"):
+        run(lambda ar: ar.enqueue_at(now + 60, " ", "X"), redis_url)

@@ -121,16 +121,39 @@ if finish ~= '' then redis.call('DEL', KEYS[1]) end
 return {0, processed}
 """
 
-#: Reliable mode: put a dead worker's in-flight items back at the head of their queue.
-#: KEYS[1] inflight list, KEYS[2] queue list, KEYS[3] queues set; ARGV[1] queue name.
-#: Returns how many items moved.
-REQUEUE_INFLIGHT = """
-local n = 0
-while true do
-  local item = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-  if not item then break end
-  n = n + 1
+#: Claim a dead worker's job, once: the record check, the requeue or the failure, and the
+#: DEL of worker:<id> in one step, so of several pruners (or an orphan sweep) racing for the
+#: same dead worker exactly one handles its job. The caller read worker:<id> and the head of
+#: the in-flight list first and built the failure from them; if either changed meanwhile
+#: (another pruner got there), nothing is written and the caller reads again.
+#: KEYS: 1 worker:<id>, 2 inflight list, 3 queue list (requeue target), 4 queues set,
+#:       5 workers set, 6 failure list, 7 failed_queues, 8 stat:failed
+#: ARGV: 1 mode ("dead": unregistering; "orphan": only in-flight items, only while the worker
+#:       is not registered), 2 worker id, 3 expected record ("" none), 4 expected first
+#:       in-flight item ("" none), 5 queue name, 6 failure bytes ("" none), 7 failure list name
+#:       to SADD into failed_queues ("" none), 8 count the failure in stat:failed ("1")
+#: Returns {what, n}: what -1 changed (read again), 0 nothing to claim, 1 requeued n in-flight
+#: items to the head of the queue, 2 failed.
+CLAIM_DEAD_WORKER = """
+local dead = ARGV[1] == 'dead'
+if dead then
+  if (redis.call('GET', KEYS[1]) or '') ~= ARGV[3] then return {-1, 0} end
+elseif redis.call('SISMEMBER', KEYS[5], ARGV[2]) == 1 then
+  return {0, 0}
 end
-if n > 0 then redis.call('SADD', KEYS[3], ARGV[1]) end
-return n
+if (redis.call('LINDEX', KEYS[2], 0) or '') ~= ARGV[4] then return {-1, 0} end
+if ARGV[4] ~= '' then
+  local n = 0
+  while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do n = n + 1 end
+  redis.call('SADD', KEYS[4], ARGV[5])
+  if dead then redis.call('DEL', KEYS[1]) end
+  return {1, n}
+end
+if not dead or ARGV[3] == '' then return {0, 0} end
+redis.call('DEL', KEYS[1])
+if ARGV[6] == '' then return {0, 0} end
+if ARGV[7] ~= '' then redis.call('SADD', KEYS[7], ARGV[7]) end
+redis.call('RPUSH', KEYS[6], ARGV[6])
+if ARGV[8] == '1' then redis.call('INCRBY', KEYS[8], 1) end
+return {2, 1}
 """

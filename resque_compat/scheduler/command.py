@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from resque_compat.cliutil import CliContext, emit_json, fail, handle_errors, parse_json, short, table
+from resque_compat.logs import LOG_FORMATS, SCHEDULER_TEXT, setup
 from resque_compat.protocol import ScheduleEntry, timefmt
 from resque_compat.scheduler.daemon import DEFAULT_INTERVAL, Scheduler
 from resque_compat.scheduler.delayed import DelayedQueue
@@ -47,7 +49,11 @@ def _when(ts: float) -> str:
 @click.option(
     "--dynamic/--no-dynamic", default=True, show_default=True, help="Reload schedules named in schedules_changed."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log every pass's work.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every pass's work (DEBUG). [env: VERBOSE, VVERBOSE]")
+@click.option(
+    "--log-format", type=click.Choice(LOG_FORMATS), envvar="LOG_FORMAT", default="text", show_default=True,
+    help="Log lines as text or JSON (one object per line).",
+)  # fmt: skip
 @pass_cli
 @handle_errors
 def scheduler(  # noqa: PLR0917 - one parameter per option
@@ -59,6 +65,7 @@ def scheduler(  # noqa: PLR0917 - one parameter per option
     lock_timeout: int,
     dynamic: bool,
     verbose: bool,
+    log_format: str,
 ) -> None:
     """Move due delayed jobs onto their queues and run recurring schedules.
 
@@ -67,10 +74,9 @@ def scheduler(  # noqa: PLR0917 - one parameter per option
     """
     if interval <= 0 or not math.isfinite(interval):
         fail("--interval must be a positive number of seconds", 2)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s resque-compat scheduler[%(process)d]: %(message)s",
-    )
+    # resque-scheduler: INFO by default, VERBOSE (here also VVERBOSE) turns on DEBUG
+    verbose = verbose or bool(os.environ.get("VERBOSE") or os.environ.get("VVERBOSE"))
+    setup(log_format, logging.DEBUG if verbose else logging.INFO, text_format=SCHEDULER_TEXT)
     try:
         daemon = Scheduler(
             cli.resque, interval=interval, batch=batch, schedule_file=schedule_file,

@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.protocol import DelayedItem, ProtocolError, encode_json
+from resque_compat.commands import Command, enqueue_plan, queue_commands
+from resque_compat.protocol import DelayedItem, Keys, ProtocolError, encode_json
 from resque_compat.replies import raw, text
 from resque_compat.scheduler.mover import Mover, MoveResult
 
@@ -88,6 +89,40 @@ def item_bytes(queue: str, class_name: str, args: Sequence[Any]) -> bytes:
     return DelayedItem(class_=class_name, args=list(args), queue=queue).encode()
 
 
+def push_commands(keys: Keys, timestamp: int, raw: bytes, *, with_timestamps_set: bool = True) -> list[Command]:
+    """resque-scheduler's ``delayed_push``: the commands, to run in one MULTI."""
+    commands: list[Command] = [("rpush", keys.delayed(timestamp), raw)]
+    if with_timestamps_set:
+        commands.append(("sadd", keys.timestamps(raw.decode()), keys.delayed_member(timestamp)))
+    commands.append(("zadd", keys.delayed_schedule, {str(timestamp): timestamp}))
+    return commands
+
+
+def schedule_plan(
+    keys: Keys,
+    at: float | int | datetime,
+    queue: str,
+    class_name: str,
+    args: Sequence[Any],
+    *,
+    now: float | None = None,
+) -> tuple[int | None, list[Command]]:
+    """The timestamp and the commands (one MULTI) of ``enqueue_at``; Ruby's rule: a time not
+    in the future (``ts <= now``) enqueues now, and the timestamp is None."""
+    ts = to_timestamp(at)
+    raw = item_bytes(queue, class_name, args)
+    if ts <= int(time.time() if now is None else now):
+        return None, enqueue_plan(keys, queue, [(class_name, args)], track=False)[1]
+    return ts, push_commands(keys, ts, raw)
+
+
+def delay_to_time(seconds: float) -> float:
+    """``enqueue_in``'s time: now + ``seconds`` (a number, checked)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ValueError(f"a delay must be a number of seconds, not {type(seconds).__name__}")  # noqa: TRY004 - bad input, reported as such
+    return time.time() + seconds
+
+
 class DelayedQueue:
     """Delayed jobs of one Resque deployment.
 
@@ -106,28 +141,21 @@ class DelayedQueue:
     def enqueue_at(self, at: float | int | datetime, queue: str, class_name: str, *args: Any) -> int | None:
         """Schedule a job; returns its timestamp, or None when ``at`` is not in the future
         and the job was enqueued immediately (Ruby's rule: ``ts <= now`` enqueues now)."""
-        ts = to_timestamp(at)
-        raw = item_bytes(queue, class_name, args)
-        if ts <= int(time.time()):
-            self.resque.enqueue(queue, class_name, *args)
-            return None
-        self.push_raw(ts, raw)
+        ts, commands = schedule_plan(self.keys, at, queue, class_name, args)
+        self._run(commands)
         return ts
 
     def enqueue_in(self, seconds: float, queue: str, class_name: str, *args: Any) -> int | None:
         """``enqueue_at(now + seconds, ...)``."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise ValueError(f"a delay must be a number of seconds, not {type(seconds).__name__}")  # noqa: TRY004 - bad input, reported as such
-        return self.enqueue_at(time.time() + seconds, queue, class_name, *args)
+        return self.enqueue_at(delay_to_time(seconds), queue, class_name, *args)
 
     def push_raw(self, timestamp: int, raw: bytes, *, with_timestamps_set: bool = True) -> None:
         """Store an item's bytes at a timestamp (resque-scheduler's ``delayed_push``), atomically."""
-        member = self.keys.delayed_member(timestamp)
+        self._run(push_commands(self.keys, timestamp, raw, with_timestamps_set=with_timestamps_set))
+
+    def _run(self, commands: list[Command]) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(self.keys.delayed(timestamp), raw)
-        if with_timestamps_set:
-            pipe.sadd(self.keys.timestamps(raw.decode()), member)
-        pipe.zadd(self.keys.delayed_schedule, {str(timestamp): timestamp})
+        queue_commands(pipe, commands)
         pipe.execute()
 
     # -- inspection -----------------------------------------------------------------

@@ -240,6 +240,7 @@ class Dashboard:
         conn = resque.redis.connection_pool.connection_kwargs
         where = conn.get("path") or f"{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"
         self.redis_shown = redact(str(where))
+        self._metrics_registry: Any = None  # built on the first scrape
 
     # -- rendering -----------------------------------------------------------------
     def render(
@@ -370,6 +371,18 @@ class Dashboard:
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(__version__))
 
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus exposition of what Redis holds (the ``metrics`` extra), behind the same
+        auth as every page."""
+        try:
+            from resque_compat import metrics  # noqa: PLC0415 - optional extra
+        except ImportError:
+            return PlainTextResponse("metrics need prometheus-client: pip install 'resque-compat[metrics]'\n", 501)
+        if self._metrics_registry is None:
+            self._metrics_registry = metrics.resque_registry(self.resque)
+        body = await run_in_threadpool(metrics.exposition, self._metrics_registry)
+        return Response(body, media_type=metrics.CONTENT_TYPE)
+
     def routes(self) -> list[BaseRoute]:
         out: list[BaseRoute] = [
             Route("/", lambda request: RedirectResponse("/overview", 302)),
@@ -379,6 +392,7 @@ class Dashboard:
             Route("/stats.txt", self.stats_txt),
             Route("/api/openapi.json", self.openapi),
             Route("/api/stats.txt", self.stats_txt),
+            Route("/metrics", self.metrics),
         ]
         for action in ACTIONS:
             out.append(Route(action.path, self.action(action), methods=["POST"]))

@@ -26,7 +26,8 @@ from resque_compat.web.security import AUTH_ENV, AuthError, is_loopback, parse_c
 @pass_cli
 @handle_errors
 def _web(cli: CliContext, host: str, port: int, auth: str | None, poll: int) -> None:
-    """Serve the dashboard and JSON API (resque-web's tabs, worker control, OpenAPI at /api/openapi.json)."""
+    """Serve the dashboard and JSON API (resque-web's tabs, worker control, OpenAPI at /api/openapi.json)
+    and Prometheus metrics at /metrics (the metrics extra), all behind the same auth."""
     spec = auth if auth is not None else os.environ.get(AUTH_ENV) or None
     credentials = None
     if spec:

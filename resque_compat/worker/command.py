@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from redis.backoff import NoBackoff
@@ -18,9 +19,13 @@ from resque_compat.client import Resque, default_namespace
 from resque_compat.cliutil import CliContext, fail, handle_errors, pass_cli
 from resque_compat.connection import connect, parse_address
 from resque_compat.failure import BACKENDS
+from resque_compat.logs import LOG_FORMATS, WORKER_TEXT, level_for, setup
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError
 from resque_compat.worker.pool import Pool
 from resque_compat.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from resque_compat.metrics import WorkerMetrics
 
 log = logging.getLogger("resque_compat.worker")
 
@@ -61,15 +66,21 @@ def open_resque(cli: CliContext, config: WorkerConfig) -> Resque:
     return Resque(client, namespace=namespace, failure_backend=config.failure_backend)
 
 
-def _setup_logging(verbose: int) -> None:
-    """Our own messages at the chosen level; other libraries' only from warnings up."""
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s resque-compat[%(process)d]: %(message)s",
-    )
-    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
-    logging.getLogger("resque_compat").setLevel(level)
+def start_metrics(port: int, host: str) -> WorkerMetrics:
+    """This process's job metrics, served on ``host:port``; a port that cannot be bound (or a
+    missing extra) ends the process with one line, before it registers."""
+    try:
+        from resque_compat.metrics import WorkerMetrics  # noqa: PLC0415 - the optional metrics extra
+    except ImportError:
+        fail("--metrics-port needs prometheus-client: pip install 'resque-compat[metrics]'", 2)
+        raise  # not reached: fail() exits
+    metrics = WorkerMetrics()
+    try:
+        metrics.serve(port, host)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}", 2)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return metrics
 
 
 @click.command("work")
@@ -87,6 +98,18 @@ def _setup_logging(verbose: int) -> None:
     "-i", "--import", "imports", multiple=True, metavar="MODULE", help="Module registering jobs. [env: APP_INCLUDE]"
 )
 @click.option("--failure-backend", type=click.Choice(BACKENDS), help="Where failures go. [env: FAILURE_BACKEND]")
+@click.option(
+    "--log-format", type=click.Choice(LOG_FORMATS), envvar="LOG_FORMAT", default="text", show_default=True,
+    help="Log lines as text or JSON (one object per line, job lines with id, class, queue, worker, duration).",
+)  # fmt: skip
+@click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), envvar="METRICS_PORT", metavar="PORT",
+    help="Serve Prometheus job metrics on this port (0: off); with --count N, worker k uses PORT+k.",
+)  # fmt: skip
+@click.option(
+    "--metrics-host", envvar="METRICS_HOST", default="127.0.0.1", show_default=True, metavar="ADDR",
+    help="Address the metrics port binds to (0.0.0.0: every interface).",
+)  # fmt: skip
 @pass_cli
 @handle_errors
 def work(  # noqa: PLR0917 - one parameter per click option
@@ -103,6 +126,9 @@ def work(  # noqa: PLR0917 - one parameter per click option
     verbose: int,
     imports: tuple[str, ...],
     failure_backend: str | None,
+    log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run jobs from the queues, as Ruby's `rake resque:work` and php-resque's bin/resque do."""
     try:
@@ -123,7 +149,9 @@ def work(  # noqa: PLR0917 - one parameter per click option
     except WorkerConfigError as exc:
         fail(str(exc), 2)
         return
-    _setup_logging(config.verbose)
+    setup(log_format, level_for(config.verbose), text_format=WORKER_TEXT)
+    if metrics_port and config.count > 1 and metrics_port + config.count - 1 > 65535:
+        fail(f"--metrics-port {metrics_port} leaves no room for {config.count} workers (PORT+k must be <= 65535)", 2)
     import_job_modules(config.imports)
     parse_address(cli.redis_spec)  # a bad address fails here, once, not in every child
     if config.pidfile:
@@ -133,10 +161,15 @@ def work(  # noqa: PLR0917 - one parameter per click option
             fail(f"cannot write pidfile {config.pidfile}: {exc}", 2)
     try:
         if config.count > 1:
-            code = Pool(config.count, lambda: Worker(config, open_resque(cli, config), watch_parent=True).work(),
-                        burst=config.burst).run()  # fmt: skip
+
+            def run_slot(slot: int) -> int:
+                metrics = start_metrics(metrics_port + slot, metrics_host) if metrics_port else None
+                return Worker(config, open_resque(cli, config), watch_parent=True, metrics=metrics).work()
+
+            code = Pool(config.count, run_slot, burst=config.burst).run()
         else:
-            code = Worker(config, open_resque(cli, config)).work()
+            metrics = start_metrics(metrics_port, metrics_host) if metrics_port else None
+            code = Worker(config, open_resque(cli, config), metrics=metrics).work()
     finally:
         if config.pidfile:
             with contextlib.suppress(OSError):

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.connection import Connection
+from redis.exceptions import NoScriptError, ResponseError
 
 from resque_compat.protocol import Keys, encode_json, timefmt
 from resque_compat.protocol.scripts import WORKER_CYCLE
@@ -80,19 +81,25 @@ class Cycle:
         self.multi_queue_failures = multi_queue_failures
         self.sha = self._load()
         self._worker_key = keys.worker(worker_id)
-        self._static_keys = [
-            self._worker_key,
-            keys.stat("processed"),
-            keys.stat("processed", worker_id),
-            keys.stat("failed"),
-            keys.stat("failed", worker_id),
-            keys.pause_all,
-            keys.control(worker_id),
-            keys.inflight(worker_id),
-        ]
+        self._static_keys = b"".join(
+            _bulk(key)
+            for key in (
+                self._worker_key,
+                keys.stat("processed"),
+                keys.stat("processed", worker_id),
+                keys.stat("failed"),
+                keys.stat("failed", worker_id),
+                keys.pause_all,
+                keys.control(worker_id),
+                keys.inflight(worker_id),
+            )
+        )
+        self._failed_queues = _bulk(keys.failed_queues)
+        self._failed_key = _bulk(keys.failed)
         self._queues: list[str] = []
-        self._queue_keys: list[str] = []
-        self._queue_json: list[bytes] = []
+        self._queue_keys = b""
+        self._queue_json = b""
+        self._wire = _Wire(client)
         self._run_at_second = -1
         self._run_at = ""
 
@@ -106,8 +113,8 @@ class Cycle:
     def set_queues(self, queues: list[str]) -> None:
         """The resolved queues, highest priority first."""
         self._queues = list(queues)
-        self._queue_keys = [self.keys.queue(q) for q in queues]
-        self._queue_json = [encode_json(q) for q in queues]
+        self._queue_keys = b"".join(_bulk(self.keys.queue(q)) for q in queues)
+        self._queue_json = b"".join(_bulk(encode_json(q)) for q in queues)
 
     def run_at(self) -> str:
         now = int(time.time())
@@ -128,56 +135,57 @@ class Cycle:
         adopt: tuple[str, bytes] | None = None,
         recovering: int | None = None,
     ) -> CycleResult:
-        keys: list[Any] = list(self._static_keys)
-        args: list[Any] = []
         sadd_name = ""
-        list_key = self.keys.failed
+        list_key = self._failed_key
         status_key = self._worker_key
         if finish is None:
-            args += ["", "", "", ""]
+            finish_args: list[str | bytes] = [b"", b"", b"", b""]
         elif finish.release_item is not None:
-            list_key = self.keys.queue(finish.queue)
-            args += ["release", finish.release_item, "", ""]
+            list_key = _bulk(self.keys.queue(finish.queue))
+            finish_args = [b"release", finish.release_item, b"", b""]
         else:
             if finish.failure is not None:
                 name = self.failure_list(finish.queue)
-                list_key = self.keys.failed_list(name)
+                list_key = _bulk(self.keys.failed_list(name))
                 if name != "failed":
                     sadd_name = name
+            final = b""
             if finish.status_key is not None and finish.status is not None:
                 status_key = finish.status_key
-            args += [
-                "fail" if finish.failure is not None else "ok",
-                finish.failure or "",
-                sadd_name,
-                finish.status if finish.status_key is not None and finish.status is not None else "",
-            ]
-        keys += [list_key, self.keys.failed_queues, status_key]
+                final = finish.status
+            finish_args = [b"fail" if finish.failure is not None else b"ok", finish.failure or b"", sadd_name, final]
         mode = "adopt" if adopt is not None else ("1" if reserve else "0")
-        args += [
-            "1" if check else "",
+        args: list[str | bytes] = [
+            *finish_args,
+            b"1" if check else b"",
             mode,
             self.run_at(),
-            "1" if self.reliable else "",
-            "" if recovering is None else str(recovering),
-            adopt[1] if adopt is not None else "",
-            encode_json(adopt[0]) if adopt is not None else "",
+            b"1" if self.reliable else b"",
+            b"" if recovering is None else str(recovering),
+            adopt[1] if adopt is not None else b"",
+            encode_json(adopt[0]) if adopt is not None else b"",
         ]
-        if mode == "1":
-            keys += self._queue_keys
-            args += self._queue_json
+        queued = mode == "1"
+        numkeys = _STATIC_KEY_COUNT + 3 + (len(self._queues) if queued else 0)
+        head: list[str | bytes] = [b"EVALSHA", self.sha, str(numkeys)]
+        parts = [
+            b"*%d\r\n" % (len(head) + numkeys + len(args) + (len(self._queues) if queued else 0)),
+            *(_bulk(x) for x in head),
+            self._static_keys,
+            list_key,
+            self._failed_queues,
+            _bulk(status_key),
+            self._queue_keys if queued else b"",
+            *(_bulk(x) for x in args),
+            self._queue_json if queued else b"",
+        ]
         try:
-            reply = self._evalsha(keys, args)
+            reply = self._wire.call(parts)
         except NoScriptError:  # Redis restarted or SCRIPT FLUSH: the call never ran
             self.sha = self._load()
-            reply = self._evalsha(keys, args)
+            parts[2] = _bulk(self.sha)
+            reply = self._wire.call(parts)
         return self._result(reply)
-
-    def _evalsha(self, keys: list[Any], args: list[Any]) -> list[Any]:
-        reply: list[Any] = self.redis.execute_command(  # type: ignore[no-untyped-call]
-            "EVALSHA", self.sha, len(keys), *keys, *args
-        )
-        return reply
 
     def _result(self, reply: list[Any]) -> CycleResult:
         kind = Kind(int(reply[0]))
@@ -197,3 +205,46 @@ class Cycle:
         if index == 0:  # adopted: the caller knows the queue
             return ""
         return self._queues[index - 1]
+
+
+_STATIC_KEY_COUNT = 8
+
+
+def _bulk(value: str | bytes) -> bytes:
+    """One RESP bulk string."""
+    data = value.encode() if isinstance(value, str) else value
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+class _Wire:
+    """A connection of the worker's own for the cycle call, with the command packed here.
+
+    The cycle is the hot path: redis-py's generic client (argument encoding, pool checkout,
+    retry wrapper) costs more than the Redis round trip itself. The connection still comes
+    from the client's pool, so TLS, ACL, unix sockets and Sentinel work as for every other
+    call; on an error it is dropped, and the next call takes a fresh one (after a Sentinel
+    failover, one to the new primary)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pool = client.connection_pool
+        self.conn: Connection | None = None
+
+    def call(self, parts: list[bytes]) -> Any:
+        conn = self.conn
+        if conn is None:
+            conn = self.conn = self.pool.get_connection()
+        try:
+            conn.send_packed_command([b"".join(parts)], check_health=False)  # type: ignore[no-untyped-call]
+            reply = conn.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            self.close()
+            raise
+        return reply
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            self.pool.release(conn)

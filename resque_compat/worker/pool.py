@@ -31,9 +31,10 @@ _RESTART_DELAY = 1.0
 
 
 class Pool:
-    """Supervise ``count`` children, each running ``run_worker()`` (which returns an exit code)."""
+    """Supervise ``count`` children, each running ``run_worker(slot)`` (returns an exit code;
+    ``slot`` is 0 … count-1 and stays with a restarted child, e.g. for a per-slot port)."""
 
-    def __init__(self, count: int, run_worker: Callable[[], int], *, burst: bool = False) -> None:
+    def __init__(self, count: int, run_worker: Callable[[int], int], *, burst: bool = False) -> None:
         self.count = count
         self.run_worker = run_worker
         self.burst = burst
@@ -88,7 +89,7 @@ class Pool:
                     signal.signal(sig, signal.SIG_DFL)
                 os.close(self._wake_r)
                 os.close(self._wake_w)
-                code = self.run_worker()
+                code = self.run_worker(slot)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:

@@ -26,7 +26,7 @@ import redis
 
 from resque_compat.failure import Failures
 from resque_compat.protocol import Keys, ProtocolError, WorkerId, WorkingOn, decode_json, timefmt
-from resque_compat.protocol.scripts import REQUEUE_INFLIGHT
+from resque_compat.protocol.scripts import CLAIM_DEAD_WORKER
 from resque_compat.worker.runner import failure_record
 
 log = logging.getLogger("resque_compat.worker")
@@ -38,6 +38,11 @@ def _bytes(value: bytes | str) -> bytes:
 
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+#: Rounds of read-then-claim before giving up on a worker whose state keeps changing (only a
+#: worker that is in fact alive, pruned for a stale heartbeat, does that).
+_CLAIM_ATTEMPTS = 20
 
 
 def unregister(
@@ -52,47 +57,9 @@ def unregister(
 ) -> str | None:
     """Ruby's ``unregister_worker``: fail (or, from reliable mode, requeue) a job still held,
     then one pipeline of SREM workers, DEL worker:<id>, DEL :started, HDEL heartbeat and DEL
-    both per-worker stats. Returns what happened to a held job ("failed", "requeued") or None."""
-    what = None
-    record_raw = client.get(keys.worker(worker_id))
-    record: WorkingOn | None = None
-    if record_raw:
-        try:
-            record = WorkingOn.decode(record_raw)
-        except ProtocolError:
-            record = None
-    inflight = keys.inflight(worker_id)
-    if client.llen(inflight):
-        queue = record.queue if record is not None else _fallback_queue(client, inflight, worker_id)
-        moved = client.register_script(REQUEUE_INFLIGHT)(keys=[inflight, keys.queue(queue), keys.queues], args=[queue])
-        log.info("requeued %s in-flight job(s) of %s to %s", moved, worker_id, queue)
-        what = "requeued"
-    elif record is not None and error is not None:
-        class_name = _class_of(bytes(record.payload))
-        text = error.replace("{class}", class_name)
-        failure = failure_record(
-            bytes(record.payload) if _is_object(record.payload) else _string_payload(record.payload),
-            exception=exception,
-            error=text,
-            backtrace=[],
-            worker_id=worker_id,
-            queue=record.queue,
-        )
-        pipe = client.pipeline(transaction=False)
-        save_failure(pipe, keys, failures, record.queue, failure)
-        if count_failure:
-            pipe.incrby(keys.stat("failed"), 1)
-        pipe.execute()
-        what = "failed"
-    elif record_raw and error is not None:
-        log.warning("worker %s held an unreadable job record; kept in failed as text", worker_id)
-        failure = failure_record(
-            _bytes(record_raw), exception=exception, error=error, backtrace=[], worker_id=worker_id, queue=""
-        )
-        pipe = client.pipeline(transaction=False)
-        save_failure(pipe, keys, failures, "", failure)
-        pipe.execute()
-        what = "failed"
+    both per-worker stats. Returns what happened to a held job ("failed", "requeued"), or
+    None when there was none or another pruner claimed it first (see ``claim_job``)."""
+    what = claim_job(client, keys, failures, worker_id, exception=exception, error=error, count_failure=count_failure)
     pipe = client.pipeline(transaction=False)
     pipe.srem(keys.workers, worker_id)
     pipe.delete(keys.worker(worker_id))
@@ -102,6 +69,84 @@ def unregister(
     pipe.delete(keys.stat("failed", worker_id))
     pipe.execute()
     return what
+
+
+def claim_job(
+    client: redis.Redis,
+    keys: Keys,
+    failures: Failures,
+    worker_id: str,
+    *,
+    exception: str = "Resque::DirtyExit",
+    error: str | None = "Job still being processed",
+    count_failure: bool = True,
+    orphan: bool = False,
+) -> str | None:
+    """Take the job a dead worker held, atomically (``CLAIM_DEAD_WORKER``): of any number of
+    pruners racing for one worker exactly one requeues its in-flight items or records its
+    failure; the others find nothing. ``orphan``: only in-flight items, and only while the
+    worker is unregistered (a peer's pruner dropped it without knowing the list)."""
+    claim = client.register_script(CLAIM_DEAD_WORKER)
+    inflight = keys.inflight(worker_id)
+    for _ in range(_CLAIM_ATTEMPTS):
+        record_raw = b"" if orphan else _bytes(client.get(keys.worker(worker_id)) or b"")
+        first = _bytes(client.lindex(inflight, 0) or b"")
+        record = _decode_record(record_raw)
+        queue = record.queue if record is not None else _fallback_queue(first, worker_id) if first else ""
+        failure = b""
+        list_name = "failed"
+        counted = False
+        if not first and record_raw and error is not None:
+            if record is not None:
+                failure = failure_record(
+                    bytes(record.payload) if _is_object(record.payload) else _string_payload(record.payload),
+                    exception=exception,
+                    error=error.replace("{class}", _class_of(bytes(record.payload))),
+                    backtrace=[],
+                    worker_id=worker_id,
+                    queue=record.queue,
+                )
+                list_name, counted = failures.list_for(record.queue), count_failure
+            else:
+                failure = failure_record(
+                    record_raw, exception=exception, error=error, backtrace=[], worker_id=worker_id, queue=""
+                )
+                list_name = failures.list_for("")
+        reply = claim(
+            keys=[
+                keys.worker(worker_id), inflight, keys.queue(queue), keys.queues, keys.workers,
+                keys.failed_list(list_name), keys.failed_queues, keys.stat("failed"),
+            ],
+            args=[
+                "orphan" if orphan else "dead", worker_id, record_raw, first, queue, failure,
+                "" if list_name == "failed" else list_name, "1" if counted else "",
+            ],
+        )  # fmt: skip
+        what, moved = int(reply[0]), int(reply[1])
+        if what == _CHANGED:
+            continue
+        if what == _REQUEUED:
+            log.info("requeued %d in-flight job(s) of %s to %s", moved, worker_id, queue)
+            return "requeued"
+        if what == _FAILED:
+            if record is None:
+                log.warning("worker %s held an unreadable job record; kept in failed as text", worker_id)
+            return "failed"
+        return None
+    log.warning("worker %s kept changing while being pruned; left as it is", worker_id)
+    return None
+
+
+_CHANGED, _REQUEUED, _FAILED = -1, 1, 2
+
+
+def _decode_record(raw: bytes) -> WorkingOn | None:
+    if not raw:
+        return None
+    try:
+        return WorkingOn.decode(raw)
+    except ProtocolError:
+        return None
 
 
 def save_failure(pipe: redis.client.Pipeline, keys: Keys, failures: Failures, queue: str, record: bytes) -> None:
@@ -136,17 +181,15 @@ def _class_of(payload: bytes) -> str:
     return str(value.get("class", "?")) if isinstance(value, dict) else "?"
 
 
-def _fallback_queue(client: redis.Redis, inflight: str, worker_id: str) -> str:
+def _fallback_queue(item: bytes, worker_id: str) -> str:
     """Where an in-flight item goes when its worker record is gone: the payload's own
     ``queue`` (node-resque writes one), else the first plain queue of the worker id."""
-    item = client.lindex(inflight, 0)
-    if item is not None:
-        try:
-            value = decode_json(item)
-            if isinstance(value, dict) and isinstance(value.get("queue"), str) and value["queue"]:
-                return str(value["queue"])
-        except ProtocolError:
-            pass
+    try:
+        value = decode_json(item)
+        if isinstance(value, dict) and isinstance(value.get("queue"), str) and value["queue"]:
+            return str(value["queue"])
+    except ProtocolError:
+        pass
     for queue in WorkerId.parse(worker_id).queue_list:
         if not any(c in queue for c in "*?[]{}"):
             return queue
@@ -245,18 +288,16 @@ def prune_dead_workers(
 
 def requeue_orphans(client: redis.Redis, keys: Keys, failures: Failures) -> int:
     """Reliable mode: in-flight lists whose worker is no longer registered (a Ruby or PHP
-    pruner unregistered it without knowing the list) go back to their queues."""
+    pruner unregistered it without knowing the list) go back to their queues. Whether the
+    worker is registered is checked again inside the claim: a worker registering after the
+    SMEMBERS here keeps its list. Returns how many lists went back."""
     registered = {_text(m) for m in client.smembers(keys.workers)}
     prefix = keys.inflight("")
     moved = 0
     for raw in client.scan_iter(match=prefix + "*", count=1000):
-        key = _text(raw)
-        worker_id = key[len(prefix) :]
+        worker_id = _text(raw)[len(prefix) :]
         if worker_id in registered:
             continue
-        queue = _fallback_queue(client, key, worker_id)
-        n = int(client.register_script(REQUEUE_INFLIGHT)(keys=[key, keys.queue(queue), keys.queues], args=[queue]))
-        if n:
-            log.info("requeued %d orphaned in-flight job(s) of %s to %s", n, worker_id, queue)
-        moved += n
+        if claim_job(client, keys, failures, worker_id, orphan=True) == "requeued":
+            moved += 1
     return moved

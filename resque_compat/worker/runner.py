@@ -14,6 +14,7 @@ import inspect
 import logging
 import os
 import signal
+import time
 import traceback
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -59,12 +60,14 @@ class Outcome(msgspec.Struct, omit_defaults=True):
     """How a job ended; crosses the pipe from a forked child as JSON.
 
     ``result`` is the status ``result`` to write (UNSET: leave the record's as it is);
-    ``failure`` the encoded failure record when the job failed."""
+    ``failure`` the encoded failure record when the job failed; ``duration`` the seconds the
+    job ran, hooks included (0: it never ran, the caller measures what it saw)."""
 
     ok: bool
     result: Any = msgspec.UNSET
     failure: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     skipped: bool = False
+    duration: float = 0.0
 
 
 _encode_outcome = msgspec.json.Encoder().encode
@@ -225,17 +228,21 @@ class JobRunner:
 
     def run(self, job: Job, timeout: float | None = None) -> Outcome:
         """Perform the job with its hooks. Never raises: every end is an Outcome."""
+        started = time.monotonic()
         try:
             with _alarm(timeout):
                 result = self._perform(job)
         except DontPerform:
-            return Outcome(ok=True, result=False if job.definition.style == "php" else msgspec.UNSET, skipped=True)
+            outcome = Outcome(ok=True, result=False if job.definition.style == "php" else msgspec.UNSET, skipped=True)
         except BaseException as exc:  # every way a job ends is recorded
             if isinstance(exc, KeyboardInterrupt):
                 exc = TermException("SIGINT")
             self._on_failure(job, exc)
-            return self.failed(job.queue, job.item, exc)
-        return Outcome(ok=True, result=msgspec.UNSET if result is None else result)
+            outcome = self.failed(job.queue, job.item, exc)
+        else:
+            outcome = Outcome(ok=True, result=msgspec.UNSET if result is None else result)
+        outcome.duration = time.monotonic() - started
+        return outcome
 
     # -- the two job styles --------------------------------------------------------
     def _perform(self, job: Job) -> Any:

@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import select
 import signal
+import struct
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import redis
@@ -40,6 +42,7 @@ import redis
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failure import Failures
+from resque_compat.logs import job_fields, mask_args
 from resque_compat.protocol import (
     UNSET,
     JobStatus,
@@ -67,8 +70,13 @@ from resque_compat.worker.runner import (
     parse_item,
 )
 
+if TYPE_CHECKING:  # the metrics extra is optional
+    from resque_compat.metrics import WorkerMetrics
+
 log = logging.getLogger("resque_compat.worker")
 T = TypeVar("T")
+#: the class label of a queue item that is not a job
+MALFORMED = "(malformed)"
 
 #: Redis error replies that mean "not now" (a restart, a failover, a full or read-only server):
 #: the call did not run, so it is retried like a dropped connection.
@@ -94,8 +102,10 @@ class Worker:
         hooks: WorkerHooks = worker_hooks,
         host: str | None = None,
         watch_parent: bool = False,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.resque = resque
         self.redis = resque.redis
         self.keys = resque.keys
@@ -126,6 +136,7 @@ class Worker:
         self._registered = False
         self._saved_signals: dict[signal.Signals, Any] = {}
         self.jobs_done = 0
+        self._exiting: set[int] = set()  # children that reported their outcome and are exiting
 
     # -- life cycle ---------------------------------------------------------------------
     def work(self) -> int:
@@ -174,6 +185,8 @@ class Worker:
             self._retry(lambda: pruning.requeue_orphans(self.redis, self.keys, self.failures), "requeue orphans")
         self.hooks.run("before_first_fork", self)
         self._retry(self._register, "register")
+        if self.config.fork:
+            gc.freeze()  # what exists now is shared with every child: no copy-on-write for it
         self._resolve_queues()
         log.info("worker %s started (%s)", self.id, "fork per job" if self.config.fork else "no fork")
 
@@ -194,6 +207,7 @@ class Worker:
 
     def shutdown(self) -> None:
         """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks."""
+        self._reap_exited(block=True)
         self._beat_stop.set()
         if self._beat_thread is not None:
             self._beat_thread.join(timeout=5)
@@ -331,28 +345,44 @@ class Worker:
         """Run a reserved job; the returned Finish goes into the next cycle call."""
         if self._stop:  # told to stop while the reservation was in flight: give it back
             return Finish(queue, release_item=item)
+        started = time.monotonic()
         try:
             payload = parse_item(item)
         except MalformedJobError as exc:
-            log.warning("failed: malformed item in %s: %s", queue, exc)
             outcome = self.runner.failed(queue, item, exc, backtrace=[])
+            self._ended(queue, None, MALFORMED, outcome, started=started, why=str(exc))
             return Finish(queue, failure=_failure_bytes(outcome))
         self._kill_job = False  # a USR1 between jobs kills nothing, as Ruby's kill_child
         status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
         try:
             definition = self.registry.lookup(payload.class_)
         except UnknownJobError as exc:
-            log.warning("failed: %s", exc)
             outcome = self.runner.failed(queue, item, exc, backtrace=[])
+            self._ended(queue, payload.job_id, payload.class_, outcome, started=started, why=str(exc))
         else:
             job = Job(queue, item, payload, definition)
-            log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, payload.args)
+            if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
+                log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, mask_args(payload.args))
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
-            if outcome.ok:
-                log.debug("done: (Job{%s} | %s)", queue, payload.class_)
-            else:
-                log.info("failed: (Job{%s} | %s)", queue, payload.class_)
+            self._ended(queue, payload.job_id, payload.class_, outcome, started=started)
         return self._finish(queue, outcome, status_key, status)
+
+    def _ended(
+        self, queue: str, job_id: str | None, class_name: str, outcome: Outcome, *, started: float, why: str = ""
+    ) -> None:
+        """The job line (INFO; WARNING when the job could not even start) and the metrics.
+        The duration is the job's own (a forked child sends it back), else what we saw."""
+        kind = "skipped" if outcome.skipped else "ok" if outcome.ok else "failed"
+        duration = outcome.duration or time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.observe(class_name, kind, duration)
+        level = logging.WARNING if why else logging.INFO
+        if log.isEnabledFor(level):
+            fields = job_fields(
+                job_id=job_id, class_name=class_name, queue=queue, worker=self.id, duration=duration, outcome=kind
+            )
+            word = "done" if kind == "ok" else kind
+            log.log(level, "%s: (Job{%s} | %s)%s", word, queue, class_name, f": {why}" if why else "", extra=fields)
 
     def _pickup_status(self, job_id: str | None, prefix: str) -> tuple[str | None, StatusRecord | None]:
         """Tracked jobs (payload ``id`` with a status key): status 2, ``started`` kept."""
@@ -404,6 +434,7 @@ class Worker:
             self.hooks.run("before_fork", job)
         except Exception as exc:
             return self.runner.failed(job.queue, job.item, exc)
+        self._reap_exited()
         read_fd, write_fd = os.pipe()
         self._child_pid = 0  # a kill asked for before fork() returns still reaches the child
         pid = os.fork()
@@ -430,7 +461,8 @@ class Worker:
                 outcome = self.runner.failed(job.queue, job.item, exc)
             else:
                 outcome = self.runner.run(job)
-            data = memoryview(encode_outcome(outcome))
+            encoded = encode_outcome(outcome)
+            data = memoryview(_OUTCOME_SIZE.pack(len(encoded)) + encoded)  # framed: no need to wait for EOF
             while data:
                 written = os.write(write_fd, data)
                 data = data[written:]
@@ -441,6 +473,16 @@ class Worker:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(0)
+
+    def _reap_exited(self, *, block: bool = False) -> None:
+        """Collect children that already reported their job's outcome (no zombies)."""
+        for pid in list(self._exiting):
+            try:
+                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._exiting.discard(pid)
 
     def _child_signals(self) -> None:
         """Ruby's child traps: TERM raises TermException in the job; the parent handles the rest."""
@@ -482,6 +524,12 @@ class Worker:
                 if not chunk:
                     break
                 buf += chunk
+                outcome = _complete_outcome(buf)
+                if outcome is not None:
+                    # The job is over; the child's exit (tearing down its memory) overlaps
+                    # the next reservation on the other core. It is reaped later.
+                    self._exiting.add(pid)
+                    return outcome
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             signum = os.WTERMSIG(status)
@@ -494,10 +542,7 @@ class Worker:
                 job, job.queue, "Resque::DirtyExit", f"Child process received unhandled signal {how}"
             )
         if buf:
-            try:
-                return decode_outcome(bytes(buf))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("child %d sent an unreadable outcome", pid)
+            log.warning("child %d sent an incomplete or unreadable outcome", pid)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         how = f"pid {pid} exit {code}"
         return self.runner.dirty_exit(
@@ -656,6 +701,22 @@ class Worker:
                 log.debug("heartbeat: %s", redact(str(exc)))
             except Exception:
                 log.exception("heartbeat thread error")
+
+
+_OUTCOME_SIZE = struct.Struct(">I")
+
+
+def _complete_outcome(buf: bytearray) -> Outcome | None:
+    """The child's outcome once all of its framed bytes arrived; None while incomplete or garbled."""
+    if len(buf) < _OUTCOME_SIZE.size:
+        return None
+    (size,) = _OUTCOME_SIZE.unpack_from(buf)
+    if len(buf) < _OUTCOME_SIZE.size + size:
+        return None
+    try:
+        return decode_outcome(bytes(buf[_OUTCOME_SIZE.size : _OUTCOME_SIZE.size + size]))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def _signal_name(signum: int) -> str:

@@ -1,0 +1,170 @@
+"""Logging for the long-running commands (``work``, ``scheduler``): text or JSON lines.
+
+One setup for both, so a log shipper sees one shape. Text lines are the classic
+``time LEVEL resque-compat[pid]: message``; JSON lines carry ``ts``, ``level``, ``msg``,
+``logger``, ``pid`` and, for job lines, the job's ``job_id``, ``class``, ``queue``, ``worker``,
+``duration_ms`` and ``outcome`` (text lines show those as a bracketed suffix).
+
+Verbosity follows the peers: Ruby's and php-resque's ``VERBOSE`` is INFO, ``VVERBOSE`` DEBUG
+(the worker's config resolves them). Other libraries log only from WARNING up.
+
+No secrets: every line passes through :func:`scrub`, which hides the password of any URL in
+it (the same rule as :func:`resque_compat.connection.redact`); job arguments are logged only at
+DEBUG and then through :func:`mask_args`, which hides values under keys named like a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, TextIO
+
+import msgspec
+
+from resque_compat.connection import redact
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+#: the attribute a job line's fields travel in (``log.info(..., extra={JOB_FIELDS: {...}})``)
+JOB_FIELDS = "resque_job"
+MASK = "***"
+
+WORKER_TEXT = "%(asctime)s %(levelname)s resque-compat[%(process)d]: %(message)s"
+SCHEDULER_TEXT = "%(asctime)s resque-compat scheduler[%(process)d]: %(message)s"
+
+#: key names whose values never reach a log line (password, passwd, secret, token, api_key, auth, ...)
+_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[-_]?key|auth|credential|private[-_]?key", re.IGNORECASE)
+_MAX_DEPTH = 32
+
+
+def level_for(verbose: int) -> int:
+    """0: WARNING, 1 (``-v``, VERBOSE): INFO, 2 (``-vv``, VVERBOSE): DEBUG."""
+    return logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
+
+
+def scrub(text: str) -> str:
+    """Hide URL passwords anywhere in a line (an error message may quote the address)."""
+    return redact(text) if "@" in text else text
+
+
+def mask_args(value: Any, _depth: int = 0) -> Any:
+    """A copy of job arguments with the values of secret-looking keys replaced by ``***``.
+
+    Positional secrets (``["user", "hunter2"]``) cannot be recognised: that is why arguments
+    are logged at DEBUG only."""
+    if _depth > _MAX_DEPTH:
+        return MASK
+    if isinstance(value, Mapping):
+        return {
+            k: MASK if isinstance(k, str) and _SECRET_KEY.search(k) else mask_args(v, _depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [mask_args(v, _depth + 1) for v in value]
+    return value
+
+
+def job_fields(
+    *,
+    job_id: str | None,
+    class_name: str,
+    queue: str,
+    worker: str,
+    duration: float,
+    outcome: str,
+) -> dict[str, Any]:
+    """The ``extra`` of a job line: ``log.info(msg, extra=job_fields(...))``."""
+    return {
+        JOB_FIELDS: {
+            "job_id": job_id,
+            "class": class_name,
+            "queue": queue,
+            "worker": worker,
+            "duration_ms": round(duration * 1000.0, 3),
+            "outcome": outcome,
+        }
+    }
+
+
+class TextFormatter(logging.Formatter):
+    """The classic line, a job line's fields appended as ``[id=… worker=… 12.3 ms]``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, JOB_FIELDS, None)
+        if isinstance(fields, dict):
+            first, _, rest = line.partition("\n")  # a traceback stays below the fields
+            suffix = f" [id={fields.get('job_id') or '-'} worker={fields.get('worker')} {fields.get('duration_ms')} ms]"
+            line = first + suffix + ("\n" + rest if rest else "")
+        return scrub(line)
+
+
+_encode = msgspec.json.Encoder(enc_hook=repr).encode
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; a traceback goes in ``exc`` (never splits the line)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": _iso(record.created),
+            "level": record.levelname,
+            "msg": scrub(record.getMessage()),
+            "logger": record.name,
+            "pid": record.process,
+        }
+        fields = getattr(record, JOB_FIELDS, None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = scrub(self.formatException(record.exc_info))
+        elif record.exc_text:
+            out["exc"] = scrub(record.exc_text)
+        return _encode(out).decode()
+
+
+def _iso(created: float) -> str:
+    """RFC 3339 UTC with milliseconds: ``2026-11-26T20:20:39.123Z``."""
+    whole = int(created)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((created - whole) * 1000):03d}Z"
+
+
+def setup(
+    log_format: str = "text",
+    level: int = logging.WARNING,
+    *,
+    text_format: str = WORKER_TEXT,
+    stream: TextIO | None = None,
+) -> None:
+    """Route every log record to ``stream`` (stderr) in ``log_format``; resque_compat's own
+    loggers at ``level``, everything else from WARNING up. Replaces earlier handlers, so it
+    can be called again (a test, a re-exec)."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"unknown log format {log_format!r} (choose {', '.join(LOG_FORMATS)})")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(text_format))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("resque_compat").setLevel(level)
+
+
+__all__ = [
+    "JOB_FIELDS",
+    "LOG_FORMATS",
+    "SCHEDULER_TEXT",
+    "WORKER_TEXT",
+    "JsonFormatter",
+    "LogFormat",
+    "TextFormatter",
+    "job_fields",
+    "level_for",
+    "mask_args",
+    "scrub",
+    "setup",
+]

@@ -1,0 +1,163 @@
+"""Pruning a dead worker when several pruners race for it (real Redis, real threads).
+
+The prune lock lasts one heartbeat interval, so two pruners can reach the same dead worker:
+its job must end in exactly one place (requeued in reliable mode, one failure record
+otherwise), and exactly one pruner may report having handled it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from resque_compat.failure import Failures
+from resque_compat.protocol import Keys
+from resque_compat.worker import pruning
+
+ROUNDS = 150
+DEAD = "deadhost:4242:q"
+ITEM = b'{"class":"Slow","args":[1,"x"],"id":"abc"}'
+RECORD = b'{"queue":"q","run_at":"2026-11-26T20:20:39Z","payload":' + ITEM + b"}"
+
+
+def _dead_worker(r: redis.Redis, keys: Keys, *, reliable: bool, record: bytes | None = RECORD) -> None:
+    """What a worker killed mid-job leaves behind (reliable: its in-flight list too)."""
+    pipe = r.pipeline(transaction=False)
+    pipe.sadd(keys.workers, DEAD)
+    pipe.set(keys.worker_started(DEAD), "2026-11-26 20:20:39 +0000")
+    pipe.hset(keys.heartbeat, DEAD, "2026-11-26T20:20:39+00:00")
+    pipe.set(keys.stat("processed", DEAD), 3)
+    if record is not None:
+        pipe.set(keys.worker(DEAD), record)
+    if reliable:
+        pipe.rpush(keys.inflight(DEAD), ITEM)
+    pipe.execute()
+
+
+def _race(url: str, pruners: list[Callable[[redis.Redis], object]]) -> list[object]:
+    """Run the pruners at once, each on a client of its own; their results in order."""
+    barrier = threading.Barrier(len(pruners))
+    results: list[object] = [None] * len(pruners)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        client = redis.Redis.from_url(url)
+        try:
+            barrier.wait()
+            results[i] = pruners[i](client)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(pruners))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+def _by_heartbeat(client: redis.Redis) -> str | None:
+    """Rule 1 of the pruner (expired heartbeat)."""
+    keys = Keys()
+    return pruning.unregister(
+        client, keys, Failures(client, keys), DEAD,
+        exception="Resque::PruneDeadWorkerDirtyExit",
+        error=f"Worker {DEAD} did not gracefully exit while processing {{class}}",
+    )  # fmt: skip
+
+
+def _by_pid(client: redis.Redis) -> str | None:
+    """Rule 2 of the pruner (same host, pid gone)."""
+    keys = Keys()
+    return pruning.unregister(client, keys, Failures(client, keys), DEAD)
+
+
+def _orphans(client: redis.Redis) -> int:
+    keys = Keys()
+    return pruning.requeue_orphans(client, keys, Failures(client, keys))
+
+
+def _assert_unregistered(r: redis.Redis, keys: Keys) -> None:
+    assert not r.sismember(keys.workers, DEAD)
+    assert not r.exists(keys.worker(DEAD), keys.worker_started(DEAD), keys.inflight(DEAD))
+    assert not r.hexists(keys.heartbeat, DEAD)
+    assert not r.exists(keys.stat("processed", DEAD), keys.stat("failed", DEAD))
+
+
+@pytest.mark.parametrize("reliable", [True, False], ids=["reliable", "default"])
+def test_two_pruners_racing_for_one_dead_worker_handle_its_job_once(
+    redis_url: str, r: redis.Redis, reliable: bool
+) -> None:
+    keys = Keys()
+    for n in range(ROUNDS):
+        r.flushdb()
+        _dead_worker(r, keys, reliable=reliable)
+        results = _race(redis_url, [_by_heartbeat, _by_pid])
+        claimed = [res for res in results if res is not None]
+        failed = r.lrange(keys.failed, 0, -1)
+        queued = r.lrange(keys.queue("q"), 0, -1)
+        where = f"round {n}: pruners said {results}, failed={failed}, queued={queued}"
+        assert len(claimed) == 1, where
+        if reliable:
+            assert claimed == ["requeued"] and queued == [ITEM] and failed == [], where
+            assert r.smembers(keys.queues) == {b"q"}
+        else:
+            assert claimed == ["failed"] and queued == [] and len(failed) == 1, where
+            record = json.loads(failed[0])
+            assert record["payload"] == json.loads(ITEM) and record["worker"] == DEAD and record["queue"] == "q"
+            assert record["exception"] in ("Resque::DirtyExit", "Resque::PruneDeadWorkerDirtyExit"), where
+        _assert_unregistered(r, keys)
+
+
+def test_pruners_and_an_orphan_sweep_racing_requeue_once(redis_url: str, r: redis.Redis) -> None:
+    """A starting reliable worker's orphan sweep joins the race: still one requeue."""
+    keys = Keys()
+    for n in range(ROUNDS):
+        r.flushdb()
+        _dead_worker(r, keys, reliable=True)
+        results = _race(redis_url, [_by_heartbeat, _by_pid, _orphans])
+        queued = r.lrange(keys.queue("q"), 0, -1)
+        where = f"round {n}: {results}, queued={queued}"
+        assert queued == [ITEM] and not r.exists(keys.failed), where
+        assert [res for res in results[:2] if res is not None] in (["requeued"], []), where
+        assert results[2] in (0, 1), where
+        assert (results[2] == 1) != ("requeued" in results), where
+        _assert_unregistered(r, keys)
+
+
+def test_blocking_window_item_without_a_record_goes_back_to_its_queue(r: redis.Redis) -> None:
+    """A reliable blocking worker that died between BLMOVE and recording the job: no
+    worker:<id> record, the item alone in its in-flight list; it goes back, nothing is failed."""
+    keys = Keys()
+    _dead_worker(r, keys, reliable=True, record=None)
+    assert _by_pid(r) == "requeued"
+    assert r.lrange(keys.queue("q"), 0, -1) == [ITEM] and not r.exists(keys.failed)
+    _assert_unregistered(r, keys)
+
+
+def test_orphan_sweep_leaves_a_registered_worker_alone(r: redis.Redis) -> None:
+    keys = Keys()
+    _dead_worker(r, keys, reliable=True)
+    assert _orphans(r) == 0
+    assert r.lrange(keys.inflight(DEAD), 0, -1) == [ITEM] and r.get(keys.worker(DEAD)) == RECORD
+    r.srem(keys.workers, DEAD)  # unregistered by a peer's pruner that knows no in-flight list
+    assert _orphans(r) == 1
+    assert r.lrange(keys.queue("q"), 0, -1) == [ITEM] and not r.exists(keys.inflight(DEAD))
+
+
+def test_unreadable_record_is_failed_once_as_text(r: redis.Redis) -> None:
+    keys = Keys()
+    _dead_worker(r, keys, reliable=False, record=b"not json")
+    assert _by_pid(r) == "failed"
+    assert _by_heartbeat(r) is None
+    [raw] = r.lrange(keys.failed, 0, -1)
+    record = json.loads(raw)
+    assert record["payload"] == "not json" and record["exception"] == "Resque::DirtyExit" and record["queue"] == ""
+    _assert_unregistered(r, keys)
