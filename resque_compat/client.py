@@ -39,6 +39,7 @@ from resque_compat.protocol import (
     normalize_class,
 )
 from resque_compat.replies import raw, text
+from resque_compat.resp import transaction
 
 
 def default_namespace() -> str:
@@ -85,12 +86,10 @@ class Resque:
     def enqueue_many(
         self, queue: str, jobs: Iterable[tuple[str, Sequence[Any]]], *, track: bool = False
     ) -> list[str | None]:
-        """Push many jobs in one pipeline round trip (order kept)."""
+        """Push many jobs in one MULTI/EXEC round trip (order kept): all land, or none."""
         ids, commands = enqueue_plan(self.keys, queue, jobs, track=track)
         if commands:
-            pipe = self.redis.pipeline(transaction=True)
-            queue_commands(pipe, commands)
-            pipe.execute()
+            transaction(self.redis, commands)
         return ids
 
     def push_raw(self, queue: str, payload: bytes) -> None:

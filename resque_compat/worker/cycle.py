@@ -23,6 +23,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from resque_compat.protocol import Keys, encode_json, timefmt
 from resque_compat.protocol.scripts import WORKER_CYCLE
+from resque_compat.resp import bulk
 
 
 class Kind(enum.IntEnum):
@@ -82,7 +83,7 @@ class Cycle:
         self.sha = self._load()
         self._worker_key = keys.worker(worker_id)
         self._static_keys = b"".join(
-            _bulk(key)
+            bulk(key)
             for key in (
                 self._worker_key,
                 keys.stat("processed"),
@@ -94,8 +95,8 @@ class Cycle:
                 keys.inflight(worker_id),
             )
         )
-        self._failed_queues = _bulk(keys.failed_queues)
-        self._failed_key = _bulk(keys.failed)
+        self._failed_queues = bulk(keys.failed_queues)
+        self._failed_key = bulk(keys.failed)
         self._queues: list[str] = []
         self._queue_keys = b""
         self._queue_json = b""
@@ -113,8 +114,8 @@ class Cycle:
     def set_queues(self, queues: list[str]) -> None:
         """The resolved queues, highest priority first."""
         self._queues = list(queues)
-        self._queue_keys = b"".join(_bulk(self.keys.queue(q)) for q in queues)
-        self._queue_json = b"".join(_bulk(encode_json(q)) for q in queues)
+        self._queue_keys = b"".join(bulk(self.keys.queue(q)) for q in queues)
+        self._queue_json = b"".join(bulk(encode_json(q)) for q in queues)
 
     def run_at(self) -> str:
         now = int(time.time())
@@ -141,12 +142,12 @@ class Cycle:
         if finish is None:
             finish_args: list[str | bytes] = [b"", b"", b"", b""]
         elif finish.release_item is not None:
-            list_key = _bulk(self.keys.queue(finish.queue))
+            list_key = bulk(self.keys.queue(finish.queue))
             finish_args = [b"release", finish.release_item, b"", b""]
         else:
             if finish.failure is not None:
                 name = self.failure_list(finish.queue)
-                list_key = _bulk(self.keys.failed_list(name))
+                list_key = bulk(self.keys.failed_list(name))
                 if name != "failed":
                     sadd_name = name
             final = b""
@@ -170,20 +171,20 @@ class Cycle:
         head: list[str | bytes] = [b"EVALSHA", self.sha, str(numkeys)]
         parts = [
             b"*%d\r\n" % (len(head) + numkeys + len(args) + (len(self._queues) if queued else 0)),
-            *(_bulk(x) for x in head),
+            *(bulk(x) for x in head),
             self._static_keys,
             list_key,
             self._failed_queues,
-            _bulk(status_key),
+            bulk(status_key),
             self._queue_keys if queued else b"",
-            *(_bulk(x) for x in args),
+            *(bulk(x) for x in args),
             self._queue_json if queued else b"",
         ]
         try:
             reply = self._wire.call(parts)
         except NoScriptError:  # Redis restarted or SCRIPT FLUSH: the call never ran
             self.sha = self._load()
-            parts[2] = _bulk(self.sha)
+            parts[2] = bulk(self.sha)
             reply = self._wire.call(parts)
         return self._result(reply)
 
@@ -208,12 +209,6 @@ class Cycle:
 
 
 _STATIC_KEY_COUNT = 8
-
-
-def _bulk(value: str | bytes) -> bytes:
-    """One RESP bulk string."""
-    data = value.encode() if isinstance(value, str) else value
-    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 class _Wire:

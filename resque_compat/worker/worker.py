@@ -78,9 +78,12 @@ T = TypeVar("T")
 #: the class label of a queue item that is not a job
 MALFORMED = "(malformed)"
 
-#: Redis error replies that mean "not now" (a restart, a failover, a full or read-only server):
-#: the call did not run, so it is retried like a dropped connection.
-_TRANSIENT_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "NOREPLICAS", "MISCONF", "TRYAGAIN")
+#: Redis error replies that mean "not now" (a restart, a failover, a full or read-only server;
+#: UNBLOCKED: a blocked BLPOP/BLMOVE whose primary turned replica): the call did not run, so
+#: it is retried like a dropped connection.
+_TRANSIENT_REPLIES = (
+    "OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "NOREPLICAS", "MISCONF", "TRYAGAIN", "UNBLOCKED",
+)  # fmt: skip
 _RETRY_GIVE_UP = 30.0
 
 

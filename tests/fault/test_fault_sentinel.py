@@ -169,13 +169,9 @@ def test_blocked_worker_survives_an_unblocked_error(private_redis: RedisServer, 
             assert farm.stop(proc) == 0, farm.log_tail()
         acc = farm.record(tags, fault_result, victims=set(), reliable=False, retries_allowed=False)
         assert acc.completed == set(tags) and not acc.failed and not acc.lost, acc
-        assert result_ok(fault_result, len(tags))
+        assert fault_result.completed == len(tags) and fault_result.doubled == 0
     finally:
         farm.close()
-
-
-def result_ok(result: ScenarioResult, jobs: int) -> bool:
-    return result.completed == jobs and result.doubled == 0
 
 
 def _runs(farm: Farm) -> dict[str, int]:
