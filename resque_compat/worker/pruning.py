@@ -12,6 +12,12 @@ Ids whose pid is not a number (node-resque's ``MultiWorker``: ``host:pid+1:queue
 pruned by rule 2, and a process counts as live when its command line contains ``resque`` (the
 titles of Ruby, PHP and our workers all do). A dead worker's reliable-mode in-flight job goes
 back to the head of its queue instead of being failed.
+
+The lock expires after one heartbeat interval, so two pruners can reach the same dead worker.
+Its job is claimed in one script (``claim_job``): exactly one of our pruners requeues or fails
+it. A Ruby or PHP pruner reads ``worker:<id>`` and writes its failure as separate commands; if
+our claim lands between them, a reliable-mode job is both requeued and failed (run again,
+never lost). The failure record and the unregister pipeline are Ruby's, byte for byte.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ def _text(value: bytes | str) -> str:
 #: Rounds of read-then-claim before giving up on a worker whose state keeps changing (only a
 #: worker that is in fact alive, pruned for a stale heartbeat, does that).
 _CLAIM_ATTEMPTS = 20
+#: ``CLAIM_DEAD_WORKER``'s answers.
+_CHANGED, _REQUEUED, _FAILED = -1, 1, 2
 
 
 def unregister(
@@ -135,9 +143,6 @@ def claim_job(
         return None
     log.warning("worker %s kept changing while being pruned; left as it is", worker_id)
     return None
-
-
-_CHANGED, _REQUEUED, _FAILED = -1, 1, 2
 
 
 def _decode_record(raw: bytes) -> WorkingOn | None:

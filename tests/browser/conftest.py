@@ -52,7 +52,7 @@ def _install_chromium() -> str | None:
     return None if Path(CHROMIUM).exists() else f"{CHROMIUM} is still missing after apt-get install chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API holds an event loop: end it with the module
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
     problem = _install_chromium()

@@ -121,7 +121,7 @@ def test_workers_follow_sentinel_failover(
         wait_for(lambda: not new.llen(f"resque:queue:{QUEUE}") and not farm.running(), what="the queue to drain")
         alive = {p.pid: p.poll() for p in (forking, reliable, blocking)}
         assert all(code is None for code in alive.values()), f"a worker died: {alive}\n{farm.log_tail()}"
-        registered = {int(w.split(":")[1]) for w in (m.decode() for m in new.smembers("resque:workers"))}
+        registered = {int(_text(w).split(":")[1]) for w in new.smembers("resque:workers")}
         assert registered == set(alive), f"{registered} on the new primary\n{farm.log_tail()}"
         for proc in (forking, reliable, blocking):
             assert farm.stop(proc) == 0, farm.log_tail()
@@ -140,6 +140,7 @@ def test_workers_follow_sentinel_failover(
     assert fault_result.lost == 0 and fault_result.doubled == 0, (runs, failed, farm.log_tail())
     assert failed <= set(switch), failed
     assert not new.keys("resque:compat:inflight:*")
+    assert int(new.get("resque:stat:processed") or 0) == len(tags), "each job counted once, on the new primary"
 
 
 @pytest.mark.scenario("blocked worker unblocked by a role change")
@@ -176,7 +177,7 @@ def test_blocked_worker_survives_an_unblocked_error(private_redis: RedisServer, 
 
 def _runs(farm: Farm) -> dict[str, int]:
     """tag -> how many distinct runs finished (from the records kept outside the failover)."""
-    tokens = {tuple(raw.decode().split()) for raw in farm.raw.lrange("fault:done", 0, -1)}
+    tokens = {tuple(_text(raw).split()) for raw in farm.raw.lrange("fault:done", 0, -1)}
     counts: dict[str, int] = {}
     for tag, _token in tokens:
         counts[tag] = counts.get(tag, 0) + 1
@@ -188,3 +189,7 @@ def _failed(client: redis.Redis) -> set[str]:
         str(JobPayload.decode(bytes(Failure.decode(raw).payload)).args[0])
         for raw in client.lrange("resque:failed", 0, -1)
     }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
