@@ -86,9 +86,7 @@ def test_enqueue_writes_ruby_bytes(redis_url: str, r: redis.Redis) -> None:
     ]
 
 
-def test_sync_and_async_write_identical_redis(
-    frozen: Callable[[], None], redis_url: str, r: redis.Redis
-) -> None:
+def test_sync_and_async_write_identical_redis(frozen: Callable[[], None], redis_url: str, r: redis.Redis) -> None:
     """The same operations through both clients, on two databases: every key and byte equal."""
     sync = Resque(db(redis_url, 1), namespace="app")
     for class_name, args in JOBS:
@@ -165,8 +163,13 @@ def test_queues_sizes_and_peek(redis_url: str, r: redis.Redis) -> None:
     r.rpush("resque:queue:a", b'{"class":"X","args":[1]}', b"not json")
 
     async def go(ar: AsyncResque) -> tuple[Any, ...]:
-        return (await ar.queues(), await ar.size("a"), await ar.queue_sizes(), await ar.peek("a", 0, 5),
-                await ar.peek("a", 0, 0))
+        return (
+            await ar.queues(),
+            await ar.size("a"),
+            await ar.queue_sizes(),
+            await ar.peek("a", 0, 5),
+            await ar.peek("a", 0, 0),
+        )
 
     names, size, sizes, items, none = run(go, redis_url)
     assert names == ["a", "b"] and size == 2 and sizes == {"a": 2, "b": 0} and none == []
@@ -211,16 +214,25 @@ def test_pause_control_and_bad_command(redis_url: str, r: redis.Redis) -> None:
 
 def _failure(queue: str, payload: bytes) -> Failure:
     return Failure(
-        failed_at=timefmt.failed_at(), payload=Raw(payload), exception="RuntimeError", error="boom",
-        backtrace=["a.rb:1"], worker="h:1:q", queue=queue,
+        failed_at=timefmt.failed_at(),
+        payload=Raw(payload),
+        exception="RuntimeError",
+        error="boom",
+        backtrace=["a.rb:1"],
+        worker="h:1:q",
+        queue=queue,
     )
 
 
 def test_failures_count_list_retry_remove_clear(redis_url: str, r: redis.Redis) -> None:
     job_id = "f" * 32
     payload = JobPayload.new("App\\Jobs\\X", [{"a": 1}], job_id, 1.5).encode()
-    r.rpush("resque:failed", _failure("q1", payload).encode(), _failure("q2", b'{"class":"Y","args":[]}').encode(),
-            b"garbage")
+    r.rpush(
+        "resque:failed",
+        _failure("q1", payload).encode(),
+        _failure("q2", b'{"class":"Y","args":[]}').encode(),
+        b"garbage",
+    )
     r.set(f"resque:job:{job_id}:status", encode_json({"status": 3, "updated": 1, "started": 1}), ex=86400)
 
     async def go(ar: AsyncResque) -> tuple[Any, ...]:
@@ -251,8 +263,9 @@ def test_failure_retry_bytes_match_sync(redis_url: str, r: redis.Redis, monkeypa
     Resque(db(redis_url, 1)).failures.retry(0)
     run(lambda ar: ar.failures.retry(0), db(redis_url, 2))
     assert dump(redis.Redis.from_url(db(redis_url, 1))) == dump(redis.Redis.from_url(db(redis_url, 2)))
-    assert b'"retried_at":"2026/11/26 20:20:42 UTC"' in (redis.Redis.from_url(db(redis_url, 2)).lindex(
-        "resque:failed", 0) or b"")
+    assert b'"retried_at":"2026/11/26 20:20:42 UTC"' in (
+        redis.Redis.from_url(db(redis_url, 2)).lindex("resque:failed", 0) or b""
+    )
 
 
 def test_namespace_from_address_and_env(redis_url: str, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:

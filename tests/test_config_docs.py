@@ -25,8 +25,13 @@ def test_committed_configuration_reference_is_current() -> None:
 
 def test_reference_covers_every_command_and_env_var() -> None:
     text = generator().render()
-    for needle in ("## Global options", "`REDIS_URL`", "`RESQUE_NAMESPACE`", "## `resque-compat doctor`",
-                   "`--stale-after`"):
+    for needle in (
+        "## Global options",
+        "`REDIS_URL`",
+        "`RESQUE_NAMESPACE`",
+        "## `resque-compat doctor`",
+        "`--stale-after`",
+    ):
         assert needle in text
     assert "\n| " in text and "|---|" in text
 

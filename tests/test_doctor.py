@@ -135,8 +135,10 @@ def test_queues_option_limits_the_class_check(redis_url: str, r: redis.Redis, jo
 def test_node_worker_ping_counts_as_heartbeat(redis_url: str, r: redis.Redis) -> None:
     r.sadd("resque:queues", "math")
     register_worker(r, "node1:77:math", heartbeat_age=None)
-    r.set("resque:worker:ping:node1:77", encode_json({"time": int(time.time()) - 4000, "name": "node1:77",
-                                                      "queues": "math"}))
+    r.set(
+        "resque:worker:ping:node1:77",
+        encode_json({"time": int(time.time()) - 4000, "name": "node1:77", "queues": "math"}),
+    )
     result, report = doctor(redis_url)
     assert result.exit_code == 1
     assert checks(report)["stale_workers"]["details"]["workers"][0]["id"] == "node1:77:math"

@@ -57,7 +57,9 @@ def test_flask_enqueue_and_status(redis_url: str, r: redis.Redis) -> None:
     assert client.get(f"/jobs/{job_id}").get_json()["status"] == 1
     perform_next(Resque(redis_url), "reports")
     assert client.get(f"/jobs/{job_id}").get_json() == {
-        "job_id": job_id, "status": 4, "result": {"month": "2026-11", "rows": 0}
+        "job_id": job_id,
+        "status": 4,
+        "result": {"month": "2026-11", "rows": 0},
     }
     assert client.get("/jobs/nope").status_code == 404
 

@@ -37,7 +37,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = src / "dist"
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "deprecated" not in (proc.stdout + proc.stderr).lower()
@@ -87,14 +89,23 @@ def test_wheel_installs_and_runs(dist: Path, tmp_path: Path) -> None:
     env = tmp_path / "venv"
     venv.create(env, with_pip=False)
     python = env / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(site, "dev-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after the wheel's own copy
     install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)]
     proc = subprocess.run(install, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = subprocess.run([env / "bin" / "resque-compat", "--version"], capture_output=True, text=True, check=True)
     assert resque_compat.__version__ in out.stdout
-    where = subprocess.run([python, "-c", "import resque_compat.aio, resque_compat; print(resque_compat.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path)
+    where = subprocess.run(
+        [python, "-c", "import resque_compat.aio, resque_compat; print(resque_compat.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert where.stdout.startswith(str(env))

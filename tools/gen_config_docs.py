@@ -86,7 +86,8 @@ def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Comm
 def _section(heading: str, command: click.Command) -> list[str]:
     usage_args = " ".join(
         (p.human_readable_name.upper() + ("..." if p.nargs == -1 else ""))
-        for p in command.params if isinstance(p, click.Argument)
+        for p in command.params
+        if isinstance(p, click.Argument)
     )
     lines = [heading, ""]
     doc = (command.help or "").split("\f")[0].strip()

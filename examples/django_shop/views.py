@@ -20,7 +20,7 @@ def place_order(request: HttpRequest) -> HttpResponse:
         order_id = int(body["order_id"])
         email = str(body["email"])
     except (ValueError, KeyError, TypeError):
-        return JsonResponse({"error": "send {\"order_id\": int, \"email\": str}"}, status=400)
+        return JsonResponse({"error": 'send {"order_id": int, "email": str}'}, status=400)
     job_id = get_resque().enqueue("mail", "Shop::SendReceipt", order_id, email, track=True)
     return JsonResponse({"job_id": job_id}, status=202)
 

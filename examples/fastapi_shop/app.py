@@ -1,7 +1,7 @@
 """FastAPI with :class:`resque_compat.aio.AsyncResque`, opened and closed with the app.
 
-    REDIS_URL=redis://localhost:6379/0 uvicorn fastapi_shop.app:app
-    resque-compat work --import fastapi_shop.jobs --queues thumbnails
+REDIS_URL=redis://localhost:6379/0 uvicorn fastapi_shop.app:app
+resque-compat work --import fastapi_shop.jobs --queues thumbnails
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Flask: one Resque client per app, in ``app.extensions``.
 
-    REDIS_URL=redis://localhost:6379/0 flask --app flask_shop.app run
-    resque-compat work --import flask_shop.jobs --queues reports
+REDIS_URL=redis://localhost:6379/0 flask --app flask_shop.app run
+resque-compat work --import flask_shop.jobs --queues reports
 """
 
 from __future__ import annotations

@@ -104,9 +104,7 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     def to_dict(self) -> dict[str, Any]:
         """Ordered dict: the original key order first, new keys after, as Ruby's Hash does."""
         typed = {
-            enc: getattr(self, attr)
-            for enc, attr in self._json_names().items()
-            if getattr(self, attr) is not UNSET
+            enc: getattr(self, attr) for enc, attr in self._json_names().items() if getattr(self, attr) is not UNSET
         }
         extra = dict(self.extra)
         out: dict[str, Any] = {}
@@ -202,7 +200,6 @@ class StatusRecord(Record, kw_only=True, omit_defaults=True):
     updated: int | float | UnsetType = UNSET
     started: int | float | UnsetType = UNSET
     result: Any = UNSET
-
 
     @classmethod
     def waiting(cls, now: int | None = None) -> StatusRecord:

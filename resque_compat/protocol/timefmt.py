@@ -48,9 +48,7 @@ def failed_at(epoch: float | None = None) -> str:
 
 
 _ZONE_ABBREVIATIONS = {"UTC": 0, "GMT": 0, "Z": 0}
-_NODE_DATE = re.compile(
-    r"^\w{3} (\w{3} \d{2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})"
-)  # JavaScript Date#toString
+_NODE_DATE = re.compile(r"^\w{3} (\w{3} \d{2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")  # JavaScript Date#toString
 _PHP_STRFTIME = re.compile(r"^\w{3} (\w{3} \d{2} \d{2}:\d{2}:\d{2}) (\S+) (\d{4})$")
 _FORMATS = (
     "%Y-%m-%dT%H:%M:%S%z",  # run_at, heartbeat, php date('c')
