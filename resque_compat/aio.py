@@ -44,8 +44,8 @@ from resque_compat.commands import (
     to_int,
     worker_row_commands,
 )
-from resque_compat.connection import ConfigError, RedisAddress, parse_address
-from resque_compat.failure import BACKENDS, BackendName, FailureEntry, FailureError, Failures
+from resque_compat.connection import RedisAddress, build_client, parse_address
+from resque_compat.failure import BackendName, FailureEntry, FailureError, Failures, check_backend, failure_list_name
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
@@ -53,35 +53,21 @@ from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
 def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:
     """An asyncio client for any address :func:`resque_compat.connection.parse_address` accepts."""
-    address = spec if isinstance(spec, RedisAddress) else parse_address(spec)
-    options.setdefault("health_check_interval", 30)
-    if address.sentinels:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(address.sentinels), socket_timeout=options.get("socket_timeout", 5)
-        )
-        client: aioredis.Redis = sentinel.master_for(
-            address.service, db=address.db, password=address.password, **options
-        )
-        return client
-    try:
-        return aioredis.Redis.from_url(address.url, **options)
-    except ValueError as exc:
-        raise ConfigError(f"{exc} in {address.redacted()!r}") from None
+    client: aioredis.Redis = build_client(spec, aioredis.Redis, Sentinel, **options)
+    return client
 
 
 class AsyncFailures:
     """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failure.Failures`)."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, backend: BackendName = "redis") -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown failure backend {backend!r} (choose {', '.join(BACKENDS)})")
         self.redis = client
         self.keys = keys
-        self.backend = backend
+        self.backend = check_backend(backend)
         self._set_or_remove = client.register_script(SET_OR_REMOVE_AT)
 
     def list_for(self, queue: str) -> str:
-        return Keys.failed_queue_name(queue) if self.backend == "redis_multi_queue" else "failed"
+        return failure_list_name(self.backend, queue)
 
     async def list_names(self) -> list[str]:
         members = await self.redis.smembers(self.keys.failed_queues)

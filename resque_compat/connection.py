@@ -135,17 +135,21 @@ def _parse_sentinel(spec: str) -> RedisAddress:
     return RedisAddress(spec, sentinels=tuple(hosts), service=path[0], db=db, password=password or None)
 
 
-def connect(spec: str | RedisAddress | None = None, **options: Any) -> redis.Redis:
-    """A redis-py client for ``spec``. Fork-safe: redis-py reconnects in a child process."""
+def build_client(spec: str | RedisAddress | None, client_class: Any, sentinel_class: Any, **options: Any) -> Any:
+    """A client of ``client_class`` (redis-py's sync or asyncio ``Redis``) for any accepted address,
+    through ``sentinel_class`` for ``redis+sentinel://``: one place for both APIs."""
     address = spec if isinstance(spec, RedisAddress) else parse_address(spec)
     options.setdefault("health_check_interval", 30)
     if address.sentinels:
-        sentinel = Sentinel(list(address.sentinels), socket_timeout=options.get("socket_timeout", 5))  # type: ignore[no-untyped-call]
-        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            address.service, db=address.db, password=address.password, **options
-        )
-        return client
+        sentinel = sentinel_class(list(address.sentinels), socket_timeout=options.get("socket_timeout", 5))
+        return sentinel.master_for(address.service, db=address.db, password=address.password, **options)
     try:
-        return redis.Redis.from_url(address.url, **options)
+        return client_class.from_url(address.url, **options)
     except ValueError as exc:
         raise ConfigError(f"{exc} in {address.redacted()!r}") from None
+
+
+def connect(spec: str | RedisAddress | None = None, **options: Any) -> redis.Redis:
+    """A redis-py client for ``spec``. Fork-safe: redis-py reconnects in a child process."""
+    client: redis.Redis = build_client(spec, redis.Redis, Sentinel, **options)
+    return client

@@ -42,21 +42,30 @@ class FailureEntry:
         return self.record is None
 
 
+def check_backend(backend: str) -> BackendName:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown failure backend {backend!r} (choose {', '.join(BACKENDS)})")
+    return backend
+
+
+def failure_list_name(backend: BackendName, queue: str) -> str:
+    """The failure list (without namespace) a failure of ``queue`` goes to under ``backend``."""
+    return Keys.failed_queue_name(queue) if backend == "redis_multi_queue" else "failed"
+
+
 class Failures:
     """Read and act on recorded failures. ``backend`` decides where new ones go."""
 
     def __init__(self, client: redis.Redis, keys: Keys, backend: BackendName = "redis") -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown failure backend {backend!r} (choose {', '.join(BACKENDS)})")
         self.redis = client
         self.keys = keys
-        self.backend = backend
+        self.backend = check_backend(backend)
         self._set_or_remove = client.register_script(SET_OR_REMOVE_AT)
 
     # -- where failures live ------------------------------------------------------
     def list_for(self, queue: str) -> str:
         """The failure list name (without namespace) a failure of ``queue`` goes to."""
-        return Keys.failed_queue_name(queue) if self.backend == "redis_multi_queue" else "failed"
+        return failure_list_name(self.backend, queue)
 
     def list_names(self) -> list[str]:
         """Every failure list there is: ``failed`` plus the multi-queue ones."""

@@ -21,6 +21,7 @@ import redis
 from redis.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
 
+from resque_compat.failure import BackendName, failure_list_name
 from resque_compat.protocol import Keys, encode_json, timefmt
 from resque_compat.protocol.scripts import WORKER_CYCLE
 from resque_compat.resp import bulk
@@ -73,13 +74,13 @@ class Cycle:
         worker_id: str,
         *,
         reliable: bool = False,
-        multi_queue_failures: bool = False,
+        failure_backend: BackendName = "redis",
     ) -> None:
         self.redis = client
         self.keys = keys
         self.worker_id = worker_id
         self.reliable = reliable
-        self.multi_queue_failures = multi_queue_failures
+        self.failure_backend = failure_backend
         self.sha = self._load()
         self._worker_key = keys.worker(worker_id)
         self._static_keys = b"".join(
@@ -124,9 +125,6 @@ class Cycle:
             self._run_at = timefmt.run_at(now)
         return self._run_at
 
-    def failure_list(self, queue: str) -> str:
-        return Keys.failed_queue_name(queue) if self.multi_queue_failures else "failed"
-
     def call(
         self,
         finish: Finish | None,
@@ -146,7 +144,7 @@ class Cycle:
             finish_args = [b"release", finish.release_item, b"", b""]
         else:
             if finish.failure is not None:
-                name = self.failure_list(finish.queue)
+                name = failure_list_name(self.failure_backend, finish.queue)
                 list_key = bulk(self.keys.failed_list(name))
                 if name != "failed":
                     sadd_name = name

@@ -162,7 +162,7 @@ class Worker:
                 self.keys,
                 self.id,
                 reliable=self.config.reliable,
-                multi_queue_failures=self.config.failure_backend == "redis_multi_queue",
+                failure_backend=self.config.failure_backend,
             ),
             "load the worker script",
         )
