@@ -6,6 +6,7 @@ Subcommands live beside what they drive (``worker.command``, ``scheduler.command
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import sys
 import time
@@ -27,19 +28,39 @@ from resque_compat.cliutil import (
     table,
 )
 from resque_compat.connection import ConfigError
-from resque_compat.doctor import doctor
 from resque_compat.embedded import RedisUnavailable
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json
-from resque_compat.scheduler.command import delayed, schedule, scheduler
-from resque_compat.web.command import web
-from resque_compat.worker.command import work
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Subcommands living beside what they drive, imported only when named, so that ``work`` does not
+#: load the dashboard or the scheduler (a smaller process forks faster) and every command starts sooner.
+LAZY_COMMANDS = {
+    "work": "resque_compat.worker.command:work",
+    "scheduler": "resque_compat.scheduler.command:scheduler",
+    "schedule": "resque_compat.scheduler.command:schedule",
+    "delayed": "resque_compat.scheduler.command:delayed",
+    "web": "resque_compat.web.command:web",
+    "doctor": "resque_compat.doctor:doctor",
+}
+
+
 class _OneLineErrors(click.Group):
-    """Usage errors (a bad option, a non-integer index) end as one ``resque-compat: …`` line too."""
+    """Usage errors (a bad option, a non-integer index) end as one ``resque-compat: …`` line too;
+    the subcommands of :data:`LAZY_COMMANDS` are loaded on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("standalone_mode", True) is False:
@@ -468,5 +489,3 @@ def demo(cli: CliContext, queue: str) -> None:
         fail(str(exc), 3)
 
 
-for _command in (work, scheduler, schedule, delayed, web, doctor):
-    main.add_command(_command)
