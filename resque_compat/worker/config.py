@@ -9,6 +9,7 @@ Precedence: an explicit CLI option, then the environment (``QUEUE``/``QUEUES``, 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,8 +62,9 @@ class WorkerConfig:
         if self.failure_backend not in BACKENDS:
             raise WorkerConfigError(f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})")
 
-    @property
+    @functools.cached_property
     def has_patterns(self) -> bool:
+        """Globs or ``!exclusions`` (asked on every loop turn, so computed once)."""
         return has_patterns(self.queues)
 
     @classmethod
