@@ -41,7 +41,6 @@ from resque_compat.commands import (
     requeue_commands,
     retry_plan,
     server_url,
-    to_int,
     worker_row_commands,
 )
 from resque_compat.connection import RedisAddress, build_client, parse_address
@@ -298,7 +297,7 @@ class AsyncResque:
 
     # -- stats --------------------------------------------------------------------
     async def stat(self, name: str) -> int:
-        return to_int(await self.redis.get(self.keys.stat(name)))
+        return replies.to_int(await self.redis.get(self.keys.stat(name)))
 
     async def info(self) -> dict[str, Any]:
         """Ruby's ``Resque.info``."""

@@ -487,5 +487,3 @@ def demo(cli: CliContext, queue: str) -> None:
         run_demo(cli.redis_spec or None, cli.namespace, queue, click.echo)
     except (RedisUnavailable, ConfigError, redis.RedisError, LookupError, TimeoutError) as exc:
         fail(str(exc), 3)
-
-

@@ -26,7 +26,6 @@ from resque_compat.commands import (
     queued,
     remove_queue_commands,
     server_url,
-    to_int,
     worker_row_commands,
 )
 from resque_compat.connection import RedisAddress, connect, parse_address
@@ -38,7 +37,7 @@ from resque_compat.protocol import (
     decode_json,
     normalize_class,
 )
-from resque_compat.replies import raw, text
+from resque_compat.replies import raw, text, to_int
 from resque_compat.resp import transaction
 
 

@@ -27,7 +27,7 @@ from resque_compat.protocol import (
     new_job_id,
     timefmt,
 )
-from resque_compat.replies import text
+from resque_compat.replies import text, to_int
 
 Command = tuple[Any, ...]
 
@@ -66,14 +66,6 @@ def queue_commands(pipe: Any, commands: Iterable[Command]) -> None:
     """Buffer ``commands`` on a redis-py pipeline (sync or asyncio)."""
     for name, *args in commands:
         getattr(pipe, name)(*args)
-
-
-def to_int(value: bytes | str | None) -> int:
-    """A counter as peers store it; anything unreadable counts as 0 (resque-web does the same)."""
-    try:
-        return int(value) if value is not None else 0
-    except ValueError:
-        return 0
 
 
 def queued(raw: bytes) -> QueuedJob:

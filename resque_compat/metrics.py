@@ -28,10 +28,10 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from resque_compat.client import Resque
-from resque_compat.commands import is_true, to_int
+from resque_compat.commands import is_true
 from resque_compat.connection import redact
 from resque_compat.protocol import WorkerId
-from resque_compat.replies import text
+from resque_compat.replies import text, to_int
 from resque_compat.scheduler.delayed import DelayedQueue
 
 log = logging.getLogger("resque_compat.metrics")

@@ -15,3 +15,11 @@ def raw(value: object) -> bytes:
     if isinstance(value, bytes):
         return value
     return str(value).encode()
+
+
+def to_int(value: object) -> int:
+    """A counter as peers store it; anything unreadable counts as 0 (resque-web does the same)."""
+    try:
+        return int(text(value)) if value is not None else 0
+    except ValueError:
+        return 0

@@ -15,6 +15,7 @@ from typing import Any
 from resque_compat.client import Resque
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import ProtocolError, WorkerId, decode_json
+from resque_compat.replies import to_int
 from resque_compat.web import present
 
 PAGE = 20
@@ -157,9 +158,9 @@ def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
         if shown["heartbeat"]["raw"] is None and ping_time is not None:
             shown["heartbeat"] = present.when(ping_time)
         if not shown["processed"] and node_processed is not None:
-            shown["processed"] = _int(node_processed)
+            shown["processed"] = to_int(node_processed)
         if not shown["failed"] and node_failed is not None:
-            shown["failed"] = _int(node_failed)
+            shown["failed"] = to_int(node_failed)
     return {"worker": shown}
 
 
@@ -170,13 +171,6 @@ def _ping_time(raw: bytes) -> int | None:
         return None
     moment = value.get("time") if isinstance(value, dict) else None
     return moment if isinstance(moment, int) else None
-
-
-def _int(raw: bytes | None) -> int:
-    try:
-        return int(raw or 0)
-    except ValueError:
-        return 0
 
 
 # -- failures ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.protocol import ProtocolError, ScheduleEntry, decode_json, encode_json
+from resque_compat.replies import text
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue, decode_item
 from resque_compat.scheduler.lock import MasterLock
 from resque_compat.scheduler.recurring import ScheduleStore, job_args
@@ -30,12 +31,6 @@ def _delayed(resque: Resque) -> DelayedQueue:
     return DelayedQueue(resque)
 
 
-def _text(value: bytes | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return value.decode("utf-8", errors="replace")
-
-
 # -- schedule ----------------------------------------------------------------------------
 def schedules(resque: Resque) -> dict[str, Any]:
     keys = resque.keys
@@ -44,7 +39,7 @@ def schedules(resque: Resque) -> dict[str, Any]:
     last = resque.redis.hmget(keys.last_enqueued_at, [name for name, _ in entries]) if entries else []
     for (name_raw, raw), last_raw in zip(entries, last, strict=True):
         name = name_raw.decode("utf-8", errors="replace")
-        row: dict[str, Any] = {"name": name, "last_enqueued": present.when(_text(last_raw)) if last_raw else None}
+        row: dict[str, Any] = {"name": name, "last_enqueued": present.when(text(last_raw)) if last_raw else None}
         try:
             entry = ScheduleEntry.decode(raw)
         except ProtocolError as exc:
@@ -64,7 +59,8 @@ def schedules(resque: Resque) -> dict[str, Any]:
         rows.append(row)
     lock = MasterLock(resque.redis, keys)
     node_lock = resque.redis.get(keys.node_scheduler_leader_lock)
-    return {"schedules": rows, "master": lock.holder(), "node_leader": _text(node_lock)}
+    leader = text(node_lock) if node_lock is not None else None
+    return {"schedules": rows, "master": lock.holder(), "node_leader": leader}
 
 
 def _str(value: Any) -> str | None:

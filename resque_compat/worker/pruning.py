@@ -33,17 +33,10 @@ import redis
 from resque_compat.failure import Failures
 from resque_compat.protocol import Keys, ProtocolError, WorkerId, WorkingOn, decode_json, timefmt
 from resque_compat.protocol.scripts import CLAIM_DEAD_WORKER
+from resque_compat.replies import raw, text
 from resque_compat.worker.runner import failure_record
 
 log = logging.getLogger("resque_compat.worker")
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 #: Rounds of read-then-claim before giving up on a worker whose state keeps changing (only a
@@ -97,8 +90,8 @@ def claim_job(
     claim = client.register_script(CLAIM_DEAD_WORKER)
     inflight = keys.inflight(worker_id)
     for _ in range(_CLAIM_ATTEMPTS):
-        record_raw = b"" if orphan else _bytes(client.get(keys.worker(worker_id)) or b"")
-        first = _bytes(client.lindex(inflight, 0) or b"")
+        record_raw = b"" if orphan else raw(client.get(keys.worker(worker_id)) or b"")
+        first = raw(client.lindex(inflight, 0) or b"")
         record = _decode_record(record_raw)
         queue = record.queue if record is not None else _fallback_queue(first, worker_id) if first else ""
         failure = b""
@@ -248,8 +241,8 @@ def prune_dead_workers(
         return []
     my_queues = set(queues)
     hostname = host or socket.gethostname()
-    workers = sorted(_text(m) for m in client.smembers(keys.workers))
-    beats = {_text(k): _text(v) for k, v in client.hgetall(keys.heartbeat).items()}
+    workers = sorted(text(m) for m in client.smembers(keys.workers))
+    beats = {text(k): text(v) for k, v in client.hgetall(keys.heartbeat).items()}
     secs, _ = client.time()
     now = float(secs)
     pruned: list[str] = []
@@ -296,11 +289,11 @@ def requeue_orphans(client: redis.Redis, keys: Keys, failures: Failures) -> int:
     pruner unregistered it without knowing the list) go back to their queues. Whether the
     worker is registered is checked again inside the claim: a worker registering after the
     SMEMBERS here keeps its list. Returns how many lists went back."""
-    registered = {_text(m) for m in client.smembers(keys.workers)}
+    registered = {text(m) for m in client.smembers(keys.workers)}
     prefix = keys.inflight("")
     moved = 0
-    for raw in client.scan_iter(match=prefix + "*", count=1000):
-        worker_id = _text(raw)[len(prefix) :]
+    for key in client.scan_iter(match=prefix + "*", count=1000):
+        worker_id = text(key)[len(prefix) :]
         if worker_id in registered:
             continue
         if claim_job(client, keys, failures, worker_id, orphan=True) == "requeued":

@@ -55,6 +55,7 @@ from resque_compat.protocol import (
     worker_id,
 )
 from resque_compat.registry import JobRegistry, UnknownJobError, default_registry
+from resque_compat.replies import raw, text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.cycle import Cycle, CycleResult, Finish, Kind
@@ -292,7 +293,7 @@ class Worker:
         assert self.cycle is not None
         if self.config.has_patterns:
             known = self._retry(lambda: self.redis.smembers(self.keys.queues), "list queues")
-            self.queues = resolve_queues(self.config.queues, (_text(q) for q in known))
+            self.queues = resolve_queues(self.config.queues, (text(q) for q in known))
             self._resolved_at = time.monotonic()
         if self.queues != self.cycle.queues:
             self.cycle.set_queues(self.queues)
@@ -571,7 +572,7 @@ class Worker:
                     "LEFT",
                     "RIGHT",
                 )
-                return (first, _bytes(item)) if item is not None else None
+                return (first, raw(item)) if item is not None else None
             popped = self.redis.blpop([self.keys.queue(q) for q in self.queues], timeout)
         except redis.RedisError as exc:
             if not _transient(exc):
@@ -582,8 +583,8 @@ class Worker:
         if not popped:
             return None
         key, item = popped
-        queue = self.keys.strip(_text(key))[len("queue:") :]
-        return (queue, _bytes(item))
+        queue = self.keys.strip(text(key))[len("queue:") :]
+        return (queue, raw(item))
 
     # -- signals and control -------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -696,7 +697,7 @@ class Worker:
                 if self._child_pid is not None or self._job_running:
                     command = self.redis.lpop(self.keys.control(self.id))
                     if command is not None:
-                        self._control(_text(command))
+                        self._control(text(command))
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + interval
@@ -748,11 +749,3 @@ def _from_record(record: bytes) -> tuple[str, bytes] | None:
     if isinstance(value, str):  # a malformed item was stored as a JSON string
         return (working.queue, value.encode())
     return (working.queue, payload)
-
-
-def _bytes(value: bytes | str | Any) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-def _text(value: bytes | str | Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
