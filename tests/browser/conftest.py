@@ -7,8 +7,6 @@ never downloads a browser of its own. Without either, the browser tests skip and
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -38,24 +36,17 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "browser"
 
 
-def _install_chromium() -> str | None:
-    """apt-get install chromium when missing (root only); returns why it is unavailable, or None."""
+def _missing_chromium() -> str | None:
+    """Why the browser cannot run, or None (``./dev test`` installs Debian's chromium)."""
     if Path(CHROMIUM).exists():
         return None
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return f"{CHROMIUM} is missing (install Debian's chromium package: apt-get install -y chromium)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-        if done.returncode != 0:
-            return f"apt-get could not install chromium: {done.stderr.strip()[-300:]}"
-    return None if Path(CHROMIUM).exists() else f"{CHROMIUM} is still missing after apt-get install chromium"
+    return f"{CHROMIUM} is missing: install Debian's chromium package (./dev test does, as root)"
 
 
 @pytest.fixture(scope="module")  # Playwright's sync API holds an event loop: end it with the module
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
-    problem = _install_chromium()
+    problem = _missing_chromium()
     if problem:
         pytest.skip(problem)
     with sync_api.sync_playwright() as playwright:
