@@ -220,7 +220,8 @@ class _Wire:
 
     def __init__(self, client: redis.Redis) -> None:
         self.pool = client.connection_pool
-        self.conn: Connection | None = None
+        # taken now, before the worker's other calls, so its connection count is set from the start
+        self.conn: Connection | None = self.pool.get_connection()
 
     def call(self, parts: list[bytes]) -> Any:
         conn = self.conn

@@ -211,7 +211,7 @@ class Worker:
 
     def shutdown(self) -> None:
         """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks."""
-        self._reap_exited(block=True)
+        self._reap_exited(wait=10.0)
         self._beat_stop.set()
         if self._beat_thread is not None:
             self._beat_thread.join(timeout=5)
@@ -256,6 +256,7 @@ class Worker:
                 finish = self._process(*job)
                 continue
             idle = True
+            self._reap_exited(wait=1.0)  # no zombies while idle; under load they are reaped at the next fork
             if result.kind is Kind.CONTROL and result.command is not None:
                 self._control(result.command)
                 continue
@@ -478,15 +479,21 @@ class Worker:
                 sys.stderr.flush()
             os._exit(0)
 
-    def _reap_exited(self, *, block: bool = False) -> None:
-        """Collect children that already reported their job's outcome (no zombies)."""
-        for pid in list(self._exiting):
-            try:
-                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self._exiting.discard(pid)
+    def _reap_exited(self, wait: float = 0.0) -> None:
+        """Collect children that already reported their job's outcome, waiting up to ``wait``
+        seconds for those still exiting (an exit takes a millisecond or two)."""
+        deadline = time.monotonic() + wait
+        while self._exiting:
+            for pid in list(self._exiting):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    self._exiting.discard(pid)
+            if not self._exiting or time.monotonic() >= deadline:
+                return
+            time.sleep(0.001)
 
     def _child_signals(self) -> None:
         """Ruby's child traps: TERM raises TermException in the job; the parent handles the rest."""

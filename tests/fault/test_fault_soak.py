@@ -97,4 +97,6 @@ def test_soak_memory_fds_zombies(soak_farm: Farm, fault_result: ScenarioResult, 
     assert growth < 0.05, f"RSS grew {growth:.1%} after warm-up"
     assert end_fds <= warm_fds, f"file descriptors {warm_fds} -> {end_fds}"
     assert not end_zombies
-    assert max_zombies <= 1  # a child between its exit and the parent's waitpid, at most
+    # fork mode reaps a child that already reported its outcome at the next fork (or when idle), so at
+    # most two are seen at once: that one and the running job's child between its exit and its reaping
+    assert max_zombies <= 2
