@@ -144,6 +144,25 @@ def test_kill9_of_the_worker_then_a_new_worker_prunes_it(redis_url: str, r: redi
     assert not r.exists(f"resque:worker:{old}", f"resque:worker:{old}:started")
 
 
+def test_a_child_outliving_its_killed_worker_finishes_the_job(redis_url: str, r: redis.Redis, tmp_path: Path) -> None:
+    """kill -9 of the forking worker alone: its child ends the job and records it, so the job is
+    neither lost nor reported as a DirtyExit that in fact completed."""
+    log = tmp_path / "log"
+    proc = spawn_worker(redis_url, "-q", "default", "--interval", "0.1", job_log=log)
+    old = registered(r, proc.pid)
+    job_id = Resque(redis_url).enqueue("default", "Sleep", 1, "orphan", track=True)
+    wait_for(lambda: started(log, "orphan"), what="job start")
+    child = children_of(proc.pid)
+    proc.kill()
+    proc.wait()
+    assert child and r.exists(f"resque:worker:{old}")
+    wait_for(lambda: not r.exists(f"resque:worker:{old}"), what="the orphaned child to finish the job")
+    assert r.llen("resque:failed") == 0
+    assert r.get("resque:stat:processed") == b"1"
+    status = json.loads(r.get(f"resque:job:{job_id}:status") or b"{}")
+    assert status["status"] == 4 and r.ttl(f"resque:job:{job_id}:status") > 0
+
+
 def test_reliable_mode_puts_the_job_back(redis_url: str, r: redis.Redis, tmp_path: Path) -> None:
     log = tmp_path / "log"
     fast = {"HEARTBEAT_INTERVAL": "1"}

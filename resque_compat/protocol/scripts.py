@@ -40,12 +40,20 @@ return 1
 #: ARGV: 1 finish ("", "ok", "fail", "release"), 2 failure bytes (release: the item),
 #:       3 failure list name to SADD into failed_queues ("" none), 4 final status bytes ("" none),
 #:       5 check control/pause ("1"), 6 reserve ("1", "0", "adopt"), 7 run_at, 8 reliable ("1"),
-#:       9 recovering ("" or count), 10 adopted item, 11 adopted queue as JSON, 12.. queues as JSON
+#:       9 recovering ("" or count), 10 adopted item (reserve "guard": the item the finish is for),
+#:       11 adopted queue as JSON, 12.. queues as JSON
 #: Returns {kind, processed}: kind 0 idle, 1 job (+ item, queue index), 2 paused,
 #: 3 control (+ command), 4 recovered reservation (+ worker:<id> record).
+#: Reserve "guard" (a forked child whose worker died): apply the finish only while worker:<id> still
+#: holds ARGV[10] (no pruner took the job yet), then clear it; never reserve.
 WORKER_CYCLE = """
 local finish = ARGV[1]
 local processed = -1
+if ARGV[6] == 'guard' then
+  local rec = redis.call('GET', KEYS[1])
+  local tail = ARGV[10] .. '}'
+  if not rec or string.sub(rec, -#tail) ~= tail then return {0, -1} end
+end
 if ARGV[9] ~= '' then
   if finish ~= '' and finish ~= 'release' then
     local cur = tonumber(redis.call('GET', KEYS[3]) or '0') or 0

@@ -108,6 +108,10 @@ class Cycle:
     def _load(self) -> str:
         return str(self.redis.script_load(WORKER_CYCLE))
 
+    def reconnect(self) -> None:
+        """A connection of this process's own (a forked child must not share its parent's)."""
+        self._wire = _Wire(self.redis)
+
     @property
     def queues(self) -> list[str]:
         return self._queues
@@ -133,7 +137,10 @@ class Cycle:
         reserve: bool,
         adopt: tuple[str, bytes] | None = None,
         recovering: int | None = None,
+        guard: bytes | None = None,
     ) -> CycleResult:
+        """One cycle call. ``guard``: finish only if ``worker:<id>`` still holds that item, reserve
+        nothing (a forked child finishing for a worker that died while the job ran)."""
         sadd_name = ""
         list_key = self._failed_key
         status_key = self._worker_key
@@ -153,7 +160,7 @@ class Cycle:
                 status_key = finish.status_key
                 final = finish.status
             finish_args = [b"fail" if finish.failure is not None else b"ok", finish.failure or b"", sadd_name, final]
-        mode = "adopt" if adopt is not None else ("1" if reserve else "0")
+        mode = "guard" if guard is not None else "adopt" if adopt is not None else ("1" if reserve else "0")
         args: list[str | bytes] = [
             *finish_args,
             b"1" if check else b"",
@@ -161,7 +168,7 @@ class Cycle:
             self.run_at(),
             b"1" if self.reliable else b"",
             b"" if recovering is None else str(recovering),
-            adopt[1] if adopt is not None else b"",
+            guard if guard is not None else adopt[1] if adopt is not None else b"",
             encode_json(adopt[0]) if adopt is not None else b"",
         ]
         queued = mode == "1"

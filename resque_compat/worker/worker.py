@@ -141,6 +141,7 @@ class Worker:
         self._saved_signals: dict[signal.Signals, Any] = {}
         self.jobs_done = 0
         self._exiting: set[int] = set()  # children that reported their outcome and are exiting
+        self._status_in_hand: tuple[str | None, StatusRecord | None] = (None, None)
 
     # -- life cycle ---------------------------------------------------------------------
     def work(self) -> int:
@@ -359,6 +360,7 @@ class Worker:
             return Finish(queue, failure=_failure_bytes(outcome))
         self._kill_job = False  # a USR1 between jobs kills nothing, as Ruby's kill_child
         status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
+        self._status_in_hand = (status_key, status)  # for a child that outlives this process
         try:
             definition = self.registry.lookup(payload.class_)
         except UnknownJobError as exc:
@@ -468,9 +470,12 @@ class Worker:
                 outcome = self.runner.run(job)
             encoded = encode_outcome(outcome)
             data = memoryview(_OUTCOME_SIZE.pack(len(encoded)) + encoded)  # framed: no need to wait for EOF
-            while data:
-                written = os.write(write_fd, data)
-                data = data[written:]
+            with contextlib.suppress(BrokenPipeError):  # the worker is gone: see below
+                while data:
+                    written = os.write(write_fd, data)
+                    data = data[written:]
+            if os.getppid() != self.pid:
+                self._finish_orphaned(job, outcome)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -478,6 +483,20 @@ class Worker:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(0)
+
+    def _finish_orphaned(self, job: Job, outcome: Outcome) -> None:
+        """The worker died while this child ran the job: do the job's bookkeeping here, on a
+        connection of our own, unless a pruner already took the job (then it is in ``failed``
+        as DirtyExit, as Ruby would have it). So a killed worker does not also fail a job that
+        in fact completed (or, in reliable mode, run it again)."""
+        assert self.cycle is not None
+        status_key, status = self._status_in_hand
+        finish = self._finish(job.queue, outcome, status_key, status)
+        try:
+            self.cycle.reconnect()
+            self.cycle.call(finish, check=False, reserve=False, guard=job.item)
+        except redis.RedisError as exc:
+            log.warning("worker gone and Redis unreachable: %s is left to the pruner (%s)", job.class_name, exc)
 
     def _reap_exited(self, wait: float = 0.0) -> None:
         """Collect children that already reported their job's outcome, waiting up to ``wait``

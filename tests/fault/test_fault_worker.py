@@ -18,7 +18,7 @@ import pytest
 from fault_helpers import wait_for
 from fault_results import ScenarioResult
 from proxy import TcpProxy
-from worker_farm import QUEUE, Farm
+from worker_farm import QUEUE, Accounting, Farm
 
 from resque_compat.embedded import RedisServer
 
@@ -76,8 +76,10 @@ def test_kill_worker_parent_mid_job(farm: Farm, fault_result: ScenarioResult, fo
         assert not failed, f"reliable mode requeues, it does not fail: {failed}\n{farm.log_tail()}"
         assert all(tag in acc.completed for tag in victims)
     else:
-        assert all(acc.failed[t].exception.endswith("DirtyExit") for t in victims), {
-            t: acc.failed[t].exception for t in victims if t in acc.failed
+        # a forked job outlives its killed worker and records itself, unless a pruner took it
+        # first (a DirtyExit failure, as Ruby's); an in-process job dies with its worker
+        assert all(_ended_as_expected(acc, t, completed_ok=fork) for t in victims), {
+            t: (acc.failed[t].exception if t in acc.failed else "completed") for t in victims
         }
 
 
@@ -136,7 +138,15 @@ def test_kill_pool_child_mid_job(farm: Farm, fault_result: ScenarioResult) -> No
     farm.drain()
     _finish(farm, tags, fault_result, victims, reliable=False)
     acc = farm.account(tags)
-    assert all(acc.failed[t].exception == "Resque::DirtyExit" for t in victims)
+    assert all(_ended_as_expected(acc, t, completed_ok=True) for t in victims)
+
+
+def _ended_as_expected(acc: Accounting, tag: str, *, completed_ok: bool) -> bool:
+    """A job held by a killed worker: in ``failed`` as a DirtyExit, or (when its forked child
+    outlived the worker and no pruner took it first) completed and recorded once."""
+    if tag in acc.failed:
+        return bool(acc.failed[tag].exception == "Resque::DirtyExit")
+    return completed_ok and tag in acc.completed
 
 
 def _parent_of(pid: int) -> int | None:
