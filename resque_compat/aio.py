@@ -12,9 +12,7 @@ the awaiting differs.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -44,7 +42,17 @@ from resque_compat.commands import (
     worker_row_commands,
 )
 from resque_compat.connection import RedisAddress, build_client, parse_address
-from resque_compat.failure import BackendName, FailureEntry, FailureError, Failures, check_backend, failure_list_name
+from resque_compat.failure import (
+    BackendName,
+    FailureEntry,
+    FailureError,
+    check_backend,
+    clear_commands,
+    decode_entry,
+    default_backend,
+    failure_list_name,
+    removal_marker,
+)
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
@@ -82,13 +90,13 @@ class AsyncFailures:
         key = self.keys.failed_list(list_name)
         raws = [replies.raw(raw) for raw in await self.redis.lrange(key, start, start + count - 1)]
         first = start if start >= 0 else max(0, int(await self.redis.llen(key)) + start)
-        return [Failures._entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
+        return [decode_entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
     async def get(self, index: int, list_name: str = "failed") -> FailureEntry:
         raw = await self.redis.lindex(self.keys.failed_list(list_name), index)
         if raw is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
-        return Failures._entry(list_name, index, replies.raw(raw))
+        return decode_entry(list_name, index, replies.raw(raw))
 
     async def iter(self, list_name: str = "failed", page: int = 500) -> AsyncIterator[FailureEntry]:
         start = 0
@@ -121,19 +129,12 @@ class AsyncFailures:
     async def remove(self, index: int, list_name: str = "failed") -> None:
         """Remove one entry, guarded against a list that shifted meanwhile."""
         entry = await self.get(index, list_name)
-        marker = f"resque-compat:removed:{uuid.uuid4().hex}"
         key = self.keys.failed_list(list_name)
-        if not await self._set_or_remove(keys=[key], args=[index, entry.raw, marker, "1"]):
+        if not await self._set_or_remove(keys=[key], args=[index, entry.raw, removal_marker(), "1"]):
             raise FailureError(f"failure {index} changed while removing; list it again")
 
     async def clear(self, list_name: str = "failed") -> int:
-        key = self.keys.failed_list(list_name)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.llen(key)
-        pipe.delete(key)
-        if list_name != "failed":
-            pipe.srem(self.keys.failed_queues, list_name)
-        return int((await pipe.execute())[0])
+        return int((await _run(self.redis, clear_commands(self.keys, list_name), transaction=True))[0])
 
 
 async def _run(client: aioredis.Redis, commands: Sequence[Command], *, transaction: bool) -> list[Any]:
@@ -167,8 +168,7 @@ class AsyncResque:
             address_namespace = address.namespace
         ns = namespace if namespace is not None else (address_namespace or default_namespace())
         self.keys = Keys(ns)
-        backend = failure_backend or os.environ.get("FAILURE_BACKEND") or "redis"
-        self.failures = AsyncFailures(self.redis, self.keys, backend)  # type: ignore[arg-type]
+        self.failures = AsyncFailures(self.redis, self.keys, failure_backend or default_backend())
 
     async def __aenter__(self) -> AsyncResque:
         return self

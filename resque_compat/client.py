@@ -29,7 +29,7 @@ from resque_compat.commands import (
     worker_row_commands,
 )
 from resque_compat.connection import RedisAddress, connect, parse_address
-from resque_compat.failure import BackendName, Failures
+from resque_compat.failure import BackendName, Failures, default_backend
 from resque_compat.protocol import (
     JobPayload,
     Keys,
@@ -74,8 +74,7 @@ class Resque:
             address_namespace = address.namespace
         ns = namespace if namespace is not None else (address_namespace or default_namespace())
         self.keys = Keys(ns)
-        backend = failure_backend or os.environ.get("FAILURE_BACKEND") or "redis"
-        self.failures = Failures(self.redis, self.keys, backend)  # type: ignore[arg-type]
+        self.failures = Failures(self.redis, self.keys, failure_backend or default_backend())
 
     # -- enqueue ----------------------------------------------------------------
     def enqueue(self, queue: str, class_name: str, *args: Any, track: bool = False) -> str | None:

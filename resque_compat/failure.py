@@ -7,6 +7,7 @@ named in the ``failed_queues`` set. Both are read by resque-web and by Ruby's Fa
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Literal
 
 import redis
 
-from resque_compat.commands import queue_commands, requeue_commands, retry_plan
+from resque_compat.commands import Command, queue_commands, requeue_commands, retry_plan
 from resque_compat.protocol import Failure, JobPayload, Keys, ProtocolError
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.replies import raw, text
@@ -46,6 +47,33 @@ def check_backend(backend: str) -> BackendName:
     if backend not in BACKENDS:
         raise ValueError(f"unknown failure backend {backend!r} (choose {', '.join(BACKENDS)})")
     return backend
+
+
+def default_backend() -> BackendName:
+    """``$FAILURE_BACKEND`` (Ruby's variable), else ``redis``."""
+    return check_backend(os.environ.get("FAILURE_BACKEND") or "redis")
+
+
+def decode_entry(list_name: str, index: int, raw: bytes) -> FailureEntry:
+    """A stored failure at ``index``; a broken record comes back with its problem, never raises."""
+    try:
+        return FailureEntry(list_name, index, raw, Failure.decode(raw))
+    except ProtocolError as exc:
+        return FailureEntry(list_name, index, raw, None, str(exc))
+
+
+def removal_marker() -> str:
+    """What a removed entry is set to before the LREM: unique, so no other entry can match it."""
+    return f"resque-compat:removed:{uuid.uuid4().hex}"
+
+
+def clear_commands(keys: Keys, list_name: str) -> list[Command]:
+    """LLEN (the count cleared), DEL, and for a multi-queue list its ``failed_queues`` entry."""
+    key = keys.failed_list(list_name)
+    commands: list[Command] = [("llen", key), ("delete", key)]
+    if list_name != "failed":
+        commands.append(("srem", keys.failed_queues, list_name))
+    return commands
 
 
 def failure_list_name(backend: BackendName, queue: str) -> str:
@@ -94,13 +122,13 @@ class Failures:
         key = self.keys.failed_list(list_name)
         raws = [raw(item) for item in self.redis.lrange(key, start, start + count - 1)]
         first = start if start >= 0 else max(0, int(self.redis.llen(key)) + start)
-        return [self._entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
+        return [decode_entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
     def get(self, index: int, list_name: str = "failed") -> FailureEntry:
         item = self.redis.lindex(self.keys.failed_list(list_name), index)
         if item is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
-        return self._entry(list_name, index, raw(item))
+        return decode_entry(list_name, index, raw(item))
 
     def iter(self, list_name: str = "failed", page: int = 500) -> Iterator[FailureEntry]:
         start = 0
@@ -110,13 +138,6 @@ class Failures:
             if len(batch) < page:
                 return
             start += page
-
-    @staticmethod
-    def _entry(list_name: str, index: int, raw: bytes) -> FailureEntry:
-        try:
-            return FailureEntry(list_name, index, raw, Failure.decode(raw))
-        except ProtocolError as exc:
-            return FailureEntry(list_name, index, raw, None, str(exc))
 
     # -- acting -------------------------------------------------------------------
     def retry(self, index: int, list_name: str = "failed") -> str:
@@ -146,7 +167,7 @@ class Failures:
     def remove(self, index: int, list_name: str = "failed") -> None:
         """Remove one entry (Ruby's LSET-marker + LREM, guarded against a shifted list)."""
         entry = self.get(index, list_name)
-        marker = f"resque-compat:removed:{uuid.uuid4().hex}"
+        marker = removal_marker()
         if not self._set_or_remove(keys=[self.keys.failed_list(list_name)], args=[index, entry.raw, marker, "1"]):
             raise FailureError(f"failure {index} changed while removing; list it again")
 
@@ -165,12 +186,8 @@ class Failures:
         return done
 
     def clear(self, list_name: str = "failed") -> int:
-        key = self.keys.failed_list(list_name)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.llen(key)
-        pipe.delete(key)
-        if list_name != "failed":
-            pipe.srem(self.keys.failed_queues, list_name)
+        queue_commands(pipe, clear_commands(self.keys, list_name))
         return int(pipe.execute()[0])
 
     def clear_retried(self, list_name: str = "failed") -> int:
@@ -181,7 +198,7 @@ class Failures:
             item = self.redis.lindex(self.keys.failed_list(list_name), index)
             if item is None:
                 return removed
-            entry = self._entry(list_name, index, raw(item))
+            entry = decode_entry(list_name, index, raw(item))
             if entry.record is not None and entry.record.retried_at:
                 self.remove(index, list_name)
                 removed += 1
