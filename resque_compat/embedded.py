@@ -117,13 +117,3 @@ class RedisServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def reachable(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        client.ping()
-        client.close()
-        return True
-    except (redis.RedisError, ValueError, OSError):
-        return False

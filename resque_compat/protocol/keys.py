@@ -46,10 +46,6 @@ class Keys:
     def queue(self, name: str) -> str:
         return self.prefix + "queue:" + name
 
-    @cached_property
-    def queue_key_prefix(self) -> str:
-        return self.prefix + "queue:"
-
     # -- workers ----------------------------------------------------------------
     @cached_property
     def workers(self) -> str:

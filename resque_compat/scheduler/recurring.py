@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from resque_compat.client import Resque
+from resque_compat.commands import push_raw_commands, queue_commands
 from resque_compat.protocol import UNSET, JobPayload, ProtocolError, ScheduleEntry, decode_json, timefmt
 from resque_compat.replies import raw, text
 from resque_compat.scheduler.cron import CronError, CronExpression
@@ -363,8 +364,7 @@ class Recurring:
         """Enqueue one run now, and record it in ``delayed:last_enqueued_at``."""
         keys = self.resque.keys
         pipe = self.resque.redis.pipeline(transaction=True)
-        pipe.sadd(keys.queues, schedule.queue)
-        pipe.rpush(keys.queue(schedule.queue), schedule.payload())
+        queue_commands(pipe, push_raw_commands(keys, schedule.queue, schedule.payload()))
         pipe.hset(keys.last_enqueued_at, schedule.name, timefmt.started(now))
         pipe.execute()
         log.info("queueing %s (%s) in %s", schedule.class_name, schedule.name, schedule.queue)

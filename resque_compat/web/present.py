@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from resque_compat.client import QueuedJob, WorkerInfo
@@ -214,7 +214,3 @@ def status(job_id: str, record: StatusRecord | None, ttl: int | None) -> dict[st
         "result_text": pretty(result),
         "expires_in": ttl if ttl is not None and ttl >= 0 else None,
     }
-
-
-def now_shown() -> str:
-    return datetime.now(UTC).strftime("%Y/%m/%d %H:%M:%S %z")

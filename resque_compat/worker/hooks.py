@@ -36,9 +36,6 @@ class WorkerHooks:
             raise ValueError(f"unknown worker hook {kind!r} (one of {', '.join(KINDS)})")
         self._hooks[kind].append(func)
 
-    def of(self, kind: str) -> list[Hook]:
-        return self._hooks[kind]
-
     def run(self, kind: str, arg: Any) -> None:
         """Run every hook of a kind; exceptions propagate (the caller decides what they mean)."""
         for func in self._hooks[kind]:

@@ -40,7 +40,6 @@ class Pool:
         self.burst = burst
         self.children: dict[int, int] = {}  # pid -> slot
         self.done_slots: set[int] = set()
-        self.restarts = 0
         self._stopping: int | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -118,7 +117,6 @@ class Pool:
             if self.burst and code == 0:
                 self.done_slots.add(slot)
             elif self._stopping is None:
-                self.restarts += 1
                 log.warning("pool: worker pid %d exited (%d); starting another", pid, code)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:

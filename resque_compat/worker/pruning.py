@@ -147,14 +147,6 @@ def _decode_record(raw: bytes) -> WorkingOn | None:
         return None
 
 
-def save_failure(pipe: redis.client.Pipeline, keys: Keys, failures: Failures, queue: str, record: bytes) -> None:
-    """RPUSH an encoded failure to the backend's list (SADD failed_queues for multi-queue)."""
-    name = failures.list_for(queue)
-    if name != "failed":
-        pipe.sadd(keys.failed_queues, name)
-    pipe.rpush(keys.failed_list(name), record)
-
-
 def _is_object(payload: bytes) -> bool:
     try:
         return isinstance(decode_json(bytes(payload)), dict)
