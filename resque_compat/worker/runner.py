@@ -162,10 +162,8 @@ def parse_item(item: bytes) -> JobPayload:
     """Decode a queue item; :class:`MalformedJobError` says what is wrong with it."""
     try:
         payload = JobPayload.decode(item)
-    except ProtocolError as exc:
+    except ProtocolError as exc:  # RecursionError and bad UTF-8 arrive as ProtocolError too
         raise MalformedJobError(f"malformed queue item: {exc}") from None
-    except RecursionError:
-        raise MalformedJobError("malformed queue item: nested too deeply") from None
     if not payload.class_:
         raise MalformedJobError("malformed queue item: empty class")
     return payload
