@@ -10,7 +10,7 @@ import importlib
 import itertools
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -30,7 +30,7 @@ from resque_compat.cliutil import (
 from resque_compat.connection import ConfigError
 from resque_compat.embedded import RedisUnavailable
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json
+from resque_compat.protocol import JobPayload, ProtocolError, encode_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +44,8 @@ LAZY_COMMANDS = {
     "delayed": "resque_compat.scheduler.command:delayed",
     "web": "resque_compat.web.command:web",
     "doctor": "resque_compat.doctor:doctor",
+    "retries": "resque_compat.jobs.command:retries",
+    "statuses": "resque_compat.jobs.command:statuses",
 }
 
 
@@ -101,17 +103,6 @@ def main(ctx: click.Context, redis_spec: str | None, namespace: str | None, as_j
     ctx.obj = CliContext(redis_spec, namespace if namespace is not None else default_namespace(), as_json)
 
 
-def _status_name(status: int) -> str:
-    try:
-        return JobStatus(status).name.lower()
-    except ValueError:
-        return "unknown"
-
-
-def _status_dict(job_id: str, record: StatusRecord) -> dict[str, Any]:
-    return {"id": job_id, "name": _status_name(record.status), **record.to_dict()}
-
-
 # -- jobs and queues ----------------------------------------------------------------
 
 
@@ -159,26 +150,49 @@ def enqueue(
 @main.command()
 @click.argument("job_id")
 @click.option("--prefix", default="", help="The resque/php-resque status prefix (job:<prefix>_<id>:status).")
-@click.option("--follow", is_flag=True, help="Print each change until the job completes or fails.")
+@click.option("--follow", is_flag=True, help="Show each change (a progress bar on a terminal) until the job ends.")
 @click.option(
     "--interval", type=click.FloatRange(min=0.01), default=0.5, show_default=True, help="Seconds between polls."
 )
+@click.option("--kill", is_flag=True, help="Ask a resque-status job to stop at its next progress report.")
 @pass_cli
 @handle_errors
-def status(cli: CliContext, job_id: str, prefix: str, follow: bool, interval: float) -> None:
-    """Status of a tracked job: 1 waiting, 2 running, 3 failed, 4 complete."""
-    if follow:
-        records: Iterable[StatusRecord] = cli.resque.follow_status(job_id, prefix, interval)
-    else:
-        record = cli.resque.status(job_id, prefix)
-        if record is None:
+def status(cli: CliContext, *, job_id: str, prefix: str, follow: bool, interval: float, kill: bool) -> None:
+    """Status of a job: php-resque's 1 waiting, 2 running, 3 failed, 4 complete, or a resque-status
+    record (queued, working, completed, failed, killed), with progress and message when reported."""
+    from resque_compat.jobs.progress import follow_progress, progress_view  # noqa: PLC0415 - only this command
+
+    resque = cli.resque
+    if kill:
+        if resque.statuses.get(job_id) is None:
+            raise LookupError(f"no resque-status record for {job_id}")
+        resque.statuses.kill(job_id)
+        if not cli.json:
+            click.echo(f"kill requested for {job_id}")
+    if not follow:
+        view = progress_view(resque.redis, resque.keys, job_id, prefix)
+        if view is None:
             raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
-        records = [record]
-    for record in records:
-        if cli.json:
-            emit_json(_status_dict(job_id, record))
-        else:
-            click.echo(f"{record.status} {_status_name(record.status)}")
+        emit_json(_view_dict(view)) if cli.json else click.echo(view.line())
+        return
+    views = follow_progress(resque.redis, resque.keys, job_id, prefix=prefix, interval=interval)
+    if cli.json or not sys.stdout.isatty():
+        for view in views:
+            emit_json(_view_dict(view)) if cli.json else click.echo(view.line())
+        return
+    last = None
+    with click.progressbar(length=100, label=job_id, show_percent=True, show_eta=False) as bar:
+        for last in views:
+            bar.label = f"{last.state} {last.message}".strip()[:60]
+            bar.update(max(0, min(100, last.pct or 0)) - bar.pos)
+    if last is not None:
+        click.echo(last.line())
+
+
+def _view_dict(view: Any) -> dict[str, Any]:
+    if view.kind == "php":  # the shape this command always printed, progress extras included
+        return {"id": view.job_id, "name": view.state, **view.record}
+    return {"id": view.job_id, "kind": view.kind, "name": view.state, **view.record}
 
 
 @main.command()

@@ -17,7 +17,9 @@ progress is written into its status record as extra fields (``num``, ``total``,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -37,6 +39,8 @@ from resque_compat.replies import raw, text
 
 #: resque-status's queue for classes without ``@queue``
 DEFAULT_QUEUE = "statused"
+#: what ``clear`` can remove: every listed record, or those in one final status
+STATUS_FILTERS = ("all", COMPLETED, FAILED, KILLED)
 
 
 class Killed(BaseException):
@@ -310,3 +314,83 @@ def bind_calls(instance: Any, source: Any, names: tuple[str, ...]) -> None:
     for name in names:
         if getattr(type(instance), name, None) is None and hasattr(source, name):
             setattr(instance, name, getattr(source, name))
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """One job's state as ``status`` shows it, whichever record holds it: a php-resque status
+    (``kind`` "php": 1-4, with progress extras when the job reported any) or a resque-status
+    record (``kind`` "resque-status")."""
+
+    kind: str
+    job_id: str
+    state: str
+    final: bool
+    pct: int | None
+    message: str
+    record: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.job_id, "kind": self.kind, "name": self.state, "pct_complete": self.pct,
+                "message": self.message or None, "record": self.record}  # fmt: skip
+
+    def line(self) -> str:
+        pct = "" if self.pct is None else f" {self.pct}%"
+        msg = f" {self.message}" if self.message else ""
+        head = f"{self.record.get('status')} {self.state}" if self.kind == "php" else self.state
+        return f"{head}{pct}{msg}"
+
+
+def progress_view(client: redis.Redis, keys: Keys, job_id: str, prefix: str = "") -> ProgressView | None:
+    """The php status of ``job_id`` if there is one, else its resque-status record, else None."""
+    value = client.get(keys.status(job_id, prefix))
+    if value is not None:
+        try:
+            php = StatusRecord.decode(raw(value))
+        except ProtocolError as exc:
+            return ProgressView("php", job_id, "unreadable", True, None, str(exc), {})
+        state = php.state
+        data = php.to_dict()
+        pct = data.get("pct_complete")
+        message = data.get("message")
+        return ProgressView(
+            "php", job_id, state.name.lower() if state is not None else "unknown", bool(state and state.final),
+            pct if isinstance(pct, int) and not isinstance(pct, bool) else None,
+            message if isinstance(message, str) else "", data,
+        )  # fmt: skip
+    record = _read(job_id, client.get(keys.resque_status(job_id)))
+    if record is None:
+        return None
+    message = record.message if isinstance(record.message, str) else ""
+    return ProgressView(
+        "resque-status", job_id, record.state or "unknown", record.final or record.state == "unreadable",
+        record.pct_complete, message, record.json_with_pct(),
+    )  # fmt: skip
+
+
+def follow_progress(
+    client: redis.Redis,
+    keys: Keys,
+    job_id: str,
+    *,
+    prefix: str = "",
+    interval: float = 0.5,
+    timeout: float | None = None,
+) -> Iterator[ProgressView]:
+    """Yield the job's view at each change (state, progress or message) until a final one.
+    LookupError when the job has no record (or it vanished), TimeoutError after ``timeout`` s."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last: tuple[Any, ...] | None = None
+    while True:
+        view = progress_view(client, keys, job_id, prefix)
+        if view is None:
+            raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
+        seen = (view.state, view.pct, view.message)
+        if seen != last:
+            last = seen
+            yield view
+            if view.final:
+                return
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"job {job_id} is still {view.state} after {timeout} s")
+        time.sleep(interval)
