@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -24,7 +23,9 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A delayed timestamp as a time; one out of range (a peer's bug) is shown as unknown."""
+    moment = timefmt.epoch_datetime(ts)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "(unknown time)"
 
 
 # -- scheduler --------------------------------------------------------------------------
