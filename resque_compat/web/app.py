@@ -9,7 +9,7 @@ Redis is reached through the synchronous client, in Starlette's thread pool.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -416,8 +416,15 @@ def _read_flash(value: str | None) -> dict[str, str] | None:
     return {"kind": "error" if kind == "error" else "ok", "message": message}
 
 
-def create_app(resque: Resque, credentials: tuple[str, str] | None = None, poll_seconds: int = POLL_SECONDS) -> Any:
-    """The dashboard for ``resque``; with ``credentials`` every request needs basic auth."""
+def create_app(
+    resque: Resque,
+    credentials: tuple[str, str] | None = None,
+    poll_seconds: int = POLL_SECONDS,
+    allowed_hosts: Iterable[str] = (),
+) -> Any:
+    """The dashboard for ``resque``; with ``credentials`` every request needs basic auth.
+
+    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`)."""
     dashboard = Dashboard(resque, poll_seconds)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -427,4 +434,4 @@ def create_app(resque: Resque, credentials: tuple[str, str] | None = None, poll_
 
     app = Starlette(routes=dashboard.routes(), exception_handlers={404: not_found})
     app.state.dashboard = dashboard
-    return Guard(app, credentials)
+    return Guard(app, credentials, allowed_hosts=allowed_hosts)
