@@ -146,7 +146,7 @@ def enqueue(
         if at is not None:
             when = inputs.check_seconds(at, "--at", maximum=timefmt.MAX_EPOCH)
         else:
-            when = time.time() + inputs.check_seconds(delay, "--in", maximum=MAX_DELAY_SECONDS)
+            when = time.time() + inputs.check_seconds(delay or 0.0, "--in", maximum=MAX_DELAY_SECONDS)
         ts = enqueue_delayed(cli.resque, when, queue, class_name, args)
         if cli.json:
             emit_json({"queue": queue, "class": class_name, "args": args, "at": ts})

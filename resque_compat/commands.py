@@ -24,10 +24,10 @@ from resque_compat.protocol import (
     StatusRecord,
     WorkerId,
     WorkingOn,
+    inputs,
     new_job_id,
     timefmt,
 )
-from resque_compat.protocol import inputs
 from resque_compat.replies import text, to_int
 
 Command = tuple[Any, ...]

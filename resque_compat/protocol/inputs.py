@@ -74,9 +74,9 @@ def parse_json_input(text: str | bytes, what: str) -> Any:
 def check_name(what: str, value: object) -> str:
     """A queue or class name: a non-empty string without NUL (never ``str()`` of something else)."""
     if not isinstance(value, str):
-        raise InputError(f"{what} must be a string, got {type(value).__name__}")
+        raise InputError(f"{what} must be a non-empty string, got {type(value).__name__}")
     if not value.strip():
-        raise InputError(f"{what} must not be empty")
+        raise InputError(f"{what} must be a non-empty string")
     if "\0" in value:
         raise InputError(f"{what} must not contain NUL")
     return value

@@ -93,8 +93,8 @@ def parse_allowed_hosts(values: Iterable[str]) -> tuple[str, ...]:
     ``name`` admits any port, ``name:port`` that port only, ``*`` any host (auth required)."""
     out: list[str] = []
     for value in values:
-        for item in value.split(","):
-            item = item.strip().lower()
+        for raw in value.split(","):
+            item = raw.strip().lower()
             if not item:
                 continue
             if item != "*" and (any(c in item for c in "/@ \t?#") or item.startswith(":")):
