@@ -40,6 +40,15 @@ class CliContext:
         return redact(self.redis_spec or default_spec())
 
 
+def hide_secrets_from_title(what: str, redis_shown: str) -> None:
+    """Replace the process title (what ``ps`` shows, argv included) with one that names the
+    command and the redacted address only, so ``--redis``/``--auth`` passwords never show,
+    as the worker does."""
+    from setproctitle import setproctitle  # noqa: PLC0415 - only for the long-running commands
+
+    setproctitle(f"resque-compat {what} ({redact(redis_shown)})")
+
+
 def fail(message: str, code: int = 1) -> None:
     """One line on stderr, non-zero exit: how every bad input ends."""
     click.echo(f"resque-compat: {message}", err=True)

@@ -9,7 +9,16 @@ from typing import Any
 
 import click
 
-from resque_compat.cliutil import CliContext, emit_json, fail, handle_errors, parse_json, short, table
+from resque_compat.cliutil import (
+    CliContext,
+    emit_json,
+    fail,
+    handle_errors,
+    hide_secrets_from_title,
+    parse_json,
+    short,
+    table,
+)
 from resque_compat.logs import LOG_FORMATS, SCHEDULER_TEXT, setup
 from resque_compat.protocol import ScheduleEntry, timefmt
 from resque_compat.scheduler.daemon import DEFAULT_INTERVAL, Scheduler
@@ -78,6 +87,7 @@ def scheduler(  # noqa: PLR0917 - one parameter per option
     # resque-scheduler: INFO by default, VERBOSE (here also VVERBOSE) turns on DEBUG
     verbose = verbose or bool(os.environ.get("VERBOSE") or os.environ.get("VVERBOSE"))
     setup(log_format, logging.DEBUG if verbose else logging.INFO, text_format=SCHEDULER_TEXT)
+    hide_secrets_from_title("scheduler", cli.redis_shown)
     try:
         daemon = Scheduler(
             cli.resque, interval=interval, batch=batch, schedule_file=schedule_file,

@@ -10,7 +10,7 @@ import os
 
 import click
 
-from resque_compat.cliutil import CliContext, fail, handle_errors, pass_cli
+from resque_compat.cliutil import CliContext, fail, handle_errors, hide_secrets_from_title, pass_cli
 from resque_compat.web.security import (
     ALLOWED_HOSTS_ENV,
     AUTH_ENV,
@@ -67,6 +67,7 @@ def _web(  # noqa: PLR0917 - one parameter per option
 
     from resque_compat.web.app import create_app  # noqa: PLC0415 (needs the web extra)
 
+    hide_secrets_from_title(f"web on {host}:{port}", cli.redis_shown)
     resque = cli.resque
     resque.redis.ping()
     app = create_app(resque, credentials, poll, allowed_hosts=names)
