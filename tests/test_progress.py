@@ -136,3 +136,10 @@ def test_status_job_time_is_kept(resque: Resque, r: redis.Redis) -> None:
     time.sleep(1.1)
     run_burst(resque_url(resque), queues=("statused",))
     assert stored(r, uuid)["time"] == created
+
+
+def test_untracked_php_job_may_report_progress(resque: Resque, r: redis.Redis) -> None:
+    resque.enqueue("default", "Mailer::Tracked", {"name": "u"})
+    r.set("test:runs:u", 1)  # the next run succeeds
+    run_burst(resque_url(resque))
+    assert not r.exists("resque:failed") and r.get("resque:stat:processed") == b"1"

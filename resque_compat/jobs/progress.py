@@ -247,7 +247,7 @@ class TrackedProgress:
     (GET + SET, no expiry while it runs); the last progress also goes back to the worker, which
     keeps it in the final record."""
 
-    def __init__(self, client: redis.Redis, key: str) -> None:
+    def __init__(self, client: redis.Redis, key: str | None) -> None:
         self.redis = client
         self.key = key
         self.fields: dict[str, Any] = {}
@@ -270,6 +270,8 @@ class TrackedProgress:
         self.tick(*messages)
 
     def _write(self) -> None:
+        if self.key is None:  # not tracked: nowhere to keep it
+            return
         value = self.redis.get(self.key)
         if value is None:
             return

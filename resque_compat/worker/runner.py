@@ -313,8 +313,8 @@ class JobRunner:
             name = status_name(job.class_name, options)
             instance.status_reporter = progress.StatusReporter(self.statuses, uuid, name)
             progress.bind_calls(instance, instance.status_reporter, progress.REPORTER_CALLS)
-        elif job.job_id:  # a php tracked job: progress as extra status fields
-            key = self.statuses.keys.status(job.job_id, job.payload.status_prefix)
+        else:  # php style: progress as extra fields of its status (none kept when it is not tracked)
+            key = self.statuses.keys.status(job.job_id, job.payload.status_prefix) if job.job_id else None
             job.tracked = progress.TrackedProgress(self.statuses.redis, key)
             progress.bind_calls(instance, job.tracked, progress.TRACKED_CALLS)
         return instance
