@@ -271,7 +271,9 @@ def iso8601_nanos(value: datetime, *, utc_z: bool = True) -> str:
         minutes = int(offset.total_seconds()) // 60
         sign = "-" if minutes < 0 else "+"
         zone = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond:06d}000" + zone
+    v = value  # by hand: strftime writes year 999 as "999", Ruby as "0999"
+    day = f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+    return f"{day}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}000{zone}"
 
 
 def _encode_duration(value: timedelta) -> dict[str, Any]:
