@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_worker_wire import run_burst
 
@@ -281,7 +281,11 @@ _values = st.recursive(
 )
 
 
-@given(st.lists(_values, max_size=4), st.dictionaries(st.from_regex(r"[a-z_]{1,6}", fullmatch=True), _values))
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=150)
+@given(
+    st.lists(_values, max_size=4),
+    st.dictionaries(st.from_regex(r"[a-z_]{1,6}", fullmatch=True), _values, max_size=3),
+)
 def test_round_trip_through_json(args: list[Any], kwargs: dict[str, Any]) -> None:
     wire = json.loads(encode_json(encode_arguments(args, kwargs)))
     back_args, back_kwargs = decode_arguments(wire)
