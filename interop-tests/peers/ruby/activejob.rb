@@ -7,7 +7,7 @@
 #
 #   kinds QUEUE [WAIT]   AjEchoJob.set(queue:, wait:).perform_later(every argument kind); prints
 #                        job_id and what the job's arguments inspect as on the Ruby side
-#   fail QUEUE           AjFailJob.perform_later("boom") (it raises)
+#   fail QUEUE           AjFailJob.perform_later("boom") (it records, then raises)
 #   work QUEUES          a Resque worker drains the queues (forking per job), then exits
 #
 # AjEchoJob and AjFailJob RPUSH {"by":"ruby-activejob","job_class","job_id","executions",
@@ -102,7 +102,8 @@ end
 class AjFailJob < ActiveJob::Base
   queue_as :default
 
-  def perform(*_args)
+  def perform(*args)
+    Interop.record(self, args)
     raise 'interop failure'
   end
 end
