@@ -545,7 +545,7 @@ def test_web_shows_the_inner_job_and_keeps_the_wrapper(redis_url: str, r: redis.
         from starlette.testclient import TestClient  # noqa: PLC0415
     push(r, VECTORS["welcome_mail"]["bytes"], "mail")
     Resque(redis_url).enqueue_active_job("LaterJob", Symbol("x"), queue="mail", wait=600, job_id="later-1")
-    with TestClient(create_app(Resque(redis_url))) as client:
+    with TestClient(create_app(Resque(redis_url)), base_url="http://localhost") as client:
         job = client.get("/api/queues/mail").json()["jobs"][0]
         assert job["shown_class"] == "WelcomeMailJob" and job["class"] == WRAPPER_CLASS
         assert job["active_job"]["job_id"] == "fa90fe06-ed9f-4cfe-a67c-8c594941f69a"

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from resque_compat.activejob.arguments import ArgumentFormatError, decode_arguments, encode_arguments
-from resque_compat.protocol import UNSET, JobPayload, ProtocolError, Record
+from resque_compat.protocol import UNSET, JobPayload, ProtocolError, Record, inputs
 from resque_compat.protocol.records import UnsetType
 
 #: The class every ActiveJob job is enqueued as (Resque 3.0's adapter and Rails' own).
@@ -117,8 +117,8 @@ def build(
 
     Arguments go through :func:`encode_arguments` (a SerializationError for a value ActiveJob
     has no format for)."""
-    if not job_class:
-        raise ValueError("an ActiveJob job class must not be empty")
+    inputs.check_name("job class", job_class)
+    inputs.check_name("queue", queue)
     return SerializedJob(
         job_class=job_class,
         job_id=job_id or str(uuid.uuid4()),
