@@ -97,15 +97,28 @@ def _collect_hooks(target: Any) -> dict[str, tuple[Callable[..., Any], ...]]:
 class Call:
     """What a payload runs: a definition and its arguments. For most payloads the payload's own
     class and ``args``; for a wrapper payload (ActiveJob's) the inner job's, with keyword
-    arguments, the wrapper's reading in ``context`` and the ``args`` another attempt is
-    enqueued with in ``retry_args`` (a retry policy pushes ``{class, retry_args}``)."""
+    arguments and the wrapper's reading in ``context``.
+
+    For a retry policy (the seam it needs, whatever the payload): :meth:`next_attempt` is the
+    ``(class, args)`` payload another attempt is pushed as (ActiveJob: ``executions`` carried,
+    as ``retry_job`` does), and ``identity`` the ``(class, args)`` naming the job across
+    attempts, for an attempt counter (ActiveJob: ``(job_class, [job_id])``, since its
+    ``args`` change with each attempt)."""
 
     definition: JobDefinition
     class_name: str
     args: list[Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
     context: Any = None
+    #: the payload's class and ``args`` as reserved (the wrapper's for an ActiveJob job)
+    payload_class: str = ""
+    payload_args: list[Any] = field(default_factory=list)
+    #: the wrapper ``args`` for another attempt (None: the payload's own)
     retry_args: list[Any] | None = None
+    identity: tuple[str, list[Any]] = ("", [])
+
+    def next_attempt(self) -> tuple[str, list[Any]]:
+        return self.payload_class, self.payload_args if self.retry_args is None else self.retry_args
 
 
 #: The call a worker is running (None between jobs): how a job reads its ActiveJob metadata.
@@ -151,14 +164,28 @@ class JobRegistry:
         from resque_compat.activejob.arguments import ArgumentFormatError  # noqa: PLC0415 - cycle
         from resque_compat.activejob.job import is_wrapper, unwrap  # noqa: PLC0415 - cycle
 
+        given = list(args)
         if not is_wrapper(class_name) or class_name in self:
-            return Call(self.lookup(class_name), class_name, list(args))
+            return Call(
+                self.lookup(class_name), class_name, given, payload_class=class_name, payload_args=given,
+                identity=(class_name, given),
+            )  # fmt: skip
         try:
             unwrapped = unwrap(args)
         except ArgumentFormatError as exc:
             raise EnvelopeError(str(exc), exc.resque_name) from None
         inner = unwrapped.job.job_class
-        return Call(self.lookup(inner), inner, unwrapped.args, unwrapped.kwargs, unwrapped.job, unwrapped.retry_args())
+        return Call(
+            self.lookup(inner),
+            inner,
+            unwrapped.args,
+            unwrapped.kwargs,
+            context=unwrapped.job,
+            payload_class=class_name,
+            payload_args=given,
+            retry_args=unwrapped.retry_args(),
+            identity=(inner, [unwrapped.job.id]),
+        )
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and normalize_class(name) in self._jobs

@@ -316,10 +316,12 @@ def test_registry_resolves_the_wrapper_to_the_inner_job(registry: JobRegistry) -
     assert call.definition.target is welcome and call.class_name == "WelcomeMailJob"
     assert call.kwargs == {"lang": "en"} and call.args[3] == Symbol("sym")
     assert call.context.executions == 1 and call.context.job_id == stored["job_id"]
-    assert call.retry_args is not None
-    assert call.retry_args[0] == {**stored, "executions": 1}  # the next attempt carries this one's count
+    # a retry policy pushes the next attempt with this one's count, and counts attempts by job id
+    assert call.next_attempt() == (WRAPPER_CLASS, [{**stored, "executions": 1}])
+    assert call.identity == ("WelcomeMailJob", [stored["job_id"]])
     plain = registry.resolve("WelcomeMailJob", [1])
-    assert plain.args == [1] and plain.kwargs == {} and plain.context is None and plain.retry_args is None
+    assert plain.args == [1] and plain.kwargs == {} and plain.context is None
+    assert plain.next_attempt() == ("WelcomeMailJob", [1]) and plain.identity == ("WelcomeMailJob", [1])
     with pytest.raises(UnknownJobError, match="Could not find job class AjEchoJob"):
         registry.resolve(*vector_job("every_kind")[0].to_dict().values())
     with pytest.raises(EnvelopeError, match="one argument") as caught:
