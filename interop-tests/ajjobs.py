@@ -118,3 +118,9 @@ def aj_echo(*args: Any, **kwargs: Any) -> None:
 def aj_fail(*args: Any, **kwargs: Any) -> None:
     record(args, kwargs)
     raise RuntimeError("interop failure")
+
+
+@resque_compat.job("AjFlakyJob")
+def aj_flaky(*args: Any, **kwargs: Any) -> None:
+    """Succeeds here: the attempt Rails' retry_on enqueued after a failure on Ruby."""
+    record(args, kwargs)

@@ -7,7 +7,8 @@
   Ruby Resque worker runs them through ActiveJob, and the Ruby job sees exactly what it sees
   for the job Rails enqueued itself (``arguments.inspect`` and every value's class).
 * A job failing on our worker is a Resque failure Ruby requeues and runs again (``executions``
-  1 on both sides: the failed payload keeps the count it was enqueued with).
+  1 on both sides: the failed payload keeps the count it was enqueued with); an attempt Rails'
+  ``retry_on`` schedules after a failure on Ruby runs here as attempt 2.
 
 Needs INTEROP_RUBY_RESQUE, Debian's ruby-activejob and ruby-globalid; the ``wait`` scenarios
 also INTEROP_RUBY_RESQUE_SCHEDULER.
@@ -185,3 +186,23 @@ def test_unknown_serializer_fails_here_with_the_payload_whole(
     record = json.loads(failed[0])
     assert record["exception"] == "ActiveJob::DeserializationError"
     assert record["error"] == "Serializer MoneySerializer is not known"
+
+
+def test_an_attempt_rails_retries_runs_here_with_its_number(
+    rails: Peer, peers: Peers, redis_server: RedisServer, r: redis.Redis
+) -> None:
+    """retry_on on Ruby enqueues the next attempt (executions 1 carried, through resque-scheduler);
+    our worker runs it as attempt 2, as ActiveJob would."""
+    need_scheduler()
+    job = rails.run(redis_server, "flaky", Q)
+    rails.run(redis_server, "work", Q)  # attempt 1 fails; retry_on schedules attempt 2 in 2 s
+    move_due(redis_server, r)
+    waiting = json.loads(r.lindex(f"resque:queue:{Q}", 0) or b"")
+    assert waiting["args"][0]["executions"] == 1
+    assert waiting["args"][0]["exception_executions"] == {"[RuntimeError]": 1}
+    our_work(peers)
+    ran = [
+        (e["by"], e["job_id"], e["executions"]) for e in results(r, "ruby-activejob") + results(r, "python-activejob")
+    ]
+    assert ran == [("ruby-activejob", job["job_id"], 1), ("python-activejob", job["job_id"], 2)]
+    assert r.llen("resque:failed") == 0

@@ -8,6 +8,7 @@
 #   kinds QUEUE [WAIT]   AjEchoJob.set(queue:, wait:).perform_later(every argument kind); prints
 #                        job_id and what the job's arguments inspect as on the Ruby side
 #   fail QUEUE           AjFailJob.perform_later("boom") (it records, then raises)
+#   flaky QUEUE          AjFlakyJob.perform_later("again"): records, raises; retry_on schedules it again (2 s)
 #   work QUEUES          a Resque worker drains the queues (forking per job), then exits
 #
 # AjEchoJob and AjFailJob RPUSH {"by":"ruby-activejob","job_class","job_id","executions",
@@ -108,6 +109,17 @@ class AjFailJob < ActiveJob::Base
   end
 end
 
+# Fails on Ruby; ActiveJob's retry_on enqueues the next attempt (executions carried) through resque-scheduler.
+class AjFlakyJob < ActiveJob::Base
+  queue_as :default
+  retry_on RuntimeError, wait: 2, attempts: 3
+
+  def perform(*args)
+    Interop.record(self, args)
+    raise 'flaky'
+  end
+end
+
 def out(obj)
   $stdout.puts(JSON.generate(obj))
   $stdout.flush
@@ -138,6 +150,9 @@ when 'kinds' # QUEUE [WAIT_SECONDS]
   out('job_id' => job.job_id, 'inspect' => [*args, { lang: 'en', at: :noon }].inspect)
 when 'fail' # QUEUE
   job = AjFailJob.set(queue: argv[0]).perform_later('boom')
+  out('job_id' => job.job_id)
+when 'flaky' # QUEUE
+  job = AjFlakyJob.set(queue: argv[0]).perform_later('again')
   out('job_id' => job.job_id)
 when 'work' # QUEUES
   worker = Resque::Worker.new(*argv[0].split(','))
