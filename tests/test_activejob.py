@@ -574,3 +574,17 @@ def test_doctor_counts_wrapped_jobs_without_a_handler(redis_url: str, r: redis.R
     assert check.details["unhandled"] == {"AjEchoJob": {"mail": 2}}
     assert check.details["unhandled_active_job"] == {"AjEchoJob": {"mail": 2}}
     assert check.details["undecodable"] == {"mail": 1}
+
+
+def test_unknown_fields_of_later_rails_are_kept_in_order() -> None:
+    stored = {
+        "job_class": "J",
+        "job_id": "1",
+        "arguments": [],
+        "executions": 2,
+        "scheduled_at": "2026-11-29T10:00:00.000000000Z",  # Rails 7.1
+        "enqueued_at": "2026-11-29T09:00:00.000000000Z",
+    }
+    unwrapped = unwrap([stored])
+    assert unwrapped.job.executions == 3
+    assert list(unwrapped.retry_args()[0].items()) == list({**stored, "executions": 3}.items())
