@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import redis
 from jobs.harness import spawn_worker, stop
 from test_worker_wire import run_burst
 
-from resque_compat import Resque, Retry
+from resque_compat import JobRegistry, Resque, Retry
 from resque_compat.jobs.retrying import PendingRetries, RetryError
 from resque_compat.protocol import Keys
 
@@ -173,3 +174,26 @@ def test_pool_workers_retry_too(redis_url: str, r: redis.Redis, tmp_path: Path) 
     assert "retrying: (Job{default} | Mailer::Flaky) attempt 1 of 4 failed" in out
     assert "attempt 2 of 4, next run at" in out
     assert not failed(r)
+
+
+def test_activejob_job_retried_with_executions_carried(redis_url: str, r: redis.Redis) -> None:
+    """A wrapped (ActiveJob) job: its counter is named by job_id, each retry carries executions."""
+    registry = JobRegistry()
+
+    @registry.job("AjFlakyJob", retry=Retry(limit=2))
+    def aj_flaky(name: str) -> None:
+        raise RuntimeError(f"aj {_run_number(name)}")
+
+    client = Resque(redis_url)
+    job_id = client.enqueue_active_job("AjFlakyJob", "x", queue="aj")
+    run_burst(redis_url, ("aj",), registry=registry)
+    assert r.get("test:runs:x") == b"3"
+    (final,) = failed(r)
+    assert final["error"] == "aj 3"
+    wrapper = final["payload"]["args"][0]  # type: ignore[index]
+    assert wrapper["job_id"] == job_id and wrapper["executions"] == 2  # the third run's payload
+    assert not r.exists("resque:" + Keys.retry_name("AjFlakyJob", [job_id]))
+
+
+def _run_number(name: str) -> int:
+    return int(redis.Redis.from_url(os.environ["PLUGIN_JOBS_REDIS"]).incr(f"test:runs:{name}"))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from resque_compat.failure import BackendName, failure_list_name
-from resque_compat.protocol import Failure, JobStatus, Keys, ProtocolError, StatusRecord, timefmt
+from resque_compat.protocol import Failure, JobPayload, JobStatus, Keys, ProtocolError, StatusRecord, timefmt
 from resque_compat.protocol.records import STATUS_TTL
 from resque_compat.protocol.retries import PendingRetry, delayed_retry_item, suppressed_failure
 from resque_compat.protocol.scripts import RETRY_BEGIN, RETRY_FINISH, RETRY_STEER
@@ -80,8 +80,8 @@ class WorkerRetries:
         *,
         queue: str,
         item: bytes,
-        class_name: str,
-        args: list[Any],
+        identity: tuple[str, list[Any]],
+        next_attempt: tuple[str, list[Any]] | None,
         policy: Retry,
         retryable: bool,
         failure: bytes,
@@ -90,9 +90,15 @@ class WorkerRetries:
         attempt: int,
         now: float | None = None,
     ) -> Settled:
-        """Retry the failed attempt or give up, as one guarded script call (safe to repeat)."""
+        """Retry the failed attempt or give up, as one guarded script call (safe to repeat).
+
+        ``identity`` names the job across attempts (its attempt counter); ``next_attempt`` is the
+        payload another attempt is pushed as when it differs from the item (an ActiveJob job carries
+        ``executions``); else the item's own bytes go back, byte for byte."""
         keys = self.keys
-        name = Keys.retry_name(class_name, args)
+        class_name = identity[0]
+        name = Keys.retry_name(*identity)
+        again = item if next_attempt is None else JobPayload.new(*next_attempt).encode()
         retry = retryable and policy.allows(attempt)
         list_name = failure_list_name(self.backend, queue)
         record = failure if (policy.record_attempts or not retry) else b""
@@ -109,10 +115,10 @@ class WorkerRetries:
         if retry:
             delay = policy.delay_after(attempt)
             if delay <= 0:
-                mode, retry_bytes, member, ts = "now", item, queue, int(t)
+                mode, retry_bytes, member, ts = "now", again, queue, int(t)
             else:
                 ts = int(t + delay)
-                retry_bytes = delayed_retry_item(item, queue)
+                retry_bytes = delayed_retry_item(again, queue)
                 mode, member = "later", keys.delayed_member(ts)
                 retry_list, retry_set = keys.delayed(ts), keys.timestamps(retry_bytes.decode())
                 if not policy.record_attempts:
@@ -126,7 +132,7 @@ class WorkerRetries:
                 attempt=attempt + 2,
                 runs=runs or 0,
                 item=retry_bytes.decode(),
-                payload=item.decode("utf-8", errors="replace"),
+                payload=again.decode("utf-8", errors="replace"),
                 failure=failure.decode("utf-8", errors="replace"),
                 recorded=bool(record),
                 retry_name=name,

@@ -56,7 +56,7 @@ from resque_compat.protocol import (
     timefmt,
     worker_id,
 )
-from resque_compat.registry import JobRegistry, UnknownJobError, default_registry
+from resque_compat.registry import JobRegistry, UnresolvableJobError, default_registry
 from resque_compat.replies import raw, text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
@@ -367,20 +367,20 @@ class Worker:
         status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
         self._status_in_hand = (status_key, status)  # for a child that outlives this process
         try:
-            definition = self.registry.lookup(payload.class_)
-        except UnknownJobError as exc:
+            call = self.registry.resolve(payload.class_, payload.args)
+        except UnresolvableJobError as exc:
             outcome = self.runner.failed(queue, item, exc, backtrace=[])
             self._ended(queue, payload.job_id, payload.class_, outcome, started=started, why=str(exc))
         else:
-            job = Job(queue, item, payload, definition)
+            job = Job(queue, item, payload, call.definition, call=call)
             if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
-                log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, mask_args(payload.args))
-            if definition.retry is not None:
-                policy = definition.retry
-                self._retry(lambda: self.retries.begin(payload.class_, payload.args, item, policy), "count the attempt")
+                log.debug("got: (Job{%s} | %s | %s)", queue, call.class_name, mask_args(payload.args))
+            if call.definition.retry is not None:
+                policy = call.definition.retry
+                self._retry(lambda: self.retries.begin(*call.identity, item, policy), "count the attempt")
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
-            self._ended(queue, payload.job_id, payload.class_, outcome, started=started)
-            if definition.retry is not None:
+            self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
+            if call.definition.retry is not None:
                 return self._settle(job, outcome, status_key, status)
         return self._finish(queue, outcome, status_key, status)
 
@@ -388,8 +388,10 @@ class Worker:
         """A job with a retry policy: success clears its attempt counter, then finishes as usual;
         a failure is retried or given up by one guarded script instead of the cycle's finish
         (``jobs/retrying.py``), so a crash can neither lose the retry nor record it twice."""
+        call = job.call
+        assert call is not None
         if outcome.ok:
-            self._retry(lambda: self.retries.succeeded(job.class_name, job.args), "clear the attempt counter")
+            self._retry(lambda: self.retries.succeeded(*call.identity), "clear the attempt counter")
             return self._finish(job.queue, outcome, status_key, status)
         settled, attempt = self._retry(lambda: self._settle_failure(job, outcome, status_key, status), "retry")
         self._processed_seen = settled.processed
@@ -397,7 +399,7 @@ class Worker:
         policy = job.definition.retry
         assert policy is not None
         line = retry_line(
-            job.class_name, job.queue, attempt=attempt, policy=policy, settled=settled, failure=_failure_bytes(outcome)
+            call.class_name, job.queue, attempt=attempt, policy=policy, settled=settled, failure=_failure_bytes(outcome)
         )
         log.warning("%s", line)
         return None
@@ -405,16 +407,16 @@ class Worker:
     def _settle_failure(
         self, job: Job, outcome: Outcome, status_key: str | None, status: StatusRecord | None
     ) -> tuple[Any, int]:
-        policy = job.definition.retry
-        assert policy is not None
+        policy, call = job.definition.retry, job.call
+        assert policy is not None and call is not None
         attempt = self.retries.attempt_of(job.item)
         if status is not None and isinstance(outcome.progress, dict):
             status = msgspec.structs.replace(status, extra={**status.extra, **outcome.progress})
         settled = self.retries.settle(
             queue=job.queue,
             item=job.item,
-            class_name=job.class_name,
-            args=job.args,
+            identity=call.identity,
+            next_attempt=None if call.retry_args is None else call.next_attempt(),
             policy=policy,
             retryable=outcome.retryable,
             failure=_failure_bytes(outcome),
