@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 import redis
 
+from resque_compat import humantime
 from resque_compat.client import default_namespace
 from resque_compat.cliutil import (
     CliContext,
@@ -34,6 +35,9 @@ from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusR
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: flags of the whole command line that may also be written after the subcommand
+GLOBAL_FLAGS = ("--json", "--local")
+
 
 #: Subcommands living beside what they drive, imported only when named, so that ``work`` does not
 #: load the dashboard or the scheduler (a smaller process forks faster) and every command starts sooner.
@@ -45,6 +49,15 @@ LAZY_COMMANDS = {
     "web": "resque_compat.web.command:web",
     "doctor": "resque_compat.doctor:doctor",
 }
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``failed list --json`` as ``--json failed list``: the global flags move to the front
+    (never past a ``--``, after which every word is an argument)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return [*flags, *rest, *args[end:]]
 
 
 class _OneLineErrors(click.Group):
@@ -61,6 +74,9 @@ class _OneLineErrors(click.Group):
         module, _, attr = target.partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("standalone_mode", True) is False:
@@ -93,11 +109,15 @@ class _OneLineErrors(click.Group):
     metavar="NS",
     help="Key namespace (Ruby's namespace, php-resque's PREFIX). [env: RESQUE_NAMESPACE, else PREFIX; default: resque]",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables (also after the subcommand)."
+)
+@click.option("--local", is_flag=True, help="Show times in the local zone instead of UTC (also after the subcommand).")
 @click.version_option(package_name="resque-compat")
 @click.pass_context
-def main(ctx: click.Context, redis_spec: str | None, namespace: str | None, as_json: bool) -> None:
+def main(ctx: click.Context, redis_spec: str | None, namespace: str | None, as_json: bool, local: bool) -> None:
     """Run and inspect Resque jobs shared with Ruby, PHP and Node workers."""
+    humantime.use_local(local)
     ctx.obj = CliContext(redis_spec, namespace if namespace is not None else default_namespace(), as_json)
 
 
@@ -279,9 +299,10 @@ def workers(cli: CliContext) -> None:
     found = cli.resque.workers()
     if cli.json:
         emit_json([
-            {"id": w.id, "state": w.state, "host": w.host, "pid": w.pid, "queues": w.queues, "started": w.started,
-             "heartbeat": w.heartbeat, "processed": w.processed, "failed": w.failed,
-             "job": w.job.to_dict() if w.job else None}
+            {"id": w.id, "state": w.state, "paused_by": w.paused_by, "host": w.host, "pid": w.pid,
+             "queues": w.queues, **humantime.json_fields("started", w.started),
+             **humantime.json_fields("heartbeat", w.heartbeat), "processed": w.processed, "failed": w.failed,
+             "job": w.job.to_dict() if w.job else None, "classes": w.classes}
             for w in found
         ])  # fmt: skip
         return
@@ -289,14 +310,20 @@ def workers(cli: CliContext) -> None:
     for w in found:
         job = "-"
         if w.job is not None:
+            since = humantime.show(w.job.run_at)
             try:
-                job = f"{JobPayload.decode(bytes(w.job.payload)).class_} on {w.job.queue} since {w.job.run_at}"
+                job = f"{JobPayload.decode(bytes(w.job.payload)).class_} on {w.job.queue} since {since}"
             except ProtocolError:
                 job = f"(unreadable payload) on {w.job.queue}"
         elif w.job_raw:
             job = "(unreadable record)"
-        rows.append([w.id, w.state, ",".join(w.queues), w.started, w.heartbeat, w.processed, w.failed, job])
+        rows.append([
+            w.id, w.state_label, ",".join(w.queues), humantime.show(w.started), humantime.show(w.heartbeat),
+            w.processed, w.failed, job,
+        ])  # fmt: skip
     table(["ID", "STATE", "QUEUES", "STARTED", "HEARTBEAT", "PROCESSED", "FAILED", "JOB"], rows, "(no workers)")
+    if cli.resque.paused_all():
+        click.echo("pause-all-workers is set: Ruby and resque-compat workers take no jobs (resume-all clears it)")
 
 
 @main.command()
