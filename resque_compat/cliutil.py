@@ -99,7 +99,9 @@ def progress(cli: CliContext, total: int, label: str) -> Iterator[Callable[[int]
     if cli.json or total <= 0 or not on_terminal(sys.stderr):
         yield lambda n: None
         return
-    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True) as bar:
+    with click.progressbar(
+        length=total, label=label, file=sys.stderr, show_pos=True, show_percent=True, show_eta=True
+    ) as bar:
         yield bar.update
 
 
