@@ -173,7 +173,8 @@ def enqueue(
         if cli.json:
             emit_json({"queue": queue, "class": class_name, "args": args, "at": ts})
         else:
-            click.echo(f"scheduled {class_name} on {queue} at {ts}" if ts else f"enqueued {class_name} on {queue}")
+            shown = f"scheduled {class_name} on {queue} at {humantime.show(ts)}"
+            click.echo(shown if ts else f"enqueued {class_name} on {queue}")
         return
     job_id = cli.resque.enqueue(queue, class_name, *args, track=track)
     if cli.json:
@@ -342,7 +343,7 @@ def workers(cli: CliContext) -> None:
             {"id": w.id, "state": w.state, "paused_by": w.paused_by, "host": w.host, "pid": w.pid,
              "queues": w.queues, **humantime.json_fields("started", w.started),
              **humantime.json_fields("heartbeat", w.heartbeat), "processed": w.processed, "failed": w.failed,
-             "job": w.job.to_dict() if w.job else None, "classes": w.classes}
+             "job": w.job.to_dict() if w.job else None, "classes": w.classes, "supervisor": w.supervisor}
             for w in found
         ])  # fmt: skip
         return

@@ -81,6 +81,11 @@ class WorkerInfo:
         return self.state.replace("-", " ")
 
     @property
+    def supervisor(self) -> int | None:
+        """The pid of the ``--count`` pool that restarts this worker when it stops."""
+        return self.published.supervisor if self.published is not None else None
+
+    @property
     def classes(self) -> list[str] | None:
         """The job classes it can run, when it says (resque-compat workers); None: unknown."""
         return list(self.published.classes) if self.published is not None else None

@@ -407,7 +407,8 @@ def test_enqueue_form_and_status(client: TestClient, r: redis.Redis) -> None:
     assert api(client, "/api/enqueue", {"queue": "mail", "class": "X", "args": "[1"}).status_code == 400
     assert api(client, "/api/enqueue", {"queue": "", "class": "X"}).status_code == 400
     bad = post(client, "/enqueue", queue="mail", **{"class": "X"}, args="{}")
-    assert bad.status_code == 303 and "args must be a JSON array" in client.get("/enqueue").text
+    assert bad.status_code == 200 and "args must be a JSON array" in bad.text  # the form again, input kept
+    assert 'value="mail"' in bad.text and ">{}</textarea>" in bad.text and not r.exists("resque:queue:X")
     assert client.get("/api/status?id=nope").json() == {"id": "nope", "tracked": False}
 
 

@@ -162,6 +162,7 @@ def worker(info: WorkerInfo) -> dict[str, Any]:
         "paused_by": info.paused_by,
         "state_label": info.state_label,
         "classes": info.classes,
+        "supervisor": info.supervisor,
         "job": current,
     }
 

@@ -718,7 +718,9 @@ class Worker:
 
     def _state_record(self) -> bytes:
         paused = self._paused or self._remote_paused
-        return WorkerState(paused=paused, stopping=self._stop, classes=list(self.registry)).encode()
+        return WorkerState(
+            paused=paused, stopping=self._stop, classes=list(self.registry), supervisor=self._parent
+        ).encode()
 
     def _publish_state(self) -> None:
         """``compat:state:<id>``: paused/stopping (which Resque's keys cannot say) and our job
