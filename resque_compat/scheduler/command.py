@@ -17,6 +17,7 @@ from resque_compat.cliutil import (
     emit_json,
     fail,
     handle_errors,
+    hide_secrets_from_title,
     parse_json,
     progress,
     short,
@@ -35,8 +36,10 @@ from resque_compat.scheduler.recurring import Recurring, ScheduleError, Schedule
 pass_cli = click.make_pass_decorator(CliContext)
 
 
-def _when(ts: float) -> str | None:
-    return humantime.show(ts)
+def _when(ts: float) -> str:
+    """A delayed timestamp as a time; one out of range (a peer's bug) is shown as unknown."""
+    moment = humantime.parse(ts)
+    return humantime.iso(moment) if moment else "(unknown time)"
 
 
 # -- scheduler --------------------------------------------------------------------------
@@ -89,6 +92,7 @@ def scheduler(  # noqa: PLR0917 - one parameter per option
     # resque-scheduler: INFO by default, VERBOSE (here also VVERBOSE) turns on DEBUG
     verbose = verbose or bool(os.environ.get("VERBOSE") or os.environ.get("VVERBOSE"))
     setup(log_format, logging.DEBUG if verbose else logging.INFO, text_format=SCHEDULER_TEXT)
+    hide_secrets_from_title("scheduler", cli.redis_shown)
     try:
         daemon = Scheduler(
             cli.resque, interval=interval, batch=batch, schedule_file=schedule_file,
