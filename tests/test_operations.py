@@ -112,6 +112,16 @@ def test_a_real_worker_shows_paused_pause_all_and_shutting_down(
     assert not r.keys("resque:compat:state:*")  # unregistering removes it
 
 
+def test_pool_members_name_their_supervisor(redis_url: str, r: redis.Redis, cli: Any) -> None:
+    proc = spawn_worker(redis_url, "-q", "default", "--interval", "0.2", "--count", "2")
+    try:
+        wait_for(lambda: len(r.keys("resque:compat:state:*")) == 2, what="two pool members publishing")
+        members = worker_json(cli).values()
+        assert {w["supervisor"] for w in members} == {proc.pid}
+    finally:
+        stop(proc, signal.SIGQUIT)
+
+
 def test_doctor_names_workers_that_cannot_run_what_waits(redis_url: str, r: redis.Redis, cli: Any) -> None:
     """A worker started without --import: every job would fail with UnknownJobError."""
     proc = subprocess.Popen(
