@@ -188,6 +188,11 @@ class Job:
 
     @property
     def args(self) -> list[Any]:
+        return self.payload.args
+
+    @property
+    def call_args(self) -> list[Any]:
+        """What a Ruby-style perform and its hooks receive: a wrapped job's decoded arguments."""
         return self.call.args if self.call is not None else self.payload.args
 
     @property
@@ -256,7 +261,7 @@ class JobRunner:
         definition = job.definition
         if definition.style == "php":
             return self._perform_php(job)
-        args, kwargs = job.args, job.kwargs
+        args, kwargs = job.call_args, job.kwargs
         for hook in definition.hooks_of("before_perform"):
             hook(*args, **kwargs)
         target: Any = definition.target
@@ -302,7 +307,7 @@ class JobRunner:
                     instance = job.instance if job.instance is not None else self._php_instance(job)
                     getattr(instance, hook.__name__)(exc)
                 else:
-                    hook(exc, *job.args, **job.kwargs)
+                    hook(exc, *job.call_args, **job.kwargs)
             except Exception:
                 log.exception("on_failure hook %s of %s failed", getattr(hook, "__name__", hook), job.class_name)
 
