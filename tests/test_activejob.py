@@ -5,6 +5,7 @@ written back byte for byte; wrapped jobs run by a real worker as the Python job 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -588,3 +589,33 @@ def test_unknown_fields_of_later_rails_are_kept_in_order() -> None:
     unwrapped = unwrap([stored])
     assert unwrapped.job.executions == 3
     assert list(unwrapped.retry_args()[0].items()) == list({**stored, "executions": 3}.items())
+
+
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=6)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["_aj_serialized", "_aj_globalid", "_aj_symbol_keys", "_aj_ruby2_keywords", "value",
+                             "parts", "_aj_hash_with_indifferent_access", "_aj_x", "k"]),
+            inner, max_size=3,
+        ),
+        st.fixed_dictionaries({
+            "_aj_serialized": st.sampled_from(["ActiveJob::Serializers::" + n for n in (
+                "SymbolSerializer", "TimeSerializer", "DateTimeSerializer", "DateSerializer",
+                "TimeWithZoneSerializer", "DurationSerializer", "ModuleSerializer", "BigDecimalSerializer")]),
+            "value": inner, "parts": inner,
+        }),
+    ),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=300)
+@given(st.lists(_json, max_size=3))
+def test_any_json_reads_or_fails_with_the_reason(arguments: list[Any]) -> None:
+    """Total: whatever a peer stored, reading it gives values or an ArgumentFormatError, and the
+    display never raises."""
+    with contextlib.suppress(ArgumentFormatError):
+        decode_arguments(arguments)
+    assert shown(JobPayload.new(WRAPPER_CLASS, [{"job_class": "J", "arguments": arguments}])) is not None

@@ -132,7 +132,7 @@ def _deserialize(value: dict[str, Any]) -> Any:
             return RubyModule(raw)
         if name == BIG_DECIMAL and isinstance(raw, str):
             return Decimal(raw)
-    except (ValueError, ArithmeticError) as exc:
+    except (ValueError, ArithmeticError, TypeError) as exc:
         raise ArgumentFormatError(f"{name}: cannot read {raw!r}: {exc}") from None
     if not isinstance(name, str) or not name.startswith(_SERIALIZERS) or name not in _KNOWN:
         raise ArgumentFormatError(f"Serializer {name} is not known")
@@ -144,6 +144,8 @@ _KNOWN = frozenset((SYMBOL, TIME, DATE_TIME, DATE, TIME_WITH_ZONE, DURATION, MOD
 
 def _duration_parts(parts: Any) -> dict[str, int | float]:
     """Rails writes the parts as ``[[:hours, 1], ...]`` pairs; a hash is accepted too."""
+    if not isinstance(parts, (list, dict)):
+        raise ValueError(f"duration parts must be a list of [name, number] pairs: {parts!r}")  # noqa: TRY004
     pairs = parts.items() if isinstance(parts, dict) else parts
     out: dict[str, int | float] = {}
     for pair in pairs:

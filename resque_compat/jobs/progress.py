@@ -331,16 +331,21 @@ class ProgressView:
     pct: int | None
     message: str
     record: dict[str, Any]
+    #: the php status record itself (kind "php")
+    php: StatusRecord | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.job_id, "kind": self.kind, "name": self.state, "pct_complete": self.pct,
                 "message": self.message or None, "record": self.record}  # fmt: skip
 
-    def line(self) -> str:
+    def progress_text(self) -> str:
+        """`` 25% step 1``: what the job reported, or nothing."""
         pct = "" if self.pct is None else f" {self.pct}%"
-        msg = f" {self.message}" if self.message else ""
+        return pct + (f" {self.message}" if self.message else "")
+
+    def line(self) -> str:
         head = f"{self.record.get('status')} {self.state}" if self.kind == "php" else self.state
-        return f"{head}{pct}{msg}"
+        return head + self.progress_text()
 
 
 def progress_view(client: redis.Redis, keys: Keys, job_id: str, prefix: str = "") -> ProgressView | None:
@@ -358,7 +363,7 @@ def progress_view(client: redis.Redis, keys: Keys, job_id: str, prefix: str = ""
         return ProgressView(
             "php", job_id, state.name.lower() if state is not None else "unknown", bool(state and state.final),
             pct if isinstance(pct, int) and not isinstance(pct, bool) else None,
-            message if isinstance(message, str) else "", data,
+            message if isinstance(message, str) else "", data, php,
         )  # fmt: skip
     record = _read(job_id, client.get(keys.resque_status(job_id)))
     if record is None:

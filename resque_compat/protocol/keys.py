@@ -191,6 +191,16 @@ class Keys:
         """A hash: retry name -> the pending retry (what, where, when), for ``resque-compat retries``."""
         return self.prefix + "compat:retries"
 
+    def worker_state(self, worker_id: str) -> str:
+        """A resque-compat worker's paused/stopping state and job classes (``WorkerState``),
+        expiring unless its heartbeat refreshes it."""
+        return self.prefix + "compat:state:" + worker_id
+
+    @cached_property
+    def schedule_next(self) -> str:
+        """Hash: schedule name -> epoch seconds of its next run, as the master scheduler has it."""
+        return self.prefix + "compat:schedule_next"
+
     def control(self, worker_id: str) -> str:
         """Commands (pause, resume, stop) for one resque-compat worker, from any host."""
         return self.prefix + "compat:control:" + worker_id
