@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 
 import redis
@@ -203,3 +204,24 @@ def _failure_fields(item: bytes) -> tuple[object, str]:
     payload = value.get("payload")
     cls = payload.get("class") if isinstance(payload, dict) else None
     return value.get("failed_at"), cls[:MAX_NAME] if isinstance(cls, str) and cls else UNREADABLE_CLASS
+
+
+class SamplerThread:
+    """A daemon thread that ticks a sampler every second (the dashboard's contribution)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, period: float = 1.0) -> None:
+        self.sampler = Sampler(client, keys)
+        self.period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="resque-history", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.sampler.tick()

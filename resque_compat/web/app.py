@@ -8,8 +8,9 @@ Redis is reached through the synchronous client, in Starlette's thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from starlette.staticfiles import StaticFiles
 from resque_compat import __version__
 from resque_compat.client import Resque
 from resque_compat.connection import redact
-from resque_compat.web import actions, data, schedule
+from resque_compat.history import SamplerThread
+from resque_compat.web import actions, data, history, schedule
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import NotFoundError
 from resque_compat.web.openapi import openapi_document
@@ -146,6 +148,12 @@ PAGES: list[Page] = [
         ),
     ),
     Page("/enqueue", "enqueue", "enqueue.html", lambda r, p: {"queues": r.queues()}, api=False),
+    Page(
+        "/history",
+        "overview",
+        "history.html",
+        lambda r, p: history.history(r, str(p.get("range") or "hour"), p.get("queue") or None),
+    ),
 ]
 
 ACTIONS: list[Action] = [
@@ -405,6 +413,19 @@ class Dashboard:
         return out
 
 
+def _sampling(resque: Resque) -> Callable[[Any], Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        sampler = SamplerThread(resque.redis, resque.keys)
+        sampler.start()
+        try:
+            yield
+        finally:
+            sampler.stop()
+
+    return lifespan
+
+
 def _write_flash(kind: str, message: str) -> str:
     return urllib.parse.quote(f"{kind}:{message[:500]}", safe="")
 
@@ -416,8 +437,14 @@ def _read_flash(value: str | None) -> dict[str, str] | None:
     return {"kind": "error" if kind == "error" else "ok", "message": message}
 
 
-def create_app(resque: Resque, credentials: tuple[str, str] | None = None, poll_seconds: int = POLL_SECONDS) -> Any:
-    """The dashboard for ``resque``; with ``credentials`` every request needs basic auth."""
+def create_app(
+    resque: Resque,
+    credentials: tuple[str, str] | None = None,
+    poll_seconds: int = POLL_SECONDS,
+    sample_history: bool = False,
+) -> Any:
+    """The dashboard for ``resque``; with ``credentials`` every request needs basic auth.
+    With ``sample_history`` the process also records the graphs' history while it serves."""
     dashboard = Dashboard(resque, poll_seconds)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -425,6 +452,10 @@ def create_app(resque: Resque, credentials: tuple[str, str] | None = None, poll_
             return JSONResponse({"error": "no such route"}, 404)
         return dashboard.error_page(request, 404, "No such page.")
 
-    app = Starlette(routes=dashboard.routes(), exception_handlers={404: not_found})
+    app = Starlette(
+        routes=dashboard.routes(),
+        exception_handlers={404: not_found},
+        lifespan=_sampling(resque) if sample_history else None,
+    )
     app.state.dashboard = dashboard
     return Guard(app, credentials)

@@ -46,7 +46,7 @@ def _web(cli: CliContext, host: str, port: int, auth: str | None, poll: int) -> 
 
     resque = cli.resque
     resque.redis.ping()
-    app = create_app(resque, credentials, poll)
+    app = create_app(resque, credentials, poll, sample_history=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"resque-compat web on http://{shown}:{port}/ (Redis {cli.redis_shown}, namespace {resque.keys.namespace!r})",
