@@ -15,7 +15,10 @@ Failures per class have no counter in Resque, so the winner counts the failures 
 
 from __future__ import annotations
 
+import calendar
+import functools
 import logging
+import re
 import secrets
 import threading
 import time
@@ -43,7 +46,8 @@ LOCK_SECONDS = 120
 CLASS_LAG = 5
 #: after a gap, failures are counted back at most this far
 CLASS_LOOKBACK = 3600
-SCAN_CHUNK = 100
+FIRST_CHUNK = 16  # most minutes add few failures: read a little first, then chunks of up to SCAN_CHUNK
+SCAN_CHUNK = 256
 #: failure entries read per sample, over every failure list
 SCAN_LIMIT = 2000
 #: queues measured per sample (LLEN each); the deepest MAX_QUEUES are kept
@@ -135,18 +139,19 @@ class Sampler:
         for name in lists:
             key = self.keys.failed_list(name)
             end = int(self.redis.llen(key))
+            size = FIRST_CHUNK
             while end > 0 and budget > 0:
-                size = min(SCAN_CHUNK, end, budget)
+                size = min(size, end, budget)
                 chunk = self.redis.lrange(key, end - size, end - 1)
                 end -= size
                 budget -= size
+                size = min(size * 4, SCAN_CHUNK)
                 older = True
                 for item in chunk:
                     failed_at, cls = _failure_fields(raw(item))
-                    when = timefmt.parse(failed_at)
-                    if when is None:
+                    moment = _epoch(failed_at) if isinstance(failed_at, str) else None
+                    if moment is None:
                         continue  # an unreadable time says nothing about where the window ends
-                    moment = when.timestamp()
                     if moment >= since:
                         older = False
                         if moment < until:
@@ -191,6 +196,19 @@ def _float(value: object, default: float) -> float:
         return float(text(value)) if value is not None else default
     except ValueError:
         return default
+
+
+_RUBY_UTC = re.compile(r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) (?:UTC|GMT)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch(failed_at: str) -> float | None:
+    """Seconds of a peer's ``failed_at``; Ruby's UTC form without strptime (the common case)."""
+    m = _RUBY_UTC.fullmatch(failed_at)
+    if m:
+        return float(calendar.timegm((*(int(g) for g in m.groups()), 0, 0, 0)))
+    when = timefmt.parse(failed_at)
+    return when.timestamp() if when is not None else None
 
 
 def _failure_fields(item: bytes) -> tuple[object, str]:

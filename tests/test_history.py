@@ -4,15 +4,26 @@ every peer's counters and failures counted, one sampler per minute."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+import warnings
 
 import redis
+from history_seed import seed_history
 
 from resque_compat import Resque
 from resque_compat.history import SCAN_LIMIT, Sampler
 from resque_compat.protocol import Keys
 from resque_compat.protocol.history import HISTORY_TTL, MAX_QUEUES, TIERS, decode_sample
+from resque_compat.scheduler.daemon import Scheduler
+from resque_compat.web import create_app
 from resque_compat.web.history import history
+from resque_compat.worker.config import WorkerConfig
+from resque_compat.worker.worker import Worker
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 T0 = 1_794_999_600.0  # an hour boundary (2026-11-19 17:00 UTC)
 NS = "resque:"
@@ -166,3 +177,63 @@ def test_readers_survive_what_others_stored(r: redis.Redis) -> None:
     Sampler(r, resque.keys).record(T0 + 60)
     shown = history(resque, "hour", now=T0 + 61)
     assert shown["samples"] == 2 and shown["processed"][-1] is None  # unknown before: no rate
+
+
+# -- the samplers that already run ---------------------------------------------------------------
+def _wait_for_sample(r: redis.Redis, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if r.llen(NS + "compat:history:minute"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_workers_heartbeat_thread_records_the_minute(redis_url: str, r: redis.Redis) -> None:
+    r.set(NS + "stat:processed", 7)
+    worker = Worker(WorkerConfig(queues=("default",), fork=False, interval=0.1), Resque(redis_url), host="vm")
+    recorded: list[bool] = []
+
+    def stop_when_sampled() -> None:
+        recorded.append(_wait_for_sample(r))
+        r.rpush(NS + f"compat:control:{worker.id}", "stop")
+
+    watcher = threading.Thread(target=stop_when_sampled)
+    watcher.start()
+    assert worker.work() == 0
+    watcher.join()
+    assert recorded == [True]
+    assert decode_sample(r.lindex(NS + "compat:history:minute", 0) or b"").processed == 7
+
+
+def test_the_scheduler_records_the_minute(redis_url: str, r: redis.Redis) -> None:
+    Scheduler(Resque(redis_url), lock_value="py:1").run(once=True)
+    assert r.llen(NS + "compat:history:minute") == 1
+
+
+def test_the_dashboard_process_records_while_it_serves(redis_url: str, r: redis.Redis) -> None:
+    with TestClient(create_app(Resque(redis_url), sample_history=True)) as client:
+        assert _wait_for_sample(r)
+        assert client.get("/api/history").json()["samples"] == 1
+
+
+# -- the JSON twin and the pages ---------------------------------------------------------------------
+def test_api_history_serves_the_series(redis_url: str, r: redis.Redis) -> None:
+    seed_history(r)
+    with TestClient(create_app(Resque(redis_url))) as client:
+        for range_name, points in (("hour", 60), ("day", 144), ("week", 168)):
+            body = client.get(f"/api/history?range={range_name}").json()
+            assert len(body["t"]) == points and len(body["processed"]) == points
+            assert body["samples"] > points // 2
+            assert set(body["queues"]) == {"default", "mail"}
+        assert set(client.get("/api/history?queue=mail").json()["queues"]) == {"mail"}
+        bad = client.get("/api/history?range=year")
+        assert bad.status_code == 400 and "range must be one of" in bad.json()["error"]
+        assert client.get("/history?range=year").status_code == 400
+        page = client.get("/history?range=day")
+        assert page.status_code == 200 and 'data-chart="classes"' in page.text
+        for path, chart in (("/overview", 'data-chart="live"'), ("/queues/mail", 'data-queue="mail"'),
+                            ("/failed", 'data-chart="classes"')):  # fmt: skip
+            html = client.get(path).text
+            assert chart in html and "/static/uPlot.iife.min.js" in html
+        assert client.get("/static/uPlot.LICENSE").status_code == 200
