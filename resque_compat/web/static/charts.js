@@ -32,7 +32,13 @@
 
   function draw(fig, series, data, axes) {
     var old = fig.uplot;
+    var shape = series.map(function (s) { return s.label; }).concat(axes.map(function (a) { return a.label; })).join("\n");
+    if (old && fig.shape === shape) {  // the usual refresh: new points, same lines and axes
+      old.setData(data);
+      return old;
+    }
     if (old) { old.destroy(); }
+    fig.shape = shape;
     var plot = fig.querySelector(".chart-plot");
     var opts = {
       width: plotWidth(fig),
@@ -157,9 +163,10 @@
       state.classList.toggle("paused", off);
     }
 
+    var on = !!(box && box.checked);
     document.addEventListener("resque:polled", function () {
       var now = reading();
-      if (!now) { return; }
+      if (!now || !on) { return; }  // a refresh still in flight when the poll was switched off
       var dt = last ? now.t - last.t : 0;
       if (last && dt > 0 && dt <= seconds * 3 + 1) {
         push(now.t, rate(now.p, last.p, dt), rate(now.f, last.f, dt), now.q);
@@ -169,11 +176,11 @@
       last = now;
     });
     document.addEventListener("resque:poll", function (event) {
-      var on = !!(event.detail && event.detail.on);
+      on = !!(event.detail && event.detail.on);
       paused(!on);
       if (!on) { last = null; }
     });
-    paused(!(box && box.checked));
+    paused(!on);
     last = reading();
   }
 
