@@ -212,7 +212,7 @@ def test_the_scheduler_records_the_minute(redis_url: str, r: redis.Redis) -> Non
 
 
 def test_the_dashboard_process_records_while_it_serves(redis_url: str, r: redis.Redis) -> None:
-    with TestClient(create_app(Resque(redis_url), sample_history=True)) as client:
+    with TestClient(create_app(Resque(redis_url), sample_history=True), base_url="http://localhost") as client:
         assert _wait_for_sample(r)
         assert client.get("/api/history").json()["samples"] == 1
 
@@ -220,7 +220,7 @@ def test_the_dashboard_process_records_while_it_serves(redis_url: str, r: redis.
 # -- the JSON twin and the pages ---------------------------------------------------------------------
 def test_api_history_serves_the_series(redis_url: str, r: redis.Redis) -> None:
     seed_history(r)
-    with TestClient(create_app(Resque(redis_url))) as client:
+    with TestClient(create_app(Resque(redis_url)), base_url="http://localhost") as client:
         for range_name, points in (("hour", 60), ("day", 144), ("week", 168)):
             body = client.get(f"/api/history?range={range_name}").json()
             assert len(body["t"]) == points and len(body["processed"]) == points
