@@ -168,7 +168,7 @@
       var now = reading();
       if (!now || !on) { return; }  // a refresh still in flight when the poll was switched off
       var dt = last ? now.t - last.t : 0;
-      if (last && dt > 0 && dt <= seconds * 3 + 1) {
+      if (last && dt <= seconds * 3 + 1) {
         push(now.t, rate(now.p, last.p, dt), rate(now.f, last.f, dt), now.q);
       } else if (t.length) {
         push(now.t, null, null, now.q);  // after a pause or a slow poll: a gap, not an average
@@ -180,8 +180,7 @@
       paused(!on);
       if (!on) { last = null; }
     });
-    paused(!on);
-    last = reading();
+    paused(!on);  // the first poll's reading is the baseline: the page's own numbers may be seconds old
   }
 
   function resizeAll() {
