@@ -14,7 +14,7 @@ from history_seed import seed_history
 from resque_compat import Resque
 from resque_compat.history import SCAN_LIMIT, Sampler
 from resque_compat.protocol import Keys
-from resque_compat.protocol.history import HISTORY_TTL, MAX_QUEUES, TIERS, decode_sample
+from resque_compat.protocol.history import HISTORY_TTL, MAX_CLASSES, MAX_QUEUES, OTHER_CLASS, TIERS, decode_sample
 from resque_compat.scheduler.daemon import Scheduler
 from resque_compat.web import create_app
 from resque_compat.web.history import history
@@ -237,3 +237,12 @@ def test_api_history_serves_the_series(redis_url: str, r: redis.Redis) -> None:
             html = client.get(path).text
             assert chart in html and "/static/uPlot.iife.min.js" in html
         assert client.get("/static/uPlot.LICENSE").status_code == 200
+
+
+def test_classes_kept_are_bounded(r: redis.Redis) -> None:
+    sampler = Sampler(r, Keys())
+    sampler.record(T0)
+    r.rpush(NS + "failed", *[failure(f"Class{i}", utc(T0 + 10)) for i in range(MAX_CLASSES + 50)])
+    classes = sampler.record(T0 + 60).classes
+    assert len(classes) == MAX_CLASSES and r.hlen(NS + "compat:history:classes") == MAX_CLASSES
+    assert sum(classes.values()) == MAX_CLASSES + 50 and classes[OTHER_CLASS] == 51
