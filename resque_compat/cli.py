@@ -125,10 +125,25 @@ MAX_DELAY_SECONDS = 100 * 365 * 86400
 @click.option("--track", is_flag=True, help="Track the job's status (php-resque's job:<id>:status); print its id.")
 @click.option("--at", "at", type=float, metavar="TS", help="Delay until this unix time (resque-scheduler's layout).")
 @click.option("--in", "delay", type=float, metavar="SECONDS", help="Delay by this many seconds (> 0).")
+@click.option(
+    "--active-job", is_flag=True,
+    help="CLASS is an ActiveJob job class: push the wrapper payload a Rails worker runs (ARGS_JSON may use "
+    "ActiveJob's own forms); prints the job id.",
+)  # fmt: skip
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="With --active-job: keyword arguments, a JSON object.")
 @pass_cli
 @handle_errors
 def enqueue(
-    cli: CliContext, *, queue: str, class_name: str, args_json: str, track: bool, at: float | None, delay: float | None
+    cli: CliContext,
+    *,
+    queue: str,
+    class_name: str,
+    args_json: str,
+    track: bool,
+    at: float | None,
+    delay: float | None,
+    active_job: bool,
+    kwargs_json: str | None,
 ) -> None:
     """Push a job: ARGS_JSON is a JSON array of its arguments (default: [])."""
     args = parse_json(args_json, "ARGS_JSON")
@@ -136,6 +151,15 @@ def enqueue(
         raise ValueError(  # noqa: TRY004 - bad user input, reported like every other
             f"ARGS_JSON must be a JSON array of arguments, got {type(args).__name__}: {short(args)}"
         )
+    if active_job or kwargs_json is not None:
+        if not active_job:
+            raise ValueError("--kwargs needs --active-job")
+        if track:
+            raise ValueError("--track cannot be combined with --active-job: ActiveJob jobs carry their own job id")
+        _enqueue_active_job(
+            cli, queue=queue, class_name=class_name, args=args, kwargs_json=kwargs_json, at=at, delay=delay
+        )
+        return
     if at is not None or delay is not None:
         if at is not None and delay is not None:
             raise ValueError("give --at or --in, not both")
@@ -160,6 +184,37 @@ def enqueue(
         click.echo(job_id)
     else:
         click.echo(f"enqueued {class_name} on {queue}")
+
+
+def _enqueue_active_job(
+    cli: CliContext,
+    *,
+    queue: str,
+    class_name: str,
+    args: list[Any],
+    kwargs_json: str | None,
+    at: float | None,
+    delay: float | None,
+) -> None:
+    from resque_compat.activejob import decode_arguments  # noqa: PLC0415 - only for --active-job
+
+    kwargs = parse_json(kwargs_json, "--kwargs") if kwargs_json is not None else {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--kwargs must be a JSON object, got {type(kwargs).__name__}: {short(kwargs)}")  # noqa: TRY004
+    if at is not None and delay is not None:
+        raise ValueError("give --at or --in, not both")
+    if at is not None:
+        at = inputs.check_seconds(at, "--at", maximum=timefmt.MAX_EPOCH)
+    if delay is not None:
+        delay = inputs.check_seconds(delay, "--in", maximum=MAX_DELAY_SECONDS)
+    positional, trailing = decode_arguments(args)
+    job_id = cli.resque.enqueue_active_job(
+        class_name, *positional, queue=queue, kwargs={**trailing, **kwargs}, at=at, wait=delay
+    )
+    if cli.json:
+        emit_json({"queue": queue, "job_class": class_name, "job_id": job_id, "at": at, "in": delay})
+    else:
+        click.echo(job_id)
 
 
 @main.command()
@@ -210,16 +265,23 @@ def peek(cli: CliContext, queue: str, start: int, count: int) -> None:
     items = cli.resque.peek(queue, start, count)
     first = start if start >= 0 else max(0, cli.resque.size(queue) + start)
     if cli.json:
+        from resque_compat.activejob.display import shown  # noqa: PLC0415 - only for listings
+
         emit_json([
             {"index": first + i, "payload": item.payload.to_dict() if item.payload else None,
-             "raw": None if item.payload else item.raw.decode(errors="replace"), "problem": item.problem}
+             "raw": None if item.payload else item.raw.decode(errors="replace"), "problem": item.problem,
+             **({"active_job": wrapped.to_dict()} if item.payload and (wrapped := shown(item.payload)) else {})}
             for i, item in enumerate(items)
         ])  # fmt: skip
         return
+    from resque_compat.activejob.display import shown  # noqa: PLC0415 - only for listings
+
     rows = []
     for i, item in enumerate(items):
         if item.payload is None:
             rows.append([first + i, "(broken)", "-", f"{item.problem}: {item.raw[:60]!r}"])
+        elif (wrapped := shown(item.payload)) is not None:  # ActiveJob: the job itself, not the wrapper
+            rows.append([first + i, wrapped.job_class, wrapped.job_id, short(wrapped.arguments)])
         else:
             rows.append([first + i, item.payload.class_, item.payload.job_id, short(item.payload.args)])
     table(["#", "CLASS", "ID", "ARGS"], rows, f"(queue {queue} is empty here)")
@@ -381,6 +443,8 @@ def failed_list(cli: CliContext, start: int, count: int, queue: str | None, list
     if queue is not None:
         entries = (e for e in entries if e.record is not None and e.record.queue == queue)
     page = list(itertools.islice(entries, start, start + count))
+    from resque_compat.activejob.display import shown  # noqa: PLC0415 - only for listings
+
     if cli.json:
         emit_json([_entry_dict(e) for e in page])
         return
@@ -390,9 +454,12 @@ def failed_list(cli: CliContext, start: int, count: int, queue: str | None, list
             rows.append([e.list_name, e.index, "-", "-", "(broken)", f"{e.problem}: {e.raw[:60]!r}"])
             continue
         try:
-            job_class = JobPayload.decode(bytes(e.record.payload)).class_
+            failed_job = JobPayload.decode(bytes(e.record.payload))
         except ProtocolError:
             job_class = "(no job)"
+        else:
+            wrapped = shown(failed_job)
+            job_class = failed_job.class_ if wrapped is None else f"{wrapped.job_class} ({wrapped.job_id})"
         retried = f" [retried {e.record.retried_at}]" if e.record.retried_at else ""
         error = f"{e.record.exception}: {e.record.error}".splitlines()[0] if e.record.error else e.record.exception
         rows.append([e.list_name, e.index, e.record.failed_at, e.record.queue, job_class, error + retried])

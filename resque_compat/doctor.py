@@ -20,6 +20,7 @@ from typing import Any, Literal
 import click
 import redis
 
+from resque_compat.activejob.job import is_wrapper, wrapped_job
 from resque_compat.client import Resque
 from resque_compat.cliutil import CliContext, fail
 from resque_compat.commands import WorkerInfo
@@ -241,22 +242,37 @@ class Doctor:
             return
         mine = resolve_queues(self.python_queues, queues)
         missing: dict[str, Counter[str]] = {}
+        wrapped: dict[str, Counter[str]] = {}
         broken: dict[str, int] = {}
         for queue in mine:
             for raw in self._sample(queue):
                 try:
-                    name = JobPayload.decode(raw).class_
+                    payload = JobPayload.decode(raw)
                 except ProtocolError:
                     broken[queue] = broken.get(queue, 0) + 1
                     continue
+                name = payload.class_
+                if is_wrapper(name) and name not in self.registry:  # ActiveJob: its job_class must be handled
+                    inner = wrapped_job(payload)
+                    if inner is None:
+                        broken[queue] = broken.get(queue, 0) + 1
+                        continue
+                    name = inner.job_class
+                    if name not in self.registry:
+                        wrapped.setdefault(name, Counter())[queue] += 1
                 if name not in self.registry:
                     missing.setdefault(name, Counter())[queue] += 1
         details: dict[str, Any] = {"registered": list(self.registry), "queues": mine}
         if broken:
             details["undecodable"] = broken
+        if wrapped:
+            details["unhandled_active_job"] = {name: dict(per) for name, per in sorted(wrapped.items())}
         if missing:
             details["unhandled"] = {name: dict(per) for name, per in sorted(missing.items())}
-            listed = ", ".join(f"{name} in {', '.join(sorted(per))}" for name, per in sorted(missing.items()))
+            listed = ", ".join(
+                f"{name}{' (ActiveJob)' if name in wrapped else ''} in {', '.join(sorted(per))}"
+                for name, per in sorted(missing.items())
+            )
             report.add("job_classes", "fail", f"waiting jobs no registered Python job handles: {listed}", **details)
         elif broken:
             report.add(

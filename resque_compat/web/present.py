@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from resque_compat.activejob import display as activejob_display
 from resque_compat.client import QueuedJob, WorkerInfo
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import UNSET, JobPayload, ProtocolError, StatusRecord, WorkingOn, decode_json, timefmt
@@ -79,18 +80,27 @@ def pretty(value: Any) -> str:
 
 
 def job(payload: JobPayload) -> dict[str, Any]:
-    """A job payload: class (ActiveJob's inner class shown), args, and each peer's extra keys."""
+    """A job payload: class, args, and each peer's extra keys. An ActiveJob job is shown as
+    itself (class, job id, arguments as the job receives them); the wrapper in ``stored_text``."""
     shown_class = payload.class_
+    args_text = pretty(payload.args)
+    active_job: dict[str, Any] | None = None
     if payload.class_ == ACTIVE_JOB_WRAPPER and payload.args and isinstance(payload.args[0], dict):
         inner = payload.args[0].get("job_class")
         if isinstance(inner, str):
             shown_class = inner
+        wrapped = activejob_display.shown(payload)
+        if wrapped is not None:
+            active_job = wrapped.to_dict()
+            args_text = wrapped.arguments
     extra = {k: v for k, v in payload.to_dict().items() if k not in ("class", "args")}
     return {
         "class": payload.class_,
         "shown_class": shown_class,
         "args": payload.args,
-        "args_text": pretty(payload.args),
+        "args_text": args_text,
+        "active_job": active_job,
+        "stored_text": pretty(payload.args) if active_job is not None else None,
         "id": payload.job_id,
         "status_prefix": payload.status_prefix,
         "extra": extra,

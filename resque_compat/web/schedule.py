@@ -12,7 +12,7 @@ import itertools
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.protocol import ProtocolError, ScheduleEntry, decode_json, encode_json
+from resque_compat.protocol import JobPayload, ProtocolError, ScheduleEntry, decode_json, encode_json
 from resque_compat.replies import text
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue, decode_item
 from resque_compat.scheduler.lock import MasterLock
@@ -111,15 +111,18 @@ def delete(resque: Resque, name: str) -> dict[str, Any]:
 def delayed_job(job: DelayedJob) -> dict[str, Any]:
     if job.item is None:
         return {"timestamp": job.timestamp, **present.broken(job.raw, job.problem), "digest": present.digest(job.raw)}
+    shown = present.job(JobPayload.new(job.item.class_, job.item.args))  # ActiveJob: the job itself
     return {
         "timestamp": job.timestamp,
         "at": present.when(job.timestamp),
         "broken": False,
         "class": job.item.class_,
+        "shown_class": shown["shown_class"],
+        "active_job": shown["active_job"],
         "queue": job.item.queue,
         "args": job.item.args,
         "args_json": encode_json(job.item.args).decode(),
-        "args_text": present.pretty(job.item.args),
+        "args_text": shown["args_text"],
         "digest": present.digest(job.raw),
     }
 

@@ -55,7 +55,7 @@ from resque_compat.protocol import (
     timefmt,
     worker_id,
 )
-from resque_compat.registry import JobRegistry, UnknownJobError, default_registry
+from resque_compat.registry import JobRegistry, UnresolvableJobError, default_registry
 from resque_compat.replies import raw, text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
@@ -364,16 +364,16 @@ class Worker:
         status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
         self._status_in_hand = (status_key, status)  # for a child that outlives this process
         try:
-            definition = self.registry.lookup(payload.class_)
-        except UnknownJobError as exc:
+            call = self.registry.resolve(payload.class_, payload.args)
+        except UnresolvableJobError as exc:
             outcome = self.runner.failed(queue, item, exc, backtrace=[])
             self._ended(queue, payload.job_id, payload.class_, outcome, started=started, why=str(exc))
         else:
-            job = Job(queue, item, payload, definition)
+            job = Job(queue, item, payload, call.definition, call=call)
             if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
-                log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, mask_args(payload.args))
+                log.debug("got: (Job{%s} | %s | %s)", queue, call.class_name, mask_args(payload.args))
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
-            self._ended(queue, payload.job_id, payload.class_, outcome, started=started)
+            self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
         return self._finish(queue, outcome, status_key, status)
 
     def _ended(
