@@ -13,10 +13,11 @@ import time
 from datetime import datetime
 from typing import Any
 
+from resque_compat import humantime
 from resque_compat.activejob import display as activejob_display
 from resque_compat.client import QueuedJob, WorkerInfo
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import UNSET, JobPayload, ProtocolError, StatusRecord, WorkingOn, decode_json, timefmt
+from resque_compat.protocol import UNSET, JobPayload, ProtocolError, StatusRecord, WorkingOn, decode_json
 
 #: how much of a broken record's bytes a page shows
 RAW_PREVIEW = 2000
@@ -39,19 +40,19 @@ def digest(raw: bytes) -> str:
 
 
 def when(value: object) -> dict[str, Any]:
-    """A stored time as shown: the raw value, its parse (ISO 8601) and an age.
-
-    ``shown`` follows resque-web (``%Y/%m/%d %H:%M:%S %z``); an unknown format keeps
-    the raw text and ``parsed`` is None so the page can flag it.
-    """
+    """A stored time as shown: the raw value, the one format for people (``humantime``),
+    epoch seconds and an age. An unknown format keeps the raw text and ``parsed`` is False
+    so the page can flag it."""
     raw = None if value is None else str(value)
-    parsed = timefmt.parse(value) if value is not None else None
+    parsed = humantime.parse(value)
     if parsed is None:
-        return {"raw": raw, "iso": None, "shown": raw or "", "ago": None, "parsed": False}
+        return {"raw": raw, "iso": None, "epoch": None, "shown": raw or "", "ago": None, "parsed": False}
+    iso, epoch = humantime.for_json(value)
     return {
         "raw": raw,
-        "iso": parsed.isoformat(),
-        "shown": parsed.strftime("%Y/%m/%d %H:%M:%S %z"),
+        "iso": iso,
+        "epoch": epoch,
+        "shown": humantime.iso(parsed),
         "ago": ago(parsed),
         "parsed": True,
     }
@@ -171,6 +172,10 @@ def worker(info: WorkerInfo) -> dict[str, Any]:
         "processed": info.processed,
         "failed": info.failed,
         "state": info.state,
+        "paused_by": info.paused_by,
+        "state_label": info.state_label,
+        "classes": info.classes,
+        "supervisor": info.supervisor,
         "job": current,
     }
 

@@ -55,6 +55,7 @@ from resque_compat.protocol import (
     timefmt,
     worker_id,
 )
+from resque_compat.protocol.records import WorkerState
 from resque_compat.registry import JobRegistry, UnresolvableJobError, default_registry
 from resque_compat.replies import raw, text
 from resque_compat.worker import procline, pruning
@@ -144,6 +145,7 @@ class Worker:
         self.jobs_done = 0
         self._exiting: set[int] = set()  # children that reported their outcome and are exiting
         self._status_in_hand: tuple[str | None, StatusRecord | None] = (None, None)
+        self._published_state = b""
 
     # -- life cycle ---------------------------------------------------------------------
     def work(self) -> int:
@@ -714,6 +716,21 @@ class Worker:
     def _beat(self) -> None:
         secs, _ = self.redis.time()
         self.redis.hset(self.keys.heartbeat, self.id, timefmt.heartbeat(float(secs)))
+        self._publish_state()
+
+    def _state_record(self) -> bytes:
+        paused = self._paused or self._remote_paused
+        return WorkerState(
+            paused=paused, stopping=self._stop, classes=list(self.registry), supervisor=self._parent
+        ).encode()
+
+    def _publish_state(self) -> None:
+        """``compat:state:<id>``: paused/stopping (which Resque's keys cannot say) and our job
+        classes, for ``workers``, the dashboard and ``doctor``; it expires if we die."""
+        record = self._state_record()
+        ttl = int(self.config.prune_interval + self.config.heartbeat_interval)
+        self.redis.set(self.keys.worker_state(self.id), record, ex=max(ttl, 1))
+        self._published_state = record
 
     def _beat_loop(self) -> None:
         """Heartbeat every HEARTBEAT_INTERVAL s; while a job runs, also read the control list
@@ -729,6 +746,8 @@ class Worker:
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + interval
+                elif self._state_record() != self._published_state:
+                    self._publish_state()  # a pause, resume or stop shows within half a second
                 self._history.tick()
             except redis.RedisError as exc:
                 log.debug("heartbeat: %s", redact(str(exc)))
