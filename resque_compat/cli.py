@@ -29,6 +29,7 @@ from resque_compat.cliutil import (
 )
 from resque_compat.connection import ConfigError
 from resque_compat.embedded import RedisUnavailable
+from resque_compat.envvars import EVERY_COMMAND, help_epilog
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json
 
@@ -78,7 +79,11 @@ class _OneLineErrors(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=help_epilog(EVERY_COMMAND),
+)
 @click.option(
     "--redis",
     "redis_spec",
@@ -299,7 +304,7 @@ def workers(cli: CliContext) -> None:
     table(["ID", "STATE", "QUEUES", "STARTED", "HEARTBEAT", "PROCESSED", "FAILED", "JOB"], rows, "(no workers)")
 
 
-@main.command()
+@main.command(epilog=help_epilog("stats"))
 @pass_cli
 @handle_errors
 def stats(cli: CliContext) -> None:
@@ -472,7 +477,7 @@ def failed_clear_retried(cli: CliContext, list_name: str | None) -> None:
 # -- demo -----------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(epilog=help_epilog("demo"))
 @click.option("--queue", default="demo", show_default=True, help="Queue the demo job goes to.")
 @pass_cli
 def demo(cli: CliContext, queue: str) -> None:
