@@ -57,6 +57,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("RESQUE_PROCLINE_PREFIX", ("work",), "prefix of the worker's process title (Ruby's)"),
     EnvVar("RESQUE_SCHEDULER_MASTER_LOCK_PREFIX", ("scheduler",), "resque-scheduler's master lock key prefix"),
     EnvVar("RESQUE_WEB_AUTH", ("web",), "USER:PASSWORD for HTTP basic auth", "--auth"),
+    EnvVar("RESQUE_WEB_ALLOWED_HOSTS", ("web",), "Host header names the dashboard answers, comma-separated",
+           "--allowed-host"),
     EnvVar("RAILS_ENV", ("stats", "web"), "the environment Resque.info reports", None, "development"),
     EnvVar("RACK_ENV", ("stats", "web"), "the same, when RAILS_ENV is unset", None, "development"),
     EnvVar(

@@ -242,7 +242,10 @@ def prune_dead_workers(
         if worker_id == me:
             continue
         seen = timefmt.parse(beat)
-        if seen is None or now - seen.timestamp() <= prune_interval:
+        if seen is None:
+            log.warning("not pruning %s: its heartbeat %r is not a time", worker_id, beat[:100])
+            continue
+        if now - seen.timestamp() <= prune_interval:
             continue
         log.info("pruning dead worker %s (last heartbeat %s)", worker_id, beat)
         unregister(
