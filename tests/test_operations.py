@@ -231,6 +231,13 @@ def test_json_and_local_go_before_or_after_the_subcommand(r: redis.Redis, cli: A
     assert humantime.iso(humantime.parse("2026/11/26 20:20:42 UTC"), local=True) in local  # type: ignore[arg-type]
 
 
+def test_local_times_use_the_zone_of_the_machine(redis_url: str, r: redis.Redis) -> None:
+    r.rpush("resque:failed", FAILURE)
+    paris = cli_env(redis_url, TZ="Europe/Paris")
+    assert "2026-11-26T21:20:42+01:00" in piped(["failed", "list", "--local"], paris).stdout
+    assert "2026-11-26T20:20:42Z" in piped(["failed", "list"], paris).stdout  # UTC unless asked
+
+
 def test_destructive_commands_ask_on_a_terminal(redis_url: str, r: redis.Redis) -> None:
     env = cli_env(redis_url)
     r.rpush("resque:failed", FAILURE, FAILURE)
