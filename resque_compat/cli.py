@@ -34,6 +34,7 @@ from resque_compat.cliutil import (
 )
 from resque_compat.connection import ConfigError
 from resque_compat.embedded import RedisUnavailable
+from resque_compat.envvars import EVERY_COMMAND, help_epilog
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import (
     UNSET,
@@ -109,7 +110,11 @@ class _OneLineErrors(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=help_epilog(EVERY_COMMAND),
+)
 @click.option(
     "--redis",
     "redis_spec",
@@ -479,7 +484,7 @@ def workers(cli: CliContext) -> None:
         click.echo("pause-all-workers is set: Ruby and resque-compat workers take no jobs (resume-all clears it)")
 
 
-@main.command()
+@main.command(epilog=help_epilog("stats"))
 @pass_cli
 @handle_errors
 def stats(cli: CliContext) -> None:
@@ -718,7 +723,7 @@ def failed_clear_retried(cli: CliContext, list_name: str | None, yes: bool) -> N
 # -- demo -----------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(epilog=help_epilog("demo"))
 @click.option("--queue", default="demo", show_default=True, help="Queue the demo job goes to.")
 @pass_cli
 def demo(cli: CliContext, queue: str) -> None:

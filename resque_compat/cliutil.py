@@ -109,8 +109,9 @@ def progress(cli: CliContext, total: int, label: str) -> Iterator[Callable[[int]
         yield lambda n: None
         return
     with click.progressbar(
-        length=total, label=label, file=sys.stderr, show_pos=True, show_percent=True, show_eta=True
-    ) as bar:
+        length=total, label=label, file=sys.stderr, show_pos=True, show_percent=True, show_eta=True,
+        update_min_steps=max(1, total // 200),  # ~200 redraws at most: drawing must not cost more than the work
+    ) as bar:  # fmt: skip
         yield bar.update
 
 

@@ -16,6 +16,7 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 from jobs.harness import registered, spawn_worker, stop, wait_for
+from skip_policy import skip_missing_package
 from terminal import cli_env, in_terminal, piped
 
 from resque_compat import Resque, humantime
@@ -160,8 +161,10 @@ def test_states_of_other_peers_and_unreadable_state_records(r: redis.Redis, cli:
 
 
 def test_metrics_count_workers_by_state(redis_url: str, r: redis.Redis) -> None:
-    pytest.importorskip("prometheus_client")
-    from resque_compat.metrics import resque_registry  # noqa: PLC0415 - optional extra
+    try:
+        from resque_compat.metrics import resque_registry  # noqa: PLC0415 - optional extra
+    except ImportError:
+        skip_missing_package("prometheus-client", "the metrics extra is not installed")
 
     r.sadd("resque:workers", "h:1:q", "h:2:q", "h:3:q", "h:4:q")
     for wid in ("h:1:q", "h:2:q", "h:3:q", "h:4:q"):
@@ -226,6 +229,13 @@ def test_json_and_local_go_before_or_after_the_subcommand(r: redis.Redis, cli: A
     assert hoist_global_flags(["workers", "--local", "--json"]) == ["--local", "--json", "workers"]
     local = cli("failed", "list", "--local").stdout
     assert humantime.iso(humantime.parse("2026/11/26 20:20:42 UTC"), local=True) in local  # type: ignore[arg-type]
+
+
+def test_local_times_use_the_zone_of_the_machine(redis_url: str, r: redis.Redis) -> None:
+    r.rpush("resque:failed", FAILURE)
+    paris = cli_env(redis_url, TZ="Europe/Paris")
+    assert "2026-11-26T21:20:42+01:00" in piped(["failed", "list", "--local"], paris).stdout
+    assert "2026-11-26T20:20:42Z" in piped(["failed", "list"], paris).stdout  # UTC unless asked
 
 
 def test_destructive_commands_ask_on_a_terminal(redis_url: str, r: redis.Redis) -> None:

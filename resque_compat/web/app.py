@@ -8,8 +8,9 @@ Redis is reached through the synchronous client, in Starlette's thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from starlette.staticfiles import StaticFiles
 from resque_compat import __version__
 from resque_compat.client import Resque
 from resque_compat.connection import redact
+from resque_compat.history import SamplerThread
 from resque_compat.protocol.inputs import InputError, parse_json_input
-from resque_compat.web import actions, data, plugins, schedule
+from resque_compat.web import actions, data, history, plugins, schedule
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import NotFoundError
 from resque_compat.web.openapi import openapi_document
@@ -164,6 +166,12 @@ PAGES: list[Page] = [
     Page("/statuses", "statuses", "statuses.html", lambda r, p: plugins.statuses(r, data.page_start(p.get("start")))),
     Page("/statuses/{uuid}", "statuses", "resque_status.html", lambda r, p: plugins.resque_status(r, str(p["uuid"]))),
     Page("/enqueue", "enqueue", "enqueue.html", lambda r, p: {"queues": r.queues()}, api=False),
+    Page(
+        "/history",
+        "overview",
+        "history.html",
+        lambda r, p: history.history(r, str(p.get("range") or "hour"), p.get("queue") or None),
+    ),
 ]
 
 ACTIONS: list[Action] = [
@@ -460,6 +468,19 @@ class Dashboard:
         return out
 
 
+def _sampling(resque: Resque) -> Callable[[Any], Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        sampler = SamplerThread(resque.redis, resque.keys)
+        sampler.start()
+        try:
+            yield
+        finally:
+            sampler.stop()
+
+    return lifespan
+
+
 async def _body(request: Request, limit: int) -> bytes | None:
     """The request body, or None once it passes ``limit`` bytes (read no further)."""
     chunks: list[bytes] = []
@@ -495,10 +516,12 @@ def create_app(
     credentials: tuple[str, str] | None = None,
     poll_seconds: int = POLL_SECONDS,
     allowed_hosts: Iterable[str] = (),
+    sample_history: bool = False,
 ) -> Any:
     """The dashboard for ``resque``; with ``credentials`` every request needs basic auth.
 
-    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`)."""
+    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`). With
+    ``sample_history`` the process also records the graphs' history while it serves."""
     dashboard = Dashboard(resque, poll_seconds)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -506,6 +529,10 @@ def create_app(
             return JSONResponse({"error": "no such route"}, 404)
         return dashboard.error_page(request, 404, "No such page.")
 
-    app = Starlette(routes=dashboard.routes(), exception_handlers={404: not_found})
+    app = Starlette(
+        routes=dashboard.routes(),
+        exception_handlers={404: not_found},
+        lifespan=_sampling(resque) if sample_history else None,
+    )
     app.state.dashboard = dashboard
     return Guard(app, credentials, allowed_hosts=allowed_hosts)

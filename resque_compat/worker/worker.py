@@ -42,6 +42,7 @@ import redis
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failure import Failures
+from resque_compat.history import Sampler
 from resque_compat.jobs.progress import ResqueStatuses
 from resque_compat.jobs.retrying import WorkerRetries, retry_line
 from resque_compat.logs import job_fields, mask_args
@@ -142,6 +143,7 @@ class Worker:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
+        self._history = Sampler(self.redis, self.keys)  # ticked by the heartbeat thread, never by a job
         self._registered = False
         self._saved_signals: dict[signal.Signals, Any] = {}
         self.jobs_done = 0
@@ -789,7 +791,7 @@ class Worker:
 
     def _beat_loop(self) -> None:
         """Heartbeat every HEARTBEAT_INTERVAL s; while a job runs, also read the control list
-        (between jobs the cycle call does that)."""
+        (between jobs the cycle call does that); once a minute, maybe record the history."""
         interval = self.config.heartbeat_interval
         next_beat = time.monotonic() + interval
         while not self._beat_stop.wait(min(0.5, max(0.0, next_beat - time.monotonic()))):
@@ -803,6 +805,7 @@ class Worker:
                     next_beat = time.monotonic() + interval
                 elif self._state_record() != self._published_state:
                     self._publish_state()  # a pause, resume or stop shows within half a second
+                self._history.tick()
             except redis.RedisError as exc:
                 log.debug("heartbeat: %s", redact(str(exc)))
             except Exception:
