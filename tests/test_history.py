@@ -160,9 +160,15 @@ def test_the_failure_scan_is_bounded(r: redis.Redis) -> None:
 
 def test_one_sampler_records_a_minute(r: redis.Redis) -> None:
     keys = Keys()
-    samplers = [Sampler(r, keys) for _ in range(5)]
-    assert sum(s.tick() for s in samplers) == 1
-    assert sum(s.tick() for s in samplers) == 0  # not due again until the next minute
+    for _ in range(3):  # redone if Redis' clock crossed a minute meanwhile (each minute has its own lock)
+        r.flushdb()
+        minute = r.time()[0] // 60
+        samplers = [Sampler(r, keys) for _ in range(5)]
+        first = sum(s.tick() for s in samplers)
+        again = sum(s.tick() for s in samplers)  # not due again until the next minute
+        if r.time()[0] // 60 == minute:
+            break
+    assert (first, again) == (1, 0)
     assert r.llen(NS + "compat:history:minute") == 1
     assert len(r.keys(NS + "compat:history:lock:*")) == 1
 
