@@ -156,6 +156,27 @@ def test_tracked_job_status_is_waiting_between_attempts(redis_url: str, r: redis
     assert r.zcard("resque:delayed_queue_schedule") == 1 and not failed(r)
 
 
+@pytest.mark.parametrize("fork", [False, True])
+def test_tracked_job_keeps_its_status_through_a_delayed_retry(redis_url: str, r: redis.Redis, fork: bool) -> None:
+    """A scheduler rebuilds a delayed item as {class,args}, dropping the payload's id: the pending
+    retry carries it, so the retried run still moves the same status to 4."""
+    resque = Resque(redis_url)
+    job_id = resque.enqueue("default", "Mailer::TrackedLater", {"name": "k"}, track=True)
+    run_burst(redis_url, fork=fork)  # fails; the retry waits 60 s
+    (ts,) = r.zrange("resque:delayed_queue_schedule", 0, -1)
+    (item,) = r.lrange(b"resque:delayed:" + ts, 0, -1)
+    assert b'"id"' not in item  # resque-scheduler's {class,args,queue}: no room for the id
+    data = json.loads(item)
+    r.delete(b"resque:delayed:" + ts, b"resque:timestamps:" + item, "resque:delayed_queue_schedule")
+    r.rpush(
+        "resque:queue:default", json.dumps({"class": data["class"], "args": data["args"]})
+    )  # as a scheduler moves it
+    run_burst(redis_url, fork=fork)
+    status = json.loads(r.get(f"resque:job:{job_id}:status") or b"")
+    assert status["status"] == 4 and status["result"] == "sent" and status["message"] == "sent"
+    assert 86000 < r.ttl(f"resque:job:{job_id}:status") <= 86400 and not failed(r)
+
+
 def test_a_killed_child_is_retried(redis_url: str, r: redis.Redis) -> None:
     Resque(redis_url).enqueue("default", "Mailer::Crash", "c")
     run_burst(redis_url, fork=True)
