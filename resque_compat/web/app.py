@@ -8,8 +8,9 @@ Redis is reached through the synchronous client, in Starlette's thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from starlette.staticfiles import StaticFiles
 from resque_compat import __version__
 from resque_compat.client import Resque
 from resque_compat.connection import redact
+from resque_compat.history import SamplerThread
 from resque_compat.protocol.inputs import InputError, parse_json_input
-from resque_compat.web import actions, data, schedule
+from resque_compat.web import actions, data, history, plugins, schedule
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import NotFoundError
 from resque_compat.web.openapi import openapi_document
@@ -98,6 +100,18 @@ def _worker_or_host(resque: Resque, p: Params) -> dict[str, Any]:
     return data.worker(resque, name) if ":" in name else data.workers(resque, name)
 
 
+def _status_page(resque: Resque, p: Params) -> dict[str, Any]:
+    """php-resque's status, or resque-status's record, with the progress a job reported."""
+    if not p.get("id"):
+        return {"id": None}
+    job_id, prefix = str(p["id"]).strip(), str(p.get("prefix") or "")
+    shown = data.job_status(resque, job_id, prefix)
+    progress = plugins.progress(resque, job_id, prefix)
+    if progress is not None:
+        shown["progress"] = progress
+    return shown
+
+
 PAGES: list[Page] = [
     Page("/overview", "overview", "overview.html", lambda r, p: data.overview(r)),
     Page("/working", "working", "working.html", lambda r, p: data.working(r)),
@@ -147,15 +161,17 @@ PAGES: list[Page] = [
         "delayed_at.html",
         lambda r, p: schedule.delayed_at(r, int(p["timestamp"]), data.page_start(p.get("start"))),
     ),
-    Page(
-        "/status",
-        "status",
-        "status.html",
-        lambda r, p: (
-            data.job_status(r, str(p["id"]).strip(), str(p.get("prefix") or "")) if p.get("id") else {"id": None}
-        ),
-    ),
+    Page("/status", "status", "status.html", _status_page),
+    Page("/retrying", "retrying", "retrying.html", lambda r, p: plugins.retrying(r)),
+    Page("/statuses", "statuses", "statuses.html", lambda r, p: plugins.statuses(r, data.page_start(p.get("start")))),
+    Page("/statuses/{uuid}", "statuses", "resque_status.html", lambda r, p: plugins.resque_status(r, str(p["uuid"]))),
     Page("/enqueue", "enqueue", "enqueue.html", lambda r, p: {"queues": r.queues()}, api=False),
+    Page(
+        "/history",
+        "overview",
+        "history.html",
+        lambda r, p: history.history(r, str(p.get("range") or "hour"), p.get("queue") or None),
+    ),
 ]
 
 ACTIONS: list[Action] = [
@@ -216,6 +232,14 @@ ACTIONS: list[Action] = [
         lambda p: "/delayed",
     ),
     Action("/delayed/clear", lambda r, p: schedule.clear(r), lambda p: "/delayed"),
+    Action("/retrying/now", lambda r, p: plugins.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/retrying/give_up", lambda r, p: plugins.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/statuses/{uuid}/kill", lambda r, p: plugins.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
+    Action(
+        "/statuses/clear",
+        lambda r, p: plugins.clear_statuses(r, actions.text_param(p, "which", "all")),
+        lambda p: "/statuses",
+    ),
 ]
 
 
@@ -444,6 +468,19 @@ class Dashboard:
         return out
 
 
+def _sampling(resque: Resque) -> Callable[[Any], Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        sampler = SamplerThread(resque.redis, resque.keys)
+        sampler.start()
+        try:
+            yield
+        finally:
+            sampler.stop()
+
+    return lifespan
+
+
 async def _body(request: Request, limit: int) -> bytes | None:
     """The request body, or None once it passes ``limit`` bytes (read no further)."""
     chunks: list[bytes] = []
@@ -479,10 +516,12 @@ def create_app(
     credentials: tuple[str, str] | None = None,
     poll_seconds: int = POLL_SECONDS,
     allowed_hosts: Iterable[str] = (),
+    sample_history: bool = False,
 ) -> Any:
     """The dashboard for ``resque``; with ``credentials`` every request needs basic auth.
 
-    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`)."""
+    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`). With
+    ``sample_history`` the process also records the graphs' history while it serves."""
     dashboard = Dashboard(resque, poll_seconds)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -490,6 +529,10 @@ def create_app(
             return JSONResponse({"error": "no such route"}, 404)
         return dashboard.error_page(request, 404, "No such page.")
 
-    app = Starlette(routes=dashboard.routes(), exception_handlers={404: not_found})
+    app = Starlette(
+        routes=dashboard.routes(),
+        exception_handlers={404: not_found},
+        lifespan=_sampling(resque) if sample_history else None,
+    )
     app.state.dashboard = dashboard
     return Guard(app, credentials, allowed_hosts=allowed_hosts)
