@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_worker_wire import run_burst
 
-from resque_compat import Resque
+from resque_compat import Resque, Retry
 from resque_compat.activejob import (
     WRAPPER_CLASS,
     ArgumentFormatError,
@@ -619,3 +619,26 @@ def test_any_json_reads_or_fails_with_the_reason(arguments: list[Any]) -> None:
     with contextlib.suppress(ArgumentFormatError):
         decode_arguments(arguments)
     assert shown(JobPayload.new(WRAPPER_CLASS, [{"job_class": "J", "arguments": arguments}])) is not None
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_retry_policy_on_the_python_job_applies_with_executions_counted(
+    redis_url: str, r: redis.Redis, registry: JobRegistry, fork: bool
+) -> None:
+    client = Resque(redis_url)
+
+    @registry.job("AjFailJob", retry=Retry(limit=2))
+    def fail(*args: Any) -> None:
+        job = current()
+        assert job is not None
+        client.redis.rpush("resque:attempts", job.executions)
+        raise RuntimeError("interop failure")
+
+    push(r, VECTORS["failed_on_ruby"]["bytes"], "q3")
+    run_burst(redis_url, ("q3",), registry=registry, fork=fork)
+    assert r.lrange("resque:attempts", 0, -1) == [b"1", b"2", b"3"]  # as retry_job carries executions
+    failures = r.lrange("resque:failed", 0, -1)
+    assert len(failures) == 1
+    last = json.loads(failures[0])["payload"]["args"][0]
+    stored = json.loads(VECTORS["failed_on_ruby"]["bytes"])["args"][0]
+    assert last == {**stored, "executions": 2}  # the payload of the last attempt, as Rails' would be
