@@ -8,6 +8,7 @@ import threading
 import time
 import warnings
 
+import pytest
 import redis
 from history_seed import seed_history
 
@@ -252,3 +253,11 @@ def test_classes_kept_are_bounded(r: redis.Redis) -> None:
     classes = sampler.record(T0 + 60).classes
     assert len(classes) == MAX_CLASSES and r.hlen(NS + "compat:history:classes") == MAX_CLASSES
     assert sum(classes.values()) == MAX_CLASSES + 50 and classes[OTHER_CLASS] == 51
+
+
+def test_resque_history_off_keeps_a_process_out(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESQUE_HISTORY", "off")
+    assert not Sampler(r, Keys()).tick()
+    assert r.llen(NS + "compat:history:minute") == 0
+    monkeypatch.setenv("RESQUE_HISTORY", "on")
+    assert Sampler(r, Keys()).tick()
