@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from resque_compat import __version__
+from resque_compat import __version__, humantime
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.history import SamplerThread
@@ -270,6 +270,7 @@ class Dashboard:
         )
         self.env.filters["q"] = quote
         self.env.globals["version"] = __version__
+        self.env.globals["local_times"] = humantime.showing_local  # charts follow the pages' time format
         conn = resque.redis.connection_pool.connection_kwargs
         where = conn.get("path") or f"{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"
         self.redis_shown = redact(str(where))
