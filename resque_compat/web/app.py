@@ -27,7 +27,7 @@ from resque_compat import __version__
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.protocol.inputs import InputError, parse_json_input
-from resque_compat.web import actions, data, schedule
+from resque_compat.web import actions, bulk, data, schedule
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import NotFoundError
 from resque_compat.web.openapi import openapi_document
@@ -85,6 +85,7 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
         p.get("class") or None,
         str(p.get("order") or "desc"),
     )
+    shown["tasks"] = [t.as_dict() for t in bulk.for_list(resque.keys.namespace, shown["list"])[:3]]
     if len(shown["lists"]) > 1 and _list(p) == "failed" and not p.get("class"):
         shown["overview"] = data.failed_classes(resque)
     return shown
@@ -92,12 +93,12 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
 
 def _worker_or_host(resque: Resque, p: Params) -> dict[str, Any]:
     name = str(p["name"])
-    return data.worker(resque, name) if ":" in name else data.workers(resque, name)
+    return data.worker(resque, name) if ":" in name else data.workers(resque, name, data.page_start(p.get("start")))
 
 
 PAGES: list[Page] = [
     Page("/overview", "overview", "overview.html", lambda r, p: data.overview(r)),
-    Page("/working", "working", "working.html", lambda r, p: data.working(r)),
+    Page("/working", "working", "working.html", lambda r, p: data.working(r, data.page_start(p.get("start")))),
     Page("/working/{name:path}", "working", "worker.html", lambda r, p: data.worker(r, str(p["name"]))),
     Page("/queues", "queues", "queues.html", lambda r, p: data.queues(r)),
     Page(
@@ -106,7 +107,7 @@ PAGES: list[Page] = [
         "queue.html",
         lambda r, p: data.queue(r, str(p["queue"]), data.page_start(p.get("start"))),
     ),
-    Page("/workers", "workers", "workers.html", lambda r, p: data.workers(r)),
+    Page("/workers", "workers", "workers.html", lambda r, p: data.workers(r, None, data.page_start(p.get("start")))),
     Page(
         "/workers/{name:path}",
         "workers",
@@ -375,6 +376,13 @@ class Dashboard:
         text = await run_in_threadpool(data.stats_txt, self.resque)
         return PlainTextResponse(text)
 
+    async def task(self, request: Request) -> Response:
+        """A bulk task's progress (``Retry all``, ``Clear retried``)."""
+        found = bulk.get(request.path_params["id"])
+        if found is None or found.namespace != self.resque.keys.namespace:
+            return JSONResponse({"error": "no such task"}, 404)
+        return JSONResponse(found.as_dict())
+
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(__version__))
 
@@ -398,6 +406,7 @@ class Dashboard:
             Route("/workers.poll", self.workers_poll),
             Route("/stats.txt", self.stats_txt),
             Route("/api/openapi.json", self.openapi),
+            Route("/api/tasks/{id}", self.task),
             Route("/api/stats.txt", self.stats_txt),
             Route("/metrics", self.metrics),
         ]

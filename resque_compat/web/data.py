@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from resque_compat.client import Resque
+from resque_compat.commands import (
+    WorkerInfo,
+    decode_workers,
+    info_dict,
+    queue_commands,
+    server_url,
+    worker_row_commands,
+)
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, decode_json
-from resque_compat.replies import to_int
+from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, WorkingOn, decode_json, timefmt
+from resque_compat.replies import raw, text, to_int
 from resque_compat.web import present
 
 PAGE = 20
@@ -62,39 +71,88 @@ def page_start(value: str | None) -> int:
         return 0
 
 
+# -- workers, read at scale -------------------------------------------------------------
+#: workers listed per page (/workers, /working), and working jobs on the overview
+WORKERS_PAGE = 50
+#: host rows shown on /workers (by host)
+HOSTS_SHOWN = 500
+#: keys per MGET when finding which workers are busy
+MGET_CHUNK = 10_000
+_UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def worker_ids(resque: Resque) -> list[str]:
+    """Every registered worker id, sorted (one SMEMBERS)."""
+    return sorted(text(m) for m in resque.redis.smembers(resque.keys.workers))
+
+
+def busy_workers(resque: Resque, ids: list[str]) -> dict[str, bytes]:
+    """Which of ``ids`` hold a job: ``worker:<id>`` read with MGET in chunks (no per-worker
+    round trips), so 100,000 workers cost a few MGETs."""
+    busy: dict[str, bytes] = {}
+    for start in range(0, len(ids), MGET_CHUNK):
+        chunk = ids[start : start + MGET_CHUNK]
+        values = resque.redis.mget([resque.keys.worker(i) for i in chunk])
+        busy.update((wid, raw(value)) for wid, value in zip(chunk, values, strict=True) if value)
+    return busy
+
+
+def _run_at_key(wid: str, raw: bytes) -> tuple[int, str]:
+    """Oldest job first, as resque-web sorts by run_at; unreadable times last."""
+    try:
+        run_at = WorkingOn.decode(raw).run_at
+    except ProtocolError:
+        return (1, wid)
+    if _UTC_Z.fullmatch(run_at):
+        return (0, run_at[:19])
+    moment = timefmt.parse(run_at)
+    return (0, moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")) if moment else (1, wid)
+
+
+def worker_rows(resque: Resque, ids: list[str]) -> list[WorkerInfo]:
+    """Full rows (job, start time, heartbeat, counters) for ``ids`` only: HMGET of their
+    heartbeats and four GETs each, in one pipeline."""
+    if not ids:
+        return []
+    pipe = resque.redis.pipeline(transaction=False)
+    pipe.hmget(resque.keys.heartbeat, ids)
+    commands = worker_row_commands(resque.keys, ids)[1:]  # all but the HGETALL of every heartbeat
+    queue_commands(pipe, commands)
+    beats, *rest = pipe.execute()
+    by_id = {wid: beat for wid, beat in zip(ids, beats, strict=True) if beat is not None}
+    return decode_workers(ids, [by_id, *rest])
+
+
+def _working_page(resque: Resque, start: int, per_page: int = WORKERS_PAGE) -> dict[str, Any]:
+    ids = worker_ids(resque)
+    busy = busy_workers(resque, ids)
+    order = sorted(busy, key=lambda wid: _run_at_key(wid, busy[wid]))
+    shown = order[start : start + per_page]
+    rows = [present.worker(w) for w in worker_rows(resque, shown) if w.job_raw]
+    return {
+        "workers_total": len(ids),
+        "working_total": len(busy),
+        "working": rows,
+        "paging": Paging(start, len(busy), per_page).as_dict(),
+    }
+
+
 # -- overview and working ----------------------------------------------------------------
 def overview(resque: Resque) -> dict[str, Any]:
     sizes = resque.queue_sizes()
-    workers = resque.workers()
-    working = _sorted_working([present.worker(w) for w in workers if w.job_raw])
     failure_lists = [{"name": n, "count": resque.failures.count(n)} for n in resque.failures.list_names()]
     return {
         "queues": [{"name": name, "size": size} for name, size in sizes.items()],
         "failure_lists": failure_lists,
         "failed_total": sum(f["count"] for f in failure_lists),
-        "workers_total": len(workers),
-        "working_total": len(working),
-        "working": working,
+        **_working_page(resque, 0),
         "paused_all": resque.paused_all(),
         "stats": {"processed": resque.stat("processed"), "failed": resque.stat("failed")},
     }
 
 
-def working(resque: Resque) -> dict[str, Any]:
-    workers = resque.workers()
-    busy = _sorted_working([present.worker(w) for w in workers if w.job_raw])
-    return {"workers_total": len(workers), "working_total": len(busy), "working": busy}
-
-
-def _sorted_working(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Oldest job first, as resque-web sorts by run_at; unreadable times last."""
-
-    def key(w: dict[str, Any]) -> tuple[int, str]:
-        job = w["job"] or {}
-        run_at = job.get("run_at") or {}
-        return (0, run_at["iso"]) if run_at.get("iso") else (1, w["id"])
-
-    return sorted(items, key=key)
+def working(resque: Resque, start: int = 0) -> dict[str, Any]:
+    return _working_page(resque, start)
 
 
 # -- queues ------------------------------------------------------------------------------
@@ -117,30 +175,34 @@ def queue(resque: Resque, name: str, start: int) -> dict[str, Any]:
 
 
 # -- workers -----------------------------------------------------------------------------
-def workers(resque: Resque, host: str | None = None) -> dict[str, Any]:
-    """``/workers``: with several hosts and no host chosen, a host list (as resque-web)."""
-    every = resque.workers()
+def workers(resque: Resque, host: str | None = None, start: int = 0) -> dict[str, Any]:
+    """``/workers``: with several hosts and no host chosen, a host list (as resque-web); a
+    page of workers otherwise. Only the shown page's rows are read."""
+    every = worker_ids(resque)
     hosts: dict[str, int] = {}
-    for w in every:
-        hosts[w.host] = hosts.get(w.host, 0) + 1
-    shown = every if host in (None, "all") else [w for w in every if w.host == host]
+    for wid in every:
+        name = wid.split(":", 1)[0]
+        hosts[name] = hosts.get(name, 0) + 1
+    chosen = every if host in (None, "all") else [w for w in every if w.split(":", 1)[0] == host]
     by_host = host is None and len(hosts) > 1
+    shown = [] if by_host else chosen[start : start + WORKERS_PAGE]
     return {
         "host": host,
-        "hosts": [{"host": h, "count": n} for h, n in sorted(hosts.items())],
+        "hosts": [{"host": h, "count": n} for h, n in sorted(hosts.items())[:HOSTS_SHOWN]],
+        "hosts_total": len(hosts),
         "by_host": by_host,
-        "workers": [] if by_host else [present.worker(w) for w in shown],
+        "workers": [present.worker(w) for w in worker_rows(resque, shown)],
         "workers_total": len(every),
+        "paging": Paging(start, 0 if by_host else len(chosen), WORKERS_PAGE).as_dict(),
         "paused_all": resque.paused_all(),
     }
 
 
 def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
     """One worker, with node-resque's own liveness key and per-name counters as fallbacks."""
-    found = [w for w in resque.workers() if w.id == worker_id]
-    if not found:
+    if not resque.redis.sismember(resque.keys.workers, worker_id):
         raise NotFoundError(f"no worker {worker_id!r} is registered")
-    shown = present.worker(found[0])
+    shown = present.worker(worker_rows(resque, [worker_id])[0])
     keys = resque.keys
     parsed = WorkerId.parse(worker_id)
     name = f"{parsed.host}:{parsed.pid}"
@@ -252,8 +314,19 @@ def failed_classes(resque: Resque) -> dict[str, Any]:
 
 
 # -- stats -------------------------------------------------------------------------------
+def info(resque: Resque) -> dict[str, Any]:
+    """Ruby's ``Resque.info``, with the worker counts from SMEMBERS + MGET (never a read of
+    every worker's rows)."""
+    ids = worker_ids(resque)
+    busy = busy_workers(resque, ids)
+    server = server_url(resque.redis.connection_pool.connection_kwargs)
+    out = info_dict(resque.queue_sizes(), [], resque.stat("processed"), resque.stat("failed"), server)
+    out.update(workers=len(ids), working=len(busy))
+    return out
+
+
 def stats_resque(resque: Resque) -> dict[str, Any]:
-    return {"info": resque.info(), "namespace": resque.keys.namespace}
+    return {"info": info(resque), "namespace": resque.keys.namespace}
 
 
 def stats_redis(resque: Resque) -> dict[str, Any]:
@@ -269,13 +342,13 @@ def _flat(value: Any) -> str:
 
 def stats_txt(resque: Resque) -> str:
     """Ruby's ``/stats.txt``, line for line."""
-    info = resque.info()
+    shown = info(resque)
     lines = [
-        f"resque.pending={info['pending']}",
-        f"resque.processed+={info['processed']}",
-        f"resque.failed+={info['failed']}",
-        f"resque.workers={info['workers']}",
-        f"resque.working={info['working']}",
+        f"resque.pending={shown['pending']}",
+        f"resque.processed+={shown['processed']}",
+        f"resque.failed+={shown['failed']}",
+        f"resque.workers={shown['workers']}",
+        f"resque.working={shown['working']}",
     ]
     lines += [f"queues.{name}={size}" for name, size in resque.queue_sizes().items()]
     return "\n".join(lines)
