@@ -14,13 +14,11 @@ from resque_compat.client import Resque
 from resque_compat.failure import FailureError
 from resque_compat.protocol import inputs
 from resque_compat.web import bulk, present
-from resque_compat.web.data import NotFoundError
+from resque_compat.web.data import BadRequestError, NotFoundError
 
 WORKER_COMMANDS = ("pause", "resume", "stop", "kill-job")
 
-
-class BadRequestError(ValueError):
-    """Input the action cannot use; the message says what was wrong."""
+__all__ = ["BadRequestError", "ConflictError", "NotFoundError"]
 
 
 class ConflictError(LookupError):

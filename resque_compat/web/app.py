@@ -27,9 +27,9 @@ from resque_compat import __version__
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.protocol.inputs import InputError, parse_json_input
-from resque_compat.web import actions, bulk, data, schedule
-from resque_compat.web.actions import BadRequestError, ConflictError
-from resque_compat.web.data import NotFoundError
+from resque_compat.web import actions, bulk, data, present, schedule
+from resque_compat.web.actions import ConflictError
+from resque_compat.web.data import BadRequestError, NotFoundError
 from resque_compat.web.openapi import openapi_document
 from resque_compat.web.security import CSRF_COOKIE, CSRF_FIELD, Guard, api_write_ok, csrf_ok, new_token, same_origin
 
@@ -289,7 +289,7 @@ class Dashboard:
             except redis.RedisError as exc:
                 return self.error_page(request, 503, f"Redis error: {redact(str(exc))}")
             template = page.template(params) if callable(page.template) else page.template
-            return self.render(request, template, context, page.tab)
+            return self.render(request, template, present.bounded(context), page.tab)
 
         return endpoint
 
@@ -304,7 +304,7 @@ class Dashboard:
                 return JSONResponse({"error": str(exc)}, 400)
             except redis.RedisError as exc:
                 return JSONResponse({"error": f"Redis error: {redact(str(exc))}"}, 503)
-            return JSONResponse(context)
+            return JSONResponse(present.bounded(context))
 
         return endpoint
 
@@ -366,15 +366,30 @@ class Dashboard:
     # -- special pages ---------------------------------------------------------------
     async def overview_poll(self, request: Request) -> Response:
         context = await run_in_threadpool(data.overview, self.resque)
-        return self.render(request, "_overview.html", context, "overview")
+        return self.render(request, "_overview.html", present.bounded(context), "overview")
 
     async def workers_poll(self, request: Request) -> Response:
         context = await run_in_threadpool(data.workers, self.resque, "all")
-        return self.render(request, "_workers.html", context, "workers")
+        return self.render(request, "_workers.html", present.bounded(context), "workers")
 
     async def stats_txt(self, request: Request) -> Response:
         text = await run_in_threadpool(data.stats_txt, self.resque)
         return PlainTextResponse(text)
+
+    async def raw(self, request: Request) -> Response:
+        """A record's whole stored bytes, as text (pages and API lists show values cut)."""
+        params = request.query_params
+        try:
+            body = await run_in_threadpool(
+                data.raw_record, self.resque, request.path_params["key"], params.get("index"), params.get("field")
+            )
+        except NotFoundError as exc:
+            return PlainTextResponse(str(exc) + "\n", 404)
+        except BadRequestError as exc:
+            return PlainTextResponse(str(exc) + "\n", 400)
+        except redis.RedisError as exc:
+            return PlainTextResponse(f"Redis error: {redact(str(exc))}\n", 503)
+        return Response(body, media_type="text/plain; charset=utf-8")
 
     async def task(self, request: Request) -> Response:
         """A bulk task's progress (``Retry all``, ``Clear retried``)."""
@@ -407,6 +422,8 @@ class Dashboard:
             Route("/stats.txt", self.stats_txt),
             Route("/api/openapi.json", self.openapi),
             Route("/api/tasks/{id}", self.task),
+            Route("/raw/{key:path}", self.raw),
+            Route("/api/raw/{key:path}", self.raw),
             Route("/api/stats.txt", self.stats_txt),
             Route("/metrics", self.metrics),
         ]

@@ -8,7 +8,10 @@ a million-entry list costs what a page of a ten-entry one does.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -27,6 +30,8 @@ from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, Workin
 from resque_compat.replies import raw, text, to_int
 from resque_compat.web import present
 
+log = logging.getLogger(__name__)
+
 PAGE = 20
 #: a class filter reads at most this many failures per request, then offers "scan on"
 FILTER_SCAN_LIMIT = 5000
@@ -42,6 +47,10 @@ STRING_PREVIEW = 4096
 
 class NotFoundError(LookupError):
     """A page about something that is not there (a worker gone, a key deleted)."""
+
+
+class BadRequestError(ValueError):
+    """Input the page or action cannot use; the message says what was wrong."""
 
 
 @dataclass(frozen=True)
@@ -123,17 +132,88 @@ def worker_rows(resque: Resque, ids: list[str]) -> list[WorkerInfo]:
     return decode_workers(ids, [by_id, *rest])
 
 
-def _working_page(resque: Resque, start: int, per_page: int = WORKERS_PAGE) -> dict[str, Any]:
+@dataclass(frozen=True)
+class WorkerIndex:
+    """Every registered worker id (sorted), the busy ones with their ``worker:<id>`` bytes,
+    workers per host, and when it was read."""
+
+    ids: list[str]
+    busy: dict[str, bytes]
+    order: list[str]
+    hosts: dict[str, int]
+    taken: float
+
+    @property
+    def age(self) -> float:
+        return max(0.0, time.monotonic() - self.taken)
+
+
+#: up to this many registered workers, every page reads them afresh
+EXACT_WORKERS = 5000
+#: above it, pages use an index at most this old, refreshed in the background once older
+#: than REFRESH_AFTER: reading 100,000 ids and their jobs takes longer than a page may
+INDEX_MAX_AGE = 60.0
+REFRESH_AFTER = 2.0
+_indexes: dict[tuple[int, str], WorkerIndex] = {}
+_refreshing: set[tuple[int, str]] = set()
+_index_lock = threading.Lock()
+
+
+def read_worker_index(resque: Resque) -> WorkerIndex:
     ids = worker_ids(resque)
     busy = busy_workers(resque, ids)
+    hosts: dict[str, int] = {}
+    for wid in ids:
+        name = wid.split(":", 1)[0]
+        hosts[name] = hosts.get(name, 0) + 1
     order = sorted(busy, key=lambda wid: _run_at_key(wid, busy[wid]))
-    shown = order[start : start + per_page]
+    return WorkerIndex(ids, busy, order, hosts, time.monotonic())
+
+
+def worker_index(resque: Resque) -> WorkerIndex:
+    """The workers as pages show them: exact for up to EXACT_WORKERS, else a recent index
+    (the total from SCARD is always exact)."""
+    if int(resque.redis.scard(resque.keys.workers)) <= EXACT_WORKERS:
+        return read_worker_index(resque)
+    key = (id(resque.redis), resque.keys.namespace)
+    with _index_lock:
+        index = _indexes.get(key)
+    if index is None or index.age > INDEX_MAX_AGE:
+        index = read_worker_index(resque)
+        with _index_lock:
+            _indexes[key] = index
+        return index
+    if index.age > REFRESH_AFTER:
+        with _index_lock:
+            start = key not in _refreshing
+            _refreshing.add(key)
+        if start:
+            threading.Thread(target=_refresh, args=(resque, key), name="resque-web-workers", daemon=True).start()
+    return index
+
+
+def _refresh(resque: Resque, key: tuple[int, str]) -> None:
+    try:
+        index = read_worker_index(resque)
+        with _index_lock:
+            _indexes[key] = index
+    except Exception:  # the next page read tries again; this one keeps the last index
+        log.warning("reading the worker index failed", exc_info=True)
+    finally:
+        with _index_lock:
+            _refreshing.discard(key)
+
+
+def _working_page(resque: Resque, start: int, per_page: int = WORKERS_PAGE) -> dict[str, Any]:
+    index = worker_index(resque)
+    shown = index.order[start : start + per_page]
     rows = [present.worker(w) for w in worker_rows(resque, shown) if w.job_raw]
     return {
-        "workers_total": len(ids),
-        "working_total": len(busy),
+        "workers_total": int(resque.redis.scard(resque.keys.workers)),
+        "working_total": len(index.busy),
         "working": rows,
-        "paging": Paging(start, len(busy), per_page).as_dict(),
+        "paging": Paging(start, len(index.order), per_page).as_dict(),
+        "as_of_seconds_ago": round(index.age, 1),
     }
 
 
@@ -169,7 +249,10 @@ def queue(resque: Resque, name: str, start: int) -> dict[str, Any]:
         "name": name,
         "known": name in set(resque.queues()),
         "size": total,
-        "jobs": [present.queued(item, start + i) for i, item in enumerate(items)],
+        "jobs": [
+            {**present.queued(item, start + i), "full": present.full_url("queue:" + name, start + i)}
+            for i, item in enumerate(items)
+        ],
         "paging": Paging(start, total).as_dict(),
     }
 
@@ -178,23 +261,21 @@ def queue(resque: Resque, name: str, start: int) -> dict[str, Any]:
 def workers(resque: Resque, host: str | None = None, start: int = 0) -> dict[str, Any]:
     """``/workers``: with several hosts and no host chosen, a host list (as resque-web); a
     page of workers otherwise. Only the shown page's rows are read."""
-    every = worker_ids(resque)
-    hosts: dict[str, int] = {}
-    for wid in every:
-        name = wid.split(":", 1)[0]
-        hosts[name] = hosts.get(name, 0) + 1
+    index = worker_index(resque)
+    every = index.ids
     chosen = every if host in (None, "all") else [w for w in every if w.split(":", 1)[0] == host]
-    by_host = host is None and len(hosts) > 1
+    by_host = host is None and len(index.hosts) > 1
     shown = [] if by_host else chosen[start : start + WORKERS_PAGE]
     return {
         "host": host,
-        "hosts": [{"host": h, "count": n} for h, n in sorted(hosts.items())[:HOSTS_SHOWN]],
-        "hosts_total": len(hosts),
+        "hosts": [{"host": h, "count": n} for h, n in sorted(index.hosts.items())[:HOSTS_SHOWN]],
+        "hosts_total": len(index.hosts),
         "by_host": by_host,
         "workers": [present.worker(w) for w in worker_rows(resque, shown)],
-        "workers_total": len(every),
+        "workers_total": int(resque.redis.scard(resque.keys.workers)),
         "paging": Paging(start, 0 if by_host else len(chosen), WORKERS_PAGE).as_dict(),
         "paused_all": resque.paused_all(),
+        "as_of_seconds_ago": round(index.age, 1),
     }
 
 
@@ -317,11 +398,10 @@ def failed_classes(resque: Resque) -> dict[str, Any]:
 def info(resque: Resque) -> dict[str, Any]:
     """Ruby's ``Resque.info``, with the worker counts from SMEMBERS + MGET (never a read of
     every worker's rows)."""
-    ids = worker_ids(resque)
-    busy = busy_workers(resque, ids)
+    index = worker_index(resque)
     server = server_url(resque.redis.connection_pool.connection_kwargs)
     out = info_dict(resque.queue_sizes(), [], resque.stat("processed"), resque.stat("failed"), server)
-    out.update(workers=len(ids), working=len(busy))
+    out.update(workers=int(resque.redis.scard(resque.keys.workers)), working=len(index.busy))
     return out
 
 
@@ -437,6 +517,36 @@ def stats_key(resque: Resque, name: str, start: int = 0) -> dict[str, Any]:
     else:
         out.update(size=None, items=[])
     return out
+
+
+def raw_record(resque: Resque, name: str, index: str | None, field: str | None) -> bytes:
+    """A stored record's whole bytes (the page shows them cut): a string key, a list entry
+    (``index``) or a hash field (``field``), under the namespace only."""
+    key = resque.keys.key(name)
+    client: Any = resque.redis
+    kind = text(client.type(key))
+    if kind == "none":
+        raise NotFoundError(f"no key {name!r} under namespace {resque.keys.namespace!r}")
+    value: Any = None
+    if kind == "string":
+        value = client.get(key)
+    elif kind == "list":
+        try:
+            position = int(index) if index is not None else None
+        except ValueError:
+            position = None
+        if position is None:
+            raise BadRequestError("a list entry needs ?index=N")
+        value = client.lindex(key, position)
+    elif kind == "hash":
+        if field is None:
+            raise BadRequestError("a hash field needs ?field=NAME")
+        value = client.hget(key, field)
+    else:
+        raise BadRequestError(f"{name!r} is a {kind}: see /stats/keys/{name}")
+    if value is None:
+        raise NotFoundError(f"nothing at that position of {name!r}")
+    return raw(value)
 
 
 # -- beyond resque-web -------------------------------------------------------------------

@@ -125,6 +125,22 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/tasks/{id}": _get(
         "Progress of a background Retry all / Clear retried", _param("id", description="`task.id`"), tag="failed"
     ),
+    "/api/raw/{key}": {
+        "get": {
+            "summary": "A record's whole stored bytes (pages and lists cut long values)",
+            "tags": ["stats"],
+            "parameters": [
+                _param("key", description="key name without the namespace"),
+                _param("index", "query", "integer", "list entry position"),
+                _param("field", "query", description="hash field"),
+            ],
+            "responses": {
+                "200": {"description": "the bytes", "content": {"text/plain": {"schema": STR}}},
+                "400": {"description": "no index/field for a list/hash"},
+                "404": {"description": "no such key or entry"},
+            },
+        }
+    },
     "/api/stats/resque": _get("Resque.info", tag="stats"),
     "/api/stats/redis": _get("Redis INFO", tag="stats"),
     "/api/stats/keys": _get(

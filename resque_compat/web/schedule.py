@@ -272,7 +272,7 @@ def search(resque: Resque, term: str) -> dict[str, Any]:
     if not term:
         return out
     needle = term.lower()
-    busy = data.busy_workers(resque, data.worker_ids(resque))
+    busy = data.worker_index(resque).busy
     hits = [wid for wid, raw in busy.items() if needle in _working_class(raw).lower()][:SEARCH_LIMIT]
     out["working"] = [present.worker(info) for info in data.worker_rows(resque, sorted(hits)) if info.job_raw]
     for job in itertools.islice(_delayed(resque).all_jobs(), SEARCH_LIMIT):
