@@ -29,15 +29,19 @@ INLINE_LIMIT = 2 * BATCH
 #: finished tasks kept for their progress to be read
 KEEP_FINISHED = 20
 
-#: KEYS[1] failure list, KEYS[2] queues set; ARGV: groups of (index, expected bytes, marked
-#: bytes, queue name, queue key, payload). Each entry still holding its expected bytes is
+#: KEYS[1] failure list, KEYS[2] queues set; ARGV[1..2] the batch's first and last index (read
+#: with one LRANGE), then groups of (index, expected bytes, marked bytes, queue name, queue key,
+#: payload). Each entry still holding its expected bytes is
 #: replaced by its marked copy (``retried_at`` set) and its payload pushed back, as Ruby's
 #: ``requeue`` does. Returns one 1/0 per group.
 RETRY_BATCH = """
+local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+local current = redis.call('LRANGE', KEYS[1], first, last)
 local out = {}
-for i = 1, #ARGV, 6 do
-  if redis.call('LINDEX', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('LSET', KEYS[1], ARGV[i], ARGV[i + 2])
+for i = 3, #ARGV, 6 do
+  local index = tonumber(ARGV[i])
+  if current[index - first + 1] == ARGV[i + 1] then
+    redis.call('LSET', KEYS[1], index, ARGV[i + 2])
     redis.call('SADD', KEYS[2], ARGV[i + 3])
     redis.call('RPUSH', ARGV[i + 4], ARGV[i + 5])
     out[#out + 1] = 1
@@ -48,14 +52,18 @@ end
 return out
 """
 
-#: KEYS[1] failure list; ARGV[1] the task's removal marker, then pairs (index, expected bytes):
+#: KEYS[1] failure list; ARGV[1] the task's removal marker, ARGV[2..3] the batch's first and
+#: last index, then pairs (index, expected bytes):
 #: each entry still holding its bytes becomes the marker (one LREM at the end removes them all,
 #: so indexes do not shift while the walk goes on). Returns how many were marked.
 MARK_BATCH = """
+local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
+local current = redis.call('LRANGE', KEYS[1], first, last)
 local marked = 0
-for i = 2, #ARGV, 2 do
-  if redis.call('LINDEX', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('LSET', KEYS[1], ARGV[i], ARGV[1])
+for i = 4, #ARGV, 2 do
+  local index = tonumber(ARGV[i])
+  if current[index - first + 1] == ARGV[i + 1] then
+    redis.call('LSET', KEYS[1], index, ARGV[1])
     marked = marked + 1
   end
 end
@@ -153,7 +161,7 @@ def _retry_all(resque: Resque, task: Task) -> None:
         items = [raw(i) for i in resque.redis.lrange(key, start, min(task.total, start + BATCH) - 1)]
         if not items:
             break
-        args: list[Any] = []
+        args: list[Any] = [start, start + len(items) - 1]
         plans = []
         for offset, item in enumerate(items):
             entry = decode_entry(task.list, start + offset, item)
@@ -204,12 +212,12 @@ def _clear_retried(resque: Resque, task: Task) -> None:
             items = [raw(i) for i in resque.redis.lrange(key, start, min(task.total, start + BATCH) - 1)]
             if not items:
                 break
-            args: list[Any] = [marker]
+            args: list[Any] = [marker, start, start + len(items) - 1]
             for offset, item in enumerate(items):
                 entry = decode_entry(task.list, start + offset, item)
                 if entry.record is not None and entry.record.retried_at:
                     args += [entry.index, item]
-            if len(args) > 1:
+            if len(args) > 3:
                 task.done_count += int(script(keys=[key], args=args))
             task.processed += len(items)
     finally:

@@ -72,10 +72,14 @@ class Paging:
         }
 
 
+#: the largest offset or cursor passed to Redis (its integers are signed 64-bit)
+MAX_START = 2**62
+
+
 def page_start(value: str | None) -> int:
     """``?start=`` as resque-web takes it: a non-negative integer, anything else is 0."""
     try:
-        return max(0, int(value or 0))
+        return min(max(0, int(value or 0)), MAX_START)
     except ValueError:
         return 0
 
@@ -142,6 +146,9 @@ class WorkerIndex:
     order: list[str]
     hosts: dict[str, int]
     taken: float
+    #: how long reading it took: the next refresh waits ten times that, so the web process
+    #: spends at most a tenth of its time on it
+    cost: float = 0.0
 
     @property
     def age(self) -> float:
@@ -160,6 +167,7 @@ _index_lock = threading.Lock()
 
 
 def read_worker_index(resque: Resque) -> WorkerIndex:
+    began = time.monotonic()
     ids = worker_ids(resque)
     busy = busy_workers(resque, ids)
     hosts: dict[str, int] = {}
@@ -167,7 +175,8 @@ def read_worker_index(resque: Resque) -> WorkerIndex:
         name = wid.split(":", 1)[0]
         hosts[name] = hosts.get(name, 0) + 1
     order = sorted(busy, key=lambda wid: _run_at_key(wid, busy[wid]))
-    return WorkerIndex(ids, busy, order, hosts, time.monotonic())
+    now = time.monotonic()
+    return WorkerIndex(ids, busy, order, hosts, now, now - began)
 
 
 def worker_index(resque: Resque) -> WorkerIndex:
@@ -183,7 +192,7 @@ def worker_index(resque: Resque) -> WorkerIndex:
         with _index_lock:
             _indexes[key] = index
         return index
-    if index.age > REFRESH_AFTER:
+    if index.age > max(REFRESH_AFTER, 10 * index.cost):
         with _index_lock:
             start = key not in _refreshing
             _refreshing.add(key)
