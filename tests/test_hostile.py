@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
+from skip_policy import not_applicable_reason
 
 from resque_compat import Resque
 from resque_compat.cli import main
@@ -339,7 +340,7 @@ def password_redis() -> Iterator[str]:
 SECRET = "Sec@ret-pw-42"
 
 
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason=not_applicable_reason("needs /proc"))
 @pytest.mark.parametrize("command", ["scheduler", "web"])
 def test_scheduler_and_web_hide_passwords_from_their_process_title(password_redis: str, command: str) -> None:
     import time  # noqa: PLC0415

@@ -151,6 +151,35 @@ class Keys:
         """Reliable mode: the job a worker holds, moved here atomically from its queue."""
         return self.prefix + "compat:inflight:" + worker_id
 
+    def worker_state(self, worker_id: str) -> str:
+        """A resque-compat worker's paused/stopping state and job classes (``WorkerState``),
+        expiring unless its heartbeat refreshes it."""
+        return self.prefix + "compat:state:" + worker_id
+
+    @cached_property
+    def schedule_next(self) -> str:
+        """Hash: schedule name -> epoch seconds of its next run, as the master scheduler has it."""
+        return self.prefix + "compat:schedule_next"
+
     def control(self, worker_id: str) -> str:
         """Commands (pause, resume, stop) for one resque-compat worker, from any host."""
         return self.prefix + "compat:control:" + worker_id
+
+    # -- history (resque-compat's sampler; see resque_compat/history.py) ------------------
+    def history(self, tier: str) -> str:
+        """A capped list of samples, newest first, one per ``tier`` step (minute, tenmin, hour)."""
+        return self.prefix + "compat:history:" + tier
+
+    @cached_property
+    def history_state(self) -> str:
+        """Hash: the last bucket each tier recorded, and how far failures were counted by class."""
+        return self.prefix + "compat:history:state"
+
+    @cached_property
+    def history_classes(self) -> str:
+        """Hash: failures counted per job class by samplers (cumulative, a bounded set of classes)."""
+        return self.prefix + "compat:history:classes"
+
+    def history_lock(self, minute: int) -> str:
+        """Taken with SET NX by the one sampler that records this minute (epoch minute)."""
+        return self.prefix + "compat:history:lock:" + str(minute)

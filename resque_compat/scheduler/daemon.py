@@ -33,6 +33,7 @@ from types import FrameType
 import redis
 
 from resque_compat.client import Resque
+from resque_compat.history import Sampler
 from resque_compat.scheduler.lock import DEFAULT_TIMEOUT, MasterLock
 from resque_compat.scheduler.mover import DEFAULT_BATCH, Mover, MoveResult
 from resque_compat.scheduler.recurring import Recurring, load_schedule_file
@@ -76,10 +77,12 @@ class Scheduler:
         self.mover = Mover(resque.redis, resque.keys, batch)
         file_schedules = load_schedule_file(schedule_file) if schedule_file else {}
         self.recurring = Recurring(resque, file_schedules)
+        self.history = Sampler(resque.redis, resque.keys)
         self._stop = threading.Event()
         self._was_master = False
         self._loaded = False
         self._loaded_as_master = False
+        self._published: dict[str, float] = {}  # what compat:schedule_next holds from us
 
     # -- control ----------------------------------------------------------------
     def stop(self) -> None:
@@ -120,6 +123,10 @@ class Scheduler:
                     f", rejected {moved.rejected} unreadable (see {self.mover.rejected_key})" if moved.rejected else "",
                 )  # fmt: skip
         fired = self.recurring.tick(t, fire=master)
+        if master:
+            self._published = self.recurring.store.publish_next(
+                {name: s.next_fire for name, s in self.recurring.schedules.items()}, self._published
+            )
         return PassResult(master, moved, fired)
 
     # -- the loop -----------------------------------------------------------------
@@ -131,6 +138,7 @@ class Scheduler:
             while not self.stopping:
                 try:
                     self.run_pass()
+                    self.history.tick()  # master or not: one sampler per minute, deployment-wide
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     if once:
                         raise
@@ -159,6 +167,9 @@ class Scheduler:
 
     def _release(self) -> None:
         try:
+            if self._published:
+                self.recurring.store.clear_next()  # nobody runs them now: readers fall back
+                self._published = {}
             if self.lock.release():
                 log.info("released the master lock")
         except redis.RedisError as exc:

@@ -6,11 +6,14 @@ the dashboard can delete queues and stop workers, so it is never open to a netwo
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import click
 
 from resque_compat.cliutil import CliContext, fail, handle_errors, hide_secrets_from_title, pass_cli
+from resque_compat.envvars import help_epilog
 from resque_compat.web.security import (
     ALLOWED_HOSTS_ENV,
     AUTH_ENV,
@@ -21,7 +24,7 @@ from resque_compat.web.security import (
 )
 
 
-@click.command("web")
+@click.command("web", epilog=help_epilog("web"))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5678, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option(
@@ -70,13 +73,34 @@ def _web(  # noqa: PLR0917 - one parameter per option
     hide_secrets_from_title(f"web on {host}:{port}", cli.redis_shown)
     resque = cli.resque
     resque.redis.ping()
-    app = create_app(resque, credentials, poll, allowed_hosts=names)
+    app = create_app(resque, credentials, poll, allowed_hosts=names, sample_history=True)
     shown = f"[{host}]" if ":" in host else host
+    sock = _listen(host, port, f"{shown}:{port}")
     click.echo(
         f"resque-compat web on http://{shown}:{port}/ (Redis {cli.redis_shown}, namespace {resque.keys.namespace!r})",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    config = uvicorn.Config(app, log_level="warning", server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int, shown: str) -> socket.socket:
+    """Bind before announcing anything, so a busy port is one line, not a URL then uvicorn's error."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        fail(f"cannot listen on {shown}: {exc.strerror or exc}", 2)
+        raise  # not reached: fail() exits
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        fail(f"cannot listen on {shown}: {reason}", 2)
+    return sock
 
 
 #: annotated so that ``cli`` (which imports this module at its end) knows the type without

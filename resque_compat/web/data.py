@@ -292,7 +292,8 @@ def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
     """One worker, with node-resque's own liveness key and per-name counters as fallbacks."""
     if not resque.redis.sismember(resque.keys.workers, worker_id):
         raise NotFoundError(f"no worker {worker_id!r} is registered")
-    shown = present.worker(worker_rows(resque, [worker_id])[0])
+    row = worker_rows(resque, [worker_id])[0]
+    shown = present.worker(row)
     keys = resque.keys
     parsed = WorkerId.parse(worker_id)
     name = f"{parsed.host}:{parsed.pid}"
@@ -313,7 +314,7 @@ def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
             shown["processed"] = to_int(node_processed)
         if not shown["failed"] and node_failed is not None:
             shown["failed"] = to_int(node_failed)
-    return {"worker": shown}
+    return {"worker": shown, "paused_all": row.paused_all}
 
 
 def _ping_time(raw: bytes) -> int | None:

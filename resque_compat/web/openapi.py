@@ -212,6 +212,12 @@ PATHS: dict[str, dict[str, Any]] = {
         required=["klass", "timestamp"],
     ),
     "/api/delayed/clear": _post("Delete every delayed job", tag="scheduler"),
+    "/api/history": _get(
+        "The graphs' history: jobs per minute, queued, each queue's depth, failures per class (gaps are null)",
+        _param("range", "query", description="`hour` (per minute, default), `day` (per 10 min) or `week` (per hour)"),
+        _param("queue", "query", description="only this queue's depth"),
+        tag="overview",
+    ),
     "/api/openapi.json": {
         "get": {
             "summary": "This document",

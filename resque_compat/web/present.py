@@ -14,6 +14,8 @@ import urllib.parse
 from datetime import datetime
 from typing import Any
 
+from resque_compat import humantime
+from resque_compat.activejob import display as activejob_display
 from resque_compat.client import QueuedJob, WorkerInfo
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import (
@@ -24,7 +26,6 @@ from resque_compat.protocol import (
     WorkingOn,
     decode_json,
     encode_json,
-    timefmt,
 )
 
 #: how much of a broken record's bytes a page shows
@@ -82,19 +83,19 @@ def digest(raw: bytes) -> str:
 
 
 def when(value: object) -> dict[str, Any]:
-    """A stored time as shown: the raw value, its parse (ISO 8601) and an age.
-
-    ``shown`` follows resque-web (``%Y/%m/%d %H:%M:%S %z``); an unknown format keeps
-    the raw text and ``parsed`` is None so the page can flag it.
-    """
+    """A stored time as shown: the raw value, the one format for people (``humantime``),
+    epoch seconds and an age. An unknown format keeps the raw text and ``parsed`` is False
+    so the page can flag it."""
     raw = None if value is None else str(value)
-    parsed = timefmt.parse(value) if value is not None else None
+    parsed = humantime.parse(value)
     if parsed is None:
-        return {"raw": raw, "iso": None, "shown": raw or "", "ago": None, "parsed": False}
+        return {"raw": raw, "iso": None, "epoch": None, "shown": raw or "", "ago": None, "parsed": False}
+    iso, epoch = humantime.for_json(value)
     return {
         "raw": raw,
-        "iso": parsed.isoformat(),
-        "shown": parsed.strftime("%Y/%m/%d %H:%M:%S %z"),
+        "iso": iso,
+        "epoch": epoch,
+        "shown": humantime.iso(parsed),
         "ago": ago(parsed),
         "parsed": True,
     }
@@ -123,21 +124,30 @@ def pretty(value: Any) -> str:
 
 
 def job(payload: JobPayload) -> dict[str, Any]:
-    """A job payload: class (ActiveJob's inner class shown), args, and each peer's extra keys."""
+    """A job payload: class, args, and each peer's extra keys. An ActiveJob job is shown as
+    itself (class, job id, arguments as the job receives them); the wrapper in ``stored_text``."""
     shown_class = payload.class_
+    args, args_cut = fit(payload.args)
+    args_text = args if args_cut else pretty(payload.args)
+    active_job: dict[str, Any] | None = None
     if payload.class_ == ACTIVE_JOB_WRAPPER and payload.args and isinstance(payload.args[0], dict):
         inner = payload.args[0].get("job_class")
         if isinstance(inner, str):
             shown_class = inner
+        wrapped = activejob_display.shown(payload)
+        if wrapped is not None:
+            active_job = wrapped.to_dict()
+            args_text = wrapped.arguments
     extra = {k: v for k, v in payload.to_dict().items() if k not in ("class", "args")}
     enqueued = when(extra.get("queue_time", extra.get("enqueue_timestamp"))) if extra else None
-    args, args_cut = fit(payload.args)
     extra_shown, extra_cut = fit(extra)
     return {
         "class": payload.class_,
         "shown_class": shown_class,
-        "args": None if args_cut else args,
-        "args_text": args if args_cut else pretty(args),
+        "args": None if args_cut else payload.args,
+        "args_text": args if args_cut else args_text,
+        "active_job": active_job,
+        "stored_text": pretty(payload.args) if active_job is not None and not args_cut else None,
         "id": payload.job_id,
         "status_prefix": payload.status_prefix,
         "extra": {"(cut)": extra_shown} if extra_cut else extra,
@@ -211,6 +221,10 @@ def worker(info: WorkerInfo) -> dict[str, Any]:
         "processed": info.processed,
         "failed": info.failed,
         "state": info.state,
+        "paused_by": info.paused_by,
+        "state_label": info.state_label,
+        "classes": info.classes,
+        "supervisor": info.supervisor,
         "job": current,
     }
 

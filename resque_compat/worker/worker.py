@@ -42,6 +42,7 @@ import redis
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failure import Failures
+from resque_compat.history import Sampler
 from resque_compat.logs import job_fields, mask_args
 from resque_compat.protocol import (
     UNSET,
@@ -54,7 +55,8 @@ from resque_compat.protocol import (
     timefmt,
     worker_id,
 )
-from resque_compat.registry import JobRegistry, UnknownJobError, default_registry
+from resque_compat.protocol.records import WorkerState
+from resque_compat.registry import JobRegistry, UnresolvableJobError, default_registry
 from resque_compat.replies import raw, text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
@@ -137,11 +139,13 @@ class Worker:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
+        self._history = Sampler(self.redis, self.keys)  # ticked by the heartbeat thread, never by a job
         self._registered = False
         self._saved_signals: dict[signal.Signals, Any] = {}
         self.jobs_done = 0
         self._exiting: set[int] = set()  # children that reported their outcome and are exiting
         self._status_in_hand: tuple[str | None, StatusRecord | None] = (None, None)
+        self._published_state = b""
 
     # -- life cycle ---------------------------------------------------------------------
     def work(self) -> int:
@@ -362,16 +366,16 @@ class Worker:
         status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
         self._status_in_hand = (status_key, status)  # for a child that outlives this process
         try:
-            definition = self.registry.lookup(payload.class_)
-        except UnknownJobError as exc:
+            call = self.registry.resolve(payload.class_, payload.args)
+        except UnresolvableJobError as exc:
             outcome = self.runner.failed(queue, item, exc, backtrace=[])
             self._ended(queue, payload.job_id, payload.class_, outcome, started=started, why=str(exc))
         else:
-            job = Job(queue, item, payload, definition)
+            job = Job(queue, item, payload, call.definition, call=call)
             if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
-                log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, mask_args(payload.args))
+                log.debug("got: (Job{%s} | %s | %s)", queue, call.class_name, mask_args(payload.args))
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
-            self._ended(queue, payload.job_id, payload.class_, outcome, started=started)
+            self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
         return self._finish(queue, outcome, status_key, status)
 
     def _ended(
@@ -712,10 +716,25 @@ class Worker:
     def _beat(self) -> None:
         secs, _ = self.redis.time()
         self.redis.hset(self.keys.heartbeat, self.id, timefmt.heartbeat(float(secs)))
+        self._publish_state()
+
+    def _state_record(self) -> bytes:
+        paused = self._paused or self._remote_paused
+        return WorkerState(
+            paused=paused, stopping=self._stop, classes=list(self.registry), supervisor=self._parent
+        ).encode()
+
+    def _publish_state(self) -> None:
+        """``compat:state:<id>``: paused/stopping (which Resque's keys cannot say) and our job
+        classes, for ``workers``, the dashboard and ``doctor``; it expires if we die."""
+        record = self._state_record()
+        ttl = int(self.config.prune_interval + self.config.heartbeat_interval)
+        self.redis.set(self.keys.worker_state(self.id), record, ex=max(ttl, 1))
+        self._published_state = record
 
     def _beat_loop(self) -> None:
         """Heartbeat every HEARTBEAT_INTERVAL s; while a job runs, also read the control list
-        (between jobs the cycle call does that)."""
+        (between jobs the cycle call does that); once a minute, maybe record the history."""
         interval = self.config.heartbeat_interval
         next_beat = time.monotonic() + interval
         while not self._beat_stop.wait(min(0.5, max(0.0, next_beat - time.monotonic()))):
@@ -727,6 +746,9 @@ class Worker:
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + interval
+                elif self._state_record() != self._published_state:
+                    self._publish_state()  # a pause, resume or stop shows within half a second
+                self._history.tick()
             except redis.RedisError as exc:
                 log.debug("heartbeat: %s", redact(str(exc)))
             except Exception:
