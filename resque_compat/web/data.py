@@ -138,13 +138,13 @@ def worker_rows(resque: Resque, ids: list[str]) -> list[WorkerInfo]:
 
 @dataclass(frozen=True)
 class WorkerIndex:
-    """Every registered worker id (sorted), the busy ones with their ``worker:<id>`` bytes,
-    workers per host, and when it was read."""
+    """Every registered worker id (sorted), the busy ones with their ``worker:<id>`` bytes
+    (``order``: oldest job first), the ids per host, and when it was read."""
 
     ids: list[str]
     busy: dict[str, bytes]
     order: list[str]
-    hosts: dict[str, int]
+    by_host: dict[str, list[str]]
     taken: float
     #: how long reading it took: the next refresh waits ten times that, so the web process
     #: spends at most a tenth of its time on it
@@ -170,13 +170,12 @@ def read_worker_index(resque: Resque) -> WorkerIndex:
     began = time.monotonic()
     ids = worker_ids(resque)
     busy = busy_workers(resque, ids)
-    hosts: dict[str, int] = {}
+    by_host: dict[str, list[str]] = {}
     for wid in ids:
-        name = wid.split(":", 1)[0]
-        hosts[name] = hosts.get(name, 0) + 1
+        by_host.setdefault(wid.split(":", 1)[0], []).append(wid)
     order = sorted(busy, key=lambda wid: _run_at_key(wid, busy[wid]))
     now = time.monotonic()
-    return WorkerIndex(ids, busy, order, hosts, now, now - began)
+    return WorkerIndex(ids, busy, order, by_host, now, now - began)
 
 
 def worker_index(resque: Resque) -> WorkerIndex:
@@ -272,13 +271,13 @@ def workers(resque: Resque, host: str | None = None, start: int = 0) -> dict[str
     page of workers otherwise. Only the shown page's rows are read."""
     index = worker_index(resque)
     every = index.ids
-    chosen = every if host in (None, "all") else [w for w in every if w.split(":", 1)[0] == host]
-    by_host = host is None and len(index.hosts) > 1
+    chosen = every if host in (None, "all") else index.by_host.get(host, [])
+    by_host = host is None and len(index.by_host) > 1
     shown = [] if by_host else chosen[start : start + WORKERS_PAGE]
     return {
         "host": host,
-        "hosts": [{"host": h, "count": n} for h, n in sorted(index.hosts.items())[:HOSTS_SHOWN]],
-        "hosts_total": len(index.hosts),
+        "hosts": [{"host": h, "count": len(n)} for h, n in sorted(index.by_host.items())[:HOSTS_SHOWN]],
+        "hosts_total": len(index.by_host),
         "by_host": by_host,
         "workers": [present.worker(w) for w in worker_rows(resque, shown)],
         "workers_total": int(resque.redis.scard(resque.keys.workers)),
