@@ -142,7 +142,7 @@ def _fill(path: str, data: dict[str, Any]) -> list[str]:
         "timestamp": str(next(iter(data["delayed"]), 0)),
         "id": "0123456789abcdef",
     }
-    out = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: _quote(first[m.group(1)]), path)
+    out = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: _quote(first.get(m.group(1), "0123456789abcdef")), path)
     if "/raw/" in path:  # a record's whole bytes: a list entry needs its index
         return [out + "?index=0", out + "?index=99"]
     variants = [out, out + "?start=5", out + "?start=-3&cursor=x&id=" + _quote(next(iter(data["statuses"]), "x"))]
