@@ -11,10 +11,10 @@ import threading
 import time
 
 import redis
+from jobs.harness import wait_for
 
 from resque_compat import Resque
 from resque_compat.protocol import decode_json
-from tests.jobs.harness import wait_for
 
 N_ITEMS = 5000
 #: the dead master's lock TTL: longer than a loaded machine takes to start the next scheduler
