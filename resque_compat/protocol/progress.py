@@ -21,7 +21,6 @@ WORKING = "working"
 COMPLETED = "completed"
 FAILED = "failed"
 KILLED = "killed"
-STATUSES = (QUEUED, WORKING, COMPLETED, FAILED, KILLED)
 
 
 class ResqueStatus(Record, kw_only=True, omit_defaults=True):
