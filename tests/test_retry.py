@@ -218,3 +218,27 @@ def test_activejob_job_retried_with_executions_carried(redis_url: str, r: redis.
 
 def _run_number(name: str) -> int:
     return int(redis.Redis.from_url(os.environ["PLUGIN_JOBS_REDIS"]).incr(f"test:runs:{name}"))
+
+
+def test_settle_is_guarded_so_a_repeat_writes_nothing(r: redis.Redis) -> None:
+    """A settle call repeated (its reply lost) or made after a pruner took the job changes nothing."""
+    from resque_compat.jobs.retrying import WorkerRetries  # noqa: PLC0415
+
+    keys = Keys()
+    item = b'{"class":"Mailer::Always","args":["g"]}'
+    r.set(keys.worker("vm:1:default"), b'{"queue":"default","run_at":"2026-11-29T10:00:00Z","payload":' + item + b"}")
+    retries = WorkerRetries(r, keys, "vm:1:default", "redis", reliable=False)
+    policy = Retry(limit=2, delay=30)
+    attempt = retries.begin("Mailer::Always", ["g"], item, policy)
+    assert attempt is None
+    failure = b'{"failed_at":"2026/11/29 10:00:00 UTC","payload":' + item + b',"exception":"E","error":"x",'
+    failure += b'"backtrace":[],"worker":"vm:1:default","queue":"default"}'
+    kwargs: dict[str, object] = dict(
+        queue="default", item=item, identity=("Mailer::Always", ["g"]), next_attempt=None, policy=policy,
+        retryable=True, failure=failure, status_key=None, status=None, attempt=0,
+    )  # fmt: skip
+    first = retries.settle(**kwargs)  # type: ignore[arg-type]
+    again = retries.settle(**kwargs)  # type: ignore[arg-type]
+    assert first.applied and first.retried and not again.applied and again.processed == first.processed == 1
+    assert r.zcard("resque:delayed_queue_schedule") == 1 and r.get("resque:stat:failed") == b"1"
+    assert not r.exists(keys.worker("vm:1:default"))

@@ -83,7 +83,7 @@ class WorkerRetries:
 
     def succeeded(self, class_name: str, args: list[Any]) -> None:
         """``after_perform_retry``: the counter goes."""
-        self._attempt = None
+        self._attempt = self._tracked = None
         self.redis.delete(self.keys.retry_attempts(Keys.retry_name(class_name, args)))
 
     def settle(
@@ -204,6 +204,8 @@ def retry_line(class_name: str, queue: str, *, attempt: int, policy: Retry, sett
     runs = policy.runs
     of = f"of {runs}" if runs is not None else "(no limit)"
     head = f"(Job{{{queue}}} | {class_name}) attempt {attempt + 1} {of} failed ({why})"
+    if not settled.applied:  # a pruner (or this very call, before its reply was lost) finished it
+        return f"failed: {head}; the job was already finished elsewhere, nothing more recorded"
     if not settled.retried:
         return f"gave up: {head}; recorded in failed"
     return f"retrying: {head}; attempt {attempt + 2} {of}, next run at {timefmt.run_at(settled.at)}"

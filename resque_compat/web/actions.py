@@ -163,7 +163,7 @@ def resume_all(resque: Resque) -> dict[str, Any]:
 
 def enqueue(resque: Resque, queue: Any, class_name: Any, args: Any, track: bool) -> dict[str, Any]:
     """Enqueue from the form: ``args`` is a JSON array (text from a form, a list from the API).
-    Names must be strings and args plain JSON (finite numbers, 64-bit integers, bounded nesting)."""
+    Names must be strings and args plain JSON (finite numbers, bounded nesting)."""
     if queue is not None and not isinstance(queue, str):
         raise BadRequestError(f"queue must be a string, got {type(queue).__name__}")
     if class_name is not None and not isinstance(class_name, str):
