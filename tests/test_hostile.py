@@ -279,7 +279,6 @@ def test_api_refuses_an_oversized_body(app: Any) -> None:
         ["enqueue", "q", "A", "[1e999]"],
         ["enqueue", "q", "A", "[NaN]"],
         ["enqueue", "q", "A", "[" * 100_000 + "]" * 100_000],
-        ["enqueue", "q", "A", "[99999999999999999999999]"],
         ["enqueue", "--in", "inf", "q", "A"],
         ["enqueue", "--in", "nan", "q", "A"],
         ["enqueue", "--in", "0", "q", "A"],
