@@ -19,10 +19,11 @@ from datetime import datetime
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.commands import Command, enqueue_plan, queue_commands
+from resque_compat.plans import enqueue_plan
 from resque_compat.protocol import DelayedItem, Keys, ProtocolError, encode_json, inputs, timefmt
 from resque_compat.protocol.scripts import REMOVE_DELAYED_ITEM
 from resque_compat.replies import raw, text
+from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.mover import Mover, MoveResult
 
 #: ``(class_name, args)`` -> keep?  Used by :meth:`DelayedQueue.remove_selection`.
@@ -82,10 +83,10 @@ def item_bytes(queue: str, class_name: str, args: Sequence[Any]) -> bytes:
 
 def push_commands(keys: Keys, timestamp: int, raw: bytes, *, with_timestamps_set: bool = True) -> list[Command]:
     """resque-scheduler's ``delayed_push``: the commands, to run in one MULTI."""
-    commands: list[Command] = [("rpush", keys.delayed(timestamp), raw)]
+    commands: list[Command] = [("RPUSH", keys.delayed(timestamp), raw)]
     if with_timestamps_set:
-        commands.append(("sadd", keys.timestamps(raw.decode()), keys.delayed_member(timestamp)))
-    commands.append(("zadd", keys.delayed_schedule, {str(timestamp): timestamp}))
+        commands.append(("SADD", keys.timestamps_of(raw), keys.delayed_member(timestamp)))
+    commands.append(("ZADD", keys.delayed_schedule, timestamp, str(timestamp)))
     return commands
 
 
