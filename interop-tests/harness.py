@@ -195,6 +195,34 @@ def _ruby_peer() -> Peer:
     return Peer("ruby", argv)
 
 
+def ruby_plugins_peer() -> Peer:
+    """Ruby Resque with resque-scheduler, resque-retry and resque-status (``peers/ruby/plugins.rb``)."""
+    ruby = _ruby_peer()
+    argv = ruby.argv[:-1]
+    if ruby.missing:
+        return Peer("ruby-plugins", argv, missing=ruby.missing)
+    for var, what in (
+        ("INTEROP_RUBY_RESQUE_SCHEDULER", "a resque/resque-scheduler checkout (resque-retry loads it)"),
+        ("INTEROP_RUBY_RESQUE_RETRY", "a lantins/resque-retry checkout"),
+        ("INTEROP_RUBY_RESQUE_STATUS", "a quirkey/resque-status checkout"),
+    ):
+        base = os.environ.get(var)
+        if not base or not (Path(base) / "lib").is_dir():
+            return Peer("ruby-plugins", argv, missing=f"set {var} to {what}")
+        if var != "INTEROP_RUBY_RESQUE_SCHEDULER":  # the scheduler's -I is added by _ruby_peer
+            argv += ["-I", str(Path(base) / "lib")]
+    probe = subprocess.run(
+        [*argv, "-e", "require 'json'; require 'resque'; require 'resque-retry'; require 'resque/plugins/status'"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        return Peer(
+            "ruby-plugins", argv,
+            missing=f"resque-retry / resque-status do not load: {_tail(probe.stderr, 200)}",
+        )  # fmt: skip
+    return Peer("ruby-plugins", [*argv, str(PEERS_DIR / "ruby" / "plugins.rb")])
+
+
 def _php_peer(name: str, var: str) -> Peer:
     argv = ["php", str(PEERS_DIR / "php" / "peer.php")]
     base = os.environ.get(var)

@@ -59,6 +59,10 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("RESQUE_WEB_AUTH", ("web",), "USER:PASSWORD for HTTP basic auth", "--auth"),
     EnvVar("RESQUE_WEB_ALLOWED_HOSTS", ("web",), "Host header names the dashboard answers, comma-separated",
            "--allowed-host"),
+    EnvVar(
+        "RESQUE_HISTORY", ("work", "scheduler", "web"),
+        "off/0/false/no: this process never records the dashboard's history (graphs)", None, "on",
+    ),
     EnvVar("RAILS_ENV", ("stats", "web"), "the environment Resque.info reports", None, "development"),
     EnvVar("RACK_ENV", ("stats", "web"), "the same, when RAILS_ENV is unset", None, "development"),
     EnvVar(

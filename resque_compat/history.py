@@ -18,6 +18,7 @@ from __future__ import annotations
 import calendar
 import functools
 import logging
+import os
 import re
 import secrets
 import threading
@@ -59,9 +60,11 @@ _UNTIL = "classes_until"
 class Sampler:
     """Records history samples; cheap to tick often (one local comparison until a minute is due)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, enabled: bool | None = None) -> None:
         self.redis = client
         self.keys = keys
+        #: ``RESQUE_HISTORY=off`` keeps this process out of the sampling
+        self.enabled = history_enabled() if enabled is None else enabled
         self.token = secrets.token_hex(8)
         self._record = client.register_script(RECORD_SAMPLE)
         self._next_try = 0.0  # time.monotonic() of the next attempt
@@ -71,7 +74,7 @@ class Sampler:
 
         Never raises: history is a convenience, and the loops that tick have other work to do.
         """
-        if time.monotonic() < self._next_try:
+        if not self.enabled or time.monotonic() < self._next_try:
             return False
         try:
             return self.try_record()
@@ -179,6 +182,10 @@ class Sampler:
         pipe.expire(self.keys.history_classes, HISTORY_TTL)
         totals = pipe.execute()[-2]
         return {text(k): _counter(v) or 0 for k, v in totals.items()}
+
+
+def history_enabled() -> bool:
+    return os.environ.get("RESQUE_HISTORY", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 def _counter(value: object) -> int | None:

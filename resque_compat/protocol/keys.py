@@ -8,6 +8,9 @@ and an empty prefix means none. Both conventions map onto :class:`Keys`.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
+
+from resque_compat.protocol.rubyfmt import ruby_join, sha1_hex
 
 
 def glob_escape(text: str) -> str:
@@ -184,6 +187,38 @@ class Keys:
         """node-resque's scheduler lock: a different key, so it never excludes resque-scheduler."""
         return self.prefix + "resque_scheduler_leader_lock"
 
+    # -- resque-retry -----------------------------------------------------------
+    @staticmethod
+    def retry_name(class_name: str, args: list[Any]) -> str:
+        """resque-retry's ``redis_retry_key``: ``resque-retry:<Class>[:<sha1 of args.join('-')>]``,
+        no digest when the join is empty, whitespace removed from the whole name."""
+        joined = ruby_join(args, "-")
+        name = f"resque-retry:{class_name}" + (f":{sha1_hex(joined)}" if joined else "")
+        return "".join(name.split())
+
+    def retry_attempts(self, retry_name: str) -> str:
+        """The attempt counter: ``-1`` before the first run, then 0, 1, 2 ..."""
+        return self.prefix + retry_name
+
+    def retry_failure(self, retry_name: str) -> str:
+        """MultipleWithRetrySuppression's latest suppressed failure (``failure-resque-retry:...``)."""
+        return self.prefix + "failure-" + retry_name
+
+    # -- resque-status ----------------------------------------------------------
+    def resque_status(self, uuid: str) -> str:
+        """``status:<uuid>``: resque-status's JSON record of one job."""
+        return self.prefix + "status:" + uuid
+
+    @cached_property
+    def resque_statuses(self) -> str:
+        """``_statuses``: uuids by enqueue time (a zset), as resque-status's web tab lists them."""
+        return self.prefix + "_statuses"
+
+    @cached_property
+    def resque_status_kill(self) -> str:
+        """``_kill``: uuids asked to stop at their next progress report."""
+        return self.prefix + "_kill"
+
     # -- resque-compat's own keys (invisible to peers) ---------------------------
     def inflight(self, worker_id: str) -> str:
         """Reliable mode: the job a worker holds, moved here atomically from its queue."""
@@ -193,6 +228,11 @@ class Keys:
     def delayed_rejected(self) -> str:
         """Delayed items no peer could enqueue (no class or queue), kept aside by the mover."""
         return self.prefix + "compat:delayed:rejected"
+
+    @cached_property
+    def pending_retries(self) -> str:
+        """A hash: retry name -> the pending retry (what, where, when), for ``resque-compat retries``."""
+        return self.prefix + "compat:retries"
 
     def worker_state(self, worker_id: str) -> str:
         """A resque-compat worker's paused/stopping state and job classes (``WorkerState``),

@@ -29,7 +29,7 @@ from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.history import SamplerThread
 from resque_compat.protocol.inputs import InputError, parse_json_input
-from resque_compat.web import actions, data, history, schedule
+from resque_compat.web import actions, data, history, plugins, schedule
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import NotFoundError
 from resque_compat.web.openapi import openapi_document
@@ -100,6 +100,18 @@ def _worker_or_host(resque: Resque, p: Params) -> dict[str, Any]:
     return data.worker(resque, name) if ":" in name else data.workers(resque, name)
 
 
+def _status_page(resque: Resque, p: Params) -> dict[str, Any]:
+    """php-resque's status, or resque-status's record, with the progress a job reported."""
+    if not p.get("id"):
+        return {"id": None}
+    job_id, prefix = str(p["id"]).strip(), str(p.get("prefix") or "")
+    shown = data.job_status(resque, job_id, prefix)
+    progress = plugins.progress(resque, job_id, prefix)
+    if progress is not None:
+        shown["progress"] = progress
+    return shown
+
+
 PAGES: list[Page] = [
     Page("/overview", "overview", "overview.html", lambda r, p: data.overview(r)),
     Page("/working", "working", "working.html", lambda r, p: data.working(r)),
@@ -149,14 +161,10 @@ PAGES: list[Page] = [
         "delayed_at.html",
         lambda r, p: schedule.delayed_at(r, int(p["timestamp"]), data.page_start(p.get("start"))),
     ),
-    Page(
-        "/status",
-        "status",
-        "status.html",
-        lambda r, p: (
-            data.job_status(r, str(p["id"]).strip(), str(p.get("prefix") or "")) if p.get("id") else {"id": None}
-        ),
-    ),
+    Page("/status", "status", "status.html", _status_page),
+    Page("/retrying", "retrying", "retrying.html", lambda r, p: plugins.retrying(r)),
+    Page("/statuses", "statuses", "statuses.html", lambda r, p: plugins.statuses(r, data.page_start(p.get("start")))),
+    Page("/statuses/{uuid}", "statuses", "resque_status.html", lambda r, p: plugins.resque_status(r, str(p["uuid"]))),
     Page("/enqueue", "enqueue", "enqueue.html", lambda r, p: {"queues": r.queues()}, api=False),
     Page(
         "/history",
@@ -224,6 +232,14 @@ ACTIONS: list[Action] = [
         lambda p: "/delayed",
     ),
     Action("/delayed/clear", lambda r, p: schedule.clear(r), lambda p: "/delayed"),
+    Action("/retrying/now", lambda r, p: plugins.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/retrying/give_up", lambda r, p: plugins.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/statuses/{uuid}/kill", lambda r, p: plugins.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
+    Action(
+        "/statuses/clear",
+        lambda r, p: plugins.clear_statuses(r, actions.text_param(p, "which", "all")),
+        lambda p: "/statuses",
+    ),
 ]
 
 

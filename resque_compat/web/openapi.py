@@ -29,6 +29,7 @@ QUEUE = _param("queue", description="queue name")
 LIST = _param("list", description="failure list name (`failed`, or `<queue>_failed` with RedisMultiQueue)")
 INDEX = _param("index", kind="integer", description="position of the entry in its list (oldest is 0)")
 NAME = _param("name", description="worker id (`host:pid:queues`), or a host name")
+UUID = _param("uuid", description="resque-status job uuid")
 
 
 def _get(summary: str, *params: dict[str, Any], tag: str) -> dict[str, Any]:
@@ -191,6 +192,26 @@ PATHS: dict[str, dict[str, Any]] = {
         required=["klass", "timestamp"],
     ),
     "/api/delayed/clear": _post("Delete every delayed job", tag="scheduler"),
+    "/api/retrying": _get("Pending retries: attempt, queue, next run time, last error", tag="retries"),
+    "/api/retrying/now": _post(
+        "Run a delayed retry now (move it to its queue)", tag="retries", body={"name": STR}, required=["name"]
+    ),
+    "/api/retrying/give_up": _post(
+        "Stop retrying: drop the retry, reset its attempt counter, record its last failure",
+        tag="retries",
+        body={"name": STR},
+        required=["name"],
+    ),
+    "/api/statuses": _get(
+        "resque-status records listed in _statuses, newest first (pages of 50)", START, tag="statuses"
+    ),
+    "/api/statuses/{uuid}": _get("One resque-status record with pct_complete", UUID, tag="statuses"),
+    "/api/statuses/{uuid}/kill": _post("Ask a resque-status job to stop (SADD _kill)", UUID, tag="statuses"),
+    "/api/statuses/clear": _post(
+        "Remove listed resque-status records: all, or the completed / failed / killed ones",
+        tag="statuses",
+        body={"which": {"type": "string", "enum": ["all", "completed", "failed", "killed"]}},
+    ),
     "/api/history": _get(
         "The graphs' history: jobs per minute, queued, each queue's depth, failures per class (gaps are null)",
         _param("range", "query", description="`hour` (per minute, default), `day` (per 10 min) or `week` (per hour)"),

@@ -43,6 +43,8 @@ from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failure import Failures
 from resque_compat.history import Sampler
+from resque_compat.jobs.progress import ResqueStatuses
+from resque_compat.jobs.retrying import WorkerRetries, retry_line
 from resque_compat.logs import job_fields, mask_args
 from resque_compat.protocol import (
     UNSET,
@@ -121,6 +123,8 @@ class Worker:
         self.pid = os.getpid()
         self.id = worker_id(config.queues, self.pid, host)
         self.runner = JobRunner(registry, self.id)
+        self.runner.statuses = ResqueStatuses(self.redis, self.keys)
+        self.retries = WorkerRetries(self.redis, self.keys, self.id, config.failure_backend, config.reliable)
         self.cycle: Cycle | None = None
         self.queues: list[str] = [q for q in config.queues if not q.startswith("!")]
         self._resolved_at = 0.0
@@ -351,8 +355,9 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # -- one job ------------------------------------------------------------------------
-    def _process(self, queue: str, item: bytes) -> Finish:
-        """Run a reserved job; the returned Finish goes into the next cycle call."""
+    def _process(self, queue: str, item: bytes) -> Finish | None:
+        """Run a reserved job; the returned Finish goes into the next cycle call (None: a retry
+        policy already finished it)."""
         if self._stop:  # told to stop while the reservation was in flight: give it back
             return Finish(queue, release_item=item)
         started = time.monotonic()
@@ -374,9 +379,56 @@ class Worker:
             job = Job(queue, item, payload, call.definition, call=call)
             if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
                 log.debug("got: (Job{%s} | %s | %s)", queue, call.class_name, mask_args(payload.args))
+            if call.definition.retry is not None:
+                policy = call.definition.retry
+                self._retry(lambda: self.retries.begin(*call.identity, item, policy), "count the attempt")
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
             self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
+            if call.definition.retry is not None:
+                return self._settle(job, outcome, status_key, status)
         return self._finish(queue, outcome, status_key, status)
+
+    def _settle(self, job: Job, outcome: Outcome, status_key: str | None, status: StatusRecord | None) -> Finish | None:
+        """A job with a retry policy: success clears its attempt counter, then finishes as usual;
+        a failure is retried or given up by one guarded script instead of the cycle's finish
+        (``jobs/retrying.py``), so a crash can neither lose the retry nor record it twice."""
+        call = job.call
+        assert call is not None
+        if outcome.ok:
+            self._retry(lambda: self.retries.succeeded(*call.identity), "clear the attempt counter")
+            return self._finish(job.queue, outcome, status_key, status)
+        settled, attempt = self._retry(lambda: self._settle_failure(job, outcome, status_key, status), "retry")
+        self._processed_seen = settled.processed
+        self.jobs_done += 1
+        policy = job.definition.retry
+        assert policy is not None
+        line = retry_line(
+            call.class_name, job.queue, attempt=attempt, policy=policy, settled=settled, failure=_failure_bytes(outcome)
+        )
+        log.warning("%s", line)
+        return None
+
+    def _settle_failure(
+        self, job: Job, outcome: Outcome, status_key: str | None, status: StatusRecord | None
+    ) -> tuple[Any, int]:
+        policy, call = job.definition.retry, job.call
+        assert policy is not None and call is not None
+        attempt = self.retries.attempt_of(job.item)
+        if status is not None and isinstance(outcome.progress, dict):
+            status = msgspec.structs.replace(status, extra={**status.extra, **outcome.progress})
+        settled = self.retries.settle(
+            queue=job.queue,
+            item=job.item,
+            identity=call.identity,
+            next_attempt=None if call.retry_args is None else call.next_attempt(),
+            policy=policy,
+            retryable=outcome.retryable,
+            failure=_failure_bytes(outcome),
+            status_key=status_key,
+            status=status,
+            attempt=attempt,
+        )
+        return settled, attempt
 
     def _ended(
         self, queue: str, job_id: str | None, class_name: str, outcome: Outcome, *, started: float, why: str = ""
@@ -414,6 +466,8 @@ class Worker:
     @staticmethod
     def _finish(queue: str, outcome: Outcome, status_key: str | None, status: StatusRecord | None) -> Finish:
         final: bytes | None = None
+        if status is not None and isinstance(outcome.progress, dict):  # a tracked job's last progress stays
+            status = msgspec.structs.replace(status, extra={**status.extra, **outcome.progress})
         if status_key is not None and status is not None:
             if outcome.ok:
                 result = outcome.result
@@ -497,6 +551,9 @@ class Worker:
         status_key, status = self._status_in_hand
         finish = self._finish(job.queue, outcome, status_key, status)
         try:
+            if job.definition.retry is not None and not outcome.ok:
+                self._settle_failure(job, outcome, status_key, status)  # guarded the same way
+                return
             self.cycle.reconnect()
             self.cycle.call(finish, check=False, reserve=False, guard=job.item)
         except redis.RedisError as exc:
