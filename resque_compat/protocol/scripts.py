@@ -402,17 +402,19 @@ end
 #: each item at most once however many schedulers race (the LTRIM is atomic with the pushes).
 #: KEYS: 1 delayed_queue_schedule, 2 queues, 3 compat:delayed:rejected, 4 delayed:<ts>, then per
 #:       item i: 3+2i its timestamps:<item> set, 4+2i queue:<its queue> (or the rejected list)
-#: ARGV: 1 the schedule member <ts>, 2 delayed:<ts> (the timestamps: sets' member), then per
-#:       item i: 1+2i the item's bytes, 2+2i its queue name ("" when it has none)
-#: Returns {moved, rejected, taken from the head, items left in the list}; taken 0 with items
-#: left means another scheduler moved what the caller read: read again.
+#: ARGV: 1 the schedule member <ts>, 2 delayed:<ts> (the timestamps: sets' member), 3 how many
+#:       items of the new head to return, then per item i: 2+2i the item's bytes, 3+2i its
+#:       queue name ("" when it has none)
+#: Returns {moved, rejected, taken from the head, items left in the list, the new head...}
+#: (the next batch's items, saving a read); taken 0 with items left means another scheduler
+#: moved what the caller read: the head returned is what to try next.
 MOVE_DELAYED_BATCH = (
     _DELAYED_LIB
     + r"""
 local list = KEYS[4]
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 3) / 2
 local index = {}
-for i = n, 1, -1 do index[ARGV[1 + 2 * i]] = i end
+for i = n, 1, -1 do index[ARGV[2 + 2 * i]] = i end
 local head = {}
 if n > 0 then head = redis.call('LRANGE', list, 0, n - 1) end
 local moved, rejected, taken = 0, 0, 0
@@ -420,7 +422,7 @@ for _, item in ipairs(head) do
   local i = index[item]
   if not i then break end
   taken = taken + 1
-  if move_item(ARGV[2], item, KEYS[3 + 2 * i], KEYS[4 + 2 * i], ARGV[2 + 2 * i], KEYS[2], KEYS[3]) == 1 then
+  if move_item(ARGV[2], item, KEYS[3 + 2 * i], KEYS[4 + 2 * i], ARGV[3 + 2 * i], KEYS[2], KEYS[3]) == 1 then
     moved = moved + 1
   else
     rejected = rejected + 1
@@ -428,7 +430,11 @@ for _, item in ipairs(head) do
 end
 if taken > 0 then redis.call('LTRIM', list, taken, -1) end
 forget_if_empty(list, KEYS[1], ARGV[1])
-return {moved, rejected, taken, redis.call('LLEN', list)}
+local out = {moved, rejected, taken, redis.call('LLEN', list)}
+if out[4] > 0 and tonumber(ARGV[3]) > 0 then
+  for _, item in ipairs(redis.call('LRANGE', list, 0, tonumber(ARGV[3]) - 1)) do out[#out + 1] = item end
+end
+return out
 """
 )
 

@@ -111,17 +111,20 @@ class Mover:
         due = self.redis.zrangebyscore(self.keys.delayed_schedule, "-inf", at, start=0, num=1)
         return raw(due[0]) if due else None
 
-    def _batch_at(self, member: bytes) -> tuple[int, int, int, int, int]:
-        """One atomic batch at one timestamp: ``(moved, rejected, taken, left, read)``."""
-        items = [raw(i) for i in self.redis.lrange(self.keys.delayed_at(member), 0, self.batch - 1)]
+    def _read(self, member: bytes) -> list[bytes]:
+        return [raw(i) for i in self.redis.lrange(self.keys.delayed_at(member), 0, self.batch - 1)]
+
+    def _batch_at(self, member: bytes, items: list[bytes]) -> tuple[int, int, int, list[bytes]]:
+        """One atomic batch of ``items`` (read from the head) at one timestamp:
+        ``(moved, rejected, items left, the new head)``."""
         keys = self._fixed_keys(member)
-        args: list[str | bytes] = [member, Keys.delayed_member_of(member)]
+        args: list[str | bytes | int] = [member, Keys.delayed_member_of(member), self.batch]
         for item in items:
             stamps, dest, queue = self._item_keys(item)
             keys += [stamps, dest]
             args += [item, queue]
-        moved, rejected, taken, left = self._move_batch(keys=keys, args=args)
-        return int(moved), int(rejected), int(taken), int(left), len(items)
+        moved, rejected, _taken, left, *head = self._move_batch(keys=keys, args=args)
+        return int(moved), int(rejected), int(left), [raw(i) for i in head]
 
     def move_batch(
         self, now: float | None = None, timestamp: int | str | None = None
@@ -130,7 +133,7 @@ class Mover:
         member = self._due(now) if timestamp is None else str(timestamp).encode()
         if member is None:
             return (None, 0, 0, 0)
-        moved, rejected, _taken, left, _read = self._batch_at(member)
+        moved, rejected, left, _head = self._batch_at(member, self._read(member))
         return (member.decode(errors="replace"), moved, rejected, left)
 
     def move_due(
@@ -143,15 +146,20 @@ class Mover:
         """
         result = MoveResult()
         last: bytes | None = None
-        left = 0
+        head: list[bytes] = []
         while max_batches is None or result.batches < max_batches:
             if callable(should_stop) and should_stop():
                 break
-            # the timestamp in hand still has items: stay on it (it stays due) without asking again
-            member = last if left and last is not None else self._due(now)
-            if member is None:
-                break
-            moved, rejected, _taken, left, _read = self._batch_at(member)
+            # the timestamp in hand still has items (it stays due): go on with the head the
+            # last batch returned, one round trip per batch
+            if head and last is not None:
+                member, items = last, head
+            else:
+                due = self._due(now)
+                if due is None:
+                    break
+                member, items = due, self._read(due)
+            moved, rejected, _left, head = self._batch_at(member, items)
             result.batches += 1
             result.moved += moved
             result.rejected += rejected
@@ -164,12 +172,13 @@ class Mover:
         """Move every item at one timestamp now, due or not (resque-web's "Queue now")."""
         result = MoveResult(timestamps=1)
         member = str(timestamp).encode()
+        items = self._read(member)
         while True:
-            moved, rejected, _taken, left, read = self._batch_at(member)
+            moved, rejected, _left, items = self._batch_at(member, items)
             result.batches += 1
             result.moved += moved
             result.rejected += rejected
-            if left == 0 or read == 0:
+            if not items:
                 return result
 
     def move_item(self, timestamp: int, item: bytes) -> bool:
