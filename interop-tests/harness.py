@@ -208,7 +208,7 @@ def ruby_plugins_peer() -> Peer:
     ):
         base = os.environ.get(var)
         if not base or not (Path(base) / "lib").is_dir():
-            return Peer("ruby-plugins", argv, missing=f"set {var} to {what}")
+            return Peer("ruby-plugins", argv, missing=peer_reason(var, f"ruby-plugins: set it to {what}"))
         if var != "INTEROP_RUBY_RESQUE_SCHEDULER":  # the scheduler's -I is added by _ruby_peer
             argv += ["-I", str(Path(base) / "lib")]
     probe = subprocess.run(
@@ -218,7 +218,9 @@ def ruby_plugins_peer() -> Peer:
     if probe.returncode != 0:
         return Peer(
             "ruby-plugins", argv,
-            missing=f"resque-retry / resque-status do not load: {_tail(probe.stderr, 200)}",
+            missing=peer_reason(
+                "INTEROP_RUBY_RESQUE_RETRY", f"resque-retry / resque-status do not load: {_tail(probe.stderr, 200)}"
+            ),
         )  # fmt: skip
     return Peer("ruby-plugins", [*argv, str(PEERS_DIR / "ruby" / "plugins.rb")])
 

@@ -170,7 +170,9 @@ return {2, 1}
 #: ``@expire_retry_key_after``'s EXPIRE (base delay of this attempt + ARGV[2]); the retry stops
 #: being pending (HDEL from our index) as it starts to run.
 #: KEYS: 1 attempt counter, 2 pending-retry index. ARGV: 1 retry name, 2 expire_after ("" none),
-#: 3.. base delay of each retry (the last one past the end). Returns the attempt (0 = first run).
+#: 3.. base delay of each retry (the last one past the end). Returns {attempt (0 = first run), the
+#: pending-retry entry that brought this run ("" none): it names a tracked job's php status when the
+#: delayed item (rebuilt by any scheduler as {class,args}) no longer carries the payload's id}.
 RETRY_BEGIN = """
 redis.call('SETNX', KEYS[1], '-1')
 local n = redis.call('INCR', KEYS[1])
@@ -179,8 +181,9 @@ if ARGV[2] ~= '' then
   if #ARGV > 2 then delay = tonumber(ARGV[math.min(n + 3, #ARGV)]) or 0 end
   redis.call('EXPIRE', KEYS[1], math.max(1, math.floor(delay + tonumber(ARGV[2]))))
 end
+local entry = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-return n
+return {n, entry or ''}
 """
 
 #: The finish of a failed job that has a retry policy, instead of the cycle's: in one step, the

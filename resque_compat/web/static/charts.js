@@ -15,6 +15,32 @@
   var PROCESSED = "#23804a", FAILED = "#b8322a", QUEUED = "#2457a6";
   var charts = {};
   window.resqueCharts = charts;
+  // The pages' one time format (ISO 8601, UTC unless the dashboard runs with --local) on the time axis too.
+  var UTC = document.body.getAttribute("data-times") !== "local";
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+
+  function parts(ts) {
+    var d = new Date(ts * 1000);
+    return UTC
+      ? [d.getUTCFullYear(), two(d.getUTCMonth() + 1), two(d.getUTCDate()), two(d.getUTCHours()), two(d.getUTCMinutes()), two(d.getUTCSeconds())]
+      : [d.getFullYear(), two(d.getMonth() + 1), two(d.getDate()), two(d.getHours()), two(d.getMinutes()), two(d.getSeconds())];
+  }
+
+  function isoTime(ts) {
+    if (ts == null) { return "--"; }
+    var p = parts(ts);
+    return p[0] + "-" + p[1] + "-" + p[2] + "T" + p[3] + ":" + p[4] + ":" + p[5] + (UTC ? "Z" : "");
+  }
+
+  function tickLabels(u, splits) {
+    var span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+    return splits.map(function (ts) {
+      var p = parts(ts);
+      if (span > 2 * 86400) { return p[1] + "-" + p[2]; }
+      return p[3] + ":" + p[4] + (span < 120 ? ":" + p[5] : "");
+    });
+  }
 
   function plotWidth(fig) {
     var plot = fig.querySelector(".chart-plot");
@@ -43,8 +69,8 @@
     var opts = {
       width: plotWidth(fig),
       height: HEIGHT,
-      series: [{}].concat(series),
-      axes: [{ stroke: "#404859", font: "11px sans-serif", grid: { stroke: "#e3e6ec", width: 1 }, ticks: { stroke: "#c9cedb", width: 1 } }].concat(axes),
+      series: [{ value: function (u, ts) { return isoTime(ts); } }].concat(series),
+      axes: [{ stroke: "#404859", font: "11px sans-serif", grid: { stroke: "#e3e6ec", width: 1 }, ticks: { stroke: "#c9cedb", width: 1 }, values: tickLabels }].concat(axes),
       scales: { x: { time: true } },
       cursor: { drag: { x: false, y: false } },
       legend: { live: true }
