@@ -1,7 +1,7 @@
 """The client for asyncio apps (FastAPI, Starlette, aiohttp), on ``redis.asyncio``.
 
 Same operations and the same bytes as :class:`resque_compat.client.Resque`: both take their
-commands and decoders from :mod:`resque_compat.commands` and the protocol layer, and only
+commands and decoders from :mod:`resque_compat.plans` and the protocol layer, and only
 the awaiting differs.
 
 >>> async with AsyncResque("redis://localhost:6379/0") as r:
@@ -24,24 +24,6 @@ from redis.asyncio.sentinel import Sentinel
 from resque_compat import replies
 from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.client import default_namespace
-from resque_compat.commands import (
-    Command,
-    QueuedJob,
-    WorkerInfo,
-    check_control,
-    decode_workers,
-    enqueue_plan,
-    info_dict,
-    is_true,
-    push_raw_commands,
-    queue_commands,
-    queued,
-    remove_queue_commands,
-    requeue_commands,
-    retry_plan,
-    server_url,
-    worker_row_commands,
-)
 from resque_compat.connection import RedisAddress, build_client, parse_address
 from resque_compat.failure import (
     BackendName,
@@ -54,8 +36,27 @@ from resque_compat.failure import (
     failure_list_name,
     removal_marker,
 )
+from resque_compat.jobs.progress import DEFAULT_QUEUE, create_plan, read_status
+from resque_compat.plans import (
+    QueuedJob,
+    WorkerInfo,
+    check_control,
+    decode_workers,
+    enqueue_plan,
+    info_dict,
+    is_true,
+    push_raw_commands,
+    queued,
+    remove_queue_commands,
+    requeue_commands,
+    retry_plan,
+    server_url,
+    worker_row_commands,
+)
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
+from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
 
@@ -241,7 +242,7 @@ class AsyncResque:
 
     async def queue_sizes(self) -> dict[str, int]:
         names = await self.queues()
-        sizes = await _run(self.redis, [("llen", self.keys.queue(n)) for n in names], transaction=False)
+        sizes = await _run(self.redis, [("LLEN", self.keys.queue(n)) for n in names], transaction=False)
         return dict(zip(names, (int(n) for n in sizes), strict=True))
 
     async def peek(self, queue: str, start: int = 0, count: int = 1) -> list[QueuedJob]:
@@ -281,6 +282,22 @@ class AsyncResque:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {job_id} still has status {record.status} after {timeout} s")
             await asyncio.sleep(interval)
+
+    async def create_status_job(
+        self, class_name: str, options: dict[str, Any] | None = None, *, queue: str = DEFAULT_QUEUE
+    ) -> str:
+        """resque-status's ``MyJob.create(options)`` (the bytes of ``Resque.statuses.create``); the uuid."""
+        uuid, commands = create_plan(self.keys, class_name, options, queue=queue)
+        await _run(self.redis, commands, transaction=True)
+        return uuid
+
+    async def resque_status(self, uuid: str) -> ResqueStatus | None:
+        """A resque-status record (``status:<uuid>``), or None."""
+        return read_status(uuid, await self.redis.get(self.keys.resque_status(uuid)))
+
+    async def kill_status_job(self, uuid: str) -> None:
+        """Ask a resque-status job to stop at its next progress report (``SADD _kill``)."""
+        await self.redis.sadd(self.keys.resque_status_kill, uuid)
 
     async def stop_tracking(self, job_id: str, prefix: str = "") -> None:
         await self.redis.delete(self.keys.status(job_id, prefix))

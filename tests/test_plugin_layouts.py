@@ -93,3 +93,21 @@ def test_ruby_float_edges() -> None:
     assert [ruby_float(x) for x in (1e15, 999999999999999.0, 1e-4, 9.999e-5, -0.0, 5e-324)] == [
         "1.0e+15", "999999999999999.0", "0.0001", "9.999e-05", "-0.0", "5.0e-324",
     ]  # fmt: skip
+
+
+def test_names_are_total_for_absurdly_nested_args() -> None:
+    """A payload nested past Python's stack still gets one stable attempt key and a status name."""
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(3000):
+        nxt: list[Any] = []
+        inner.extend([nxt, 1])
+        inner = nxt
+    hashes: dict[str, Any] = {}
+    node = hashes
+    for _ in range(3000):
+        node["k"] = {}
+        node = node["k"]
+    name = Keys.retry_name("A", [deep, hashes])
+    assert name == Keys.retry_name("A", [deep, hashes]) and name.startswith("resque-retry:A:")
+    assert status_name("B", {"a": hashes}) == "B(…)"

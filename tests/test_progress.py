@@ -143,3 +143,26 @@ def test_untracked_php_job_may_report_progress(resque: Resque, r: redis.Redis) -
     r.set("test:runs:u", 1)  # the next run succeeds
     run_burst(resque_url(resque))
     assert not r.exists("resque:failed") and r.get("resque:stat:processed") == b"1"
+
+
+def test_async_client_creates_reads_and_kills(redis_url: str, r: redis.Redis) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from resque_compat.aio import AsyncResque  # noqa: PLC0415
+
+    async def go() -> tuple[str, object]:
+        async with AsyncResque(redis_url) as aio:
+            uuid = await aio.create_status_job("Reports::Build", {"steps": 1}, queue="statused")
+            record = await aio.resque_status(uuid)
+            await aio.kill_status_job(uuid)
+            return uuid, record
+
+    uuid, record = asyncio.run(go())
+    sync_uuid = Resque(redis_url).statuses.create("Reports::Build", {"steps": 1})
+    items = r.lrange("resque:queue:statused", 0, -1)
+    assert items == [
+        b'{"class":"Reports::Build","args":["' + u.encode() + b'",{"steps":1}]}' for u in (uuid, sync_uuid)
+    ]
+    shapes = [(r.get(f"resque:status:{u}") or b"").replace(u.encode(), b"U") for u in (uuid, sync_uuid)]
+    assert [re.sub(rb'"time":\d+', b"", s) for s in shapes] == [re.sub(rb'"time":\d+', b"", shapes[1])] * 2
+    assert getattr(record, "state", None) == "queued" and r.smembers("resque:_kill") == {uuid.encode()}

@@ -156,6 +156,27 @@ def test_tracked_job_status_is_waiting_between_attempts(redis_url: str, r: redis
     assert r.zcard("resque:delayed_queue_schedule") == 1 and not failed(r)
 
 
+@pytest.mark.parametrize("fork", [False, True])
+def test_tracked_job_keeps_its_status_through_a_delayed_retry(redis_url: str, r: redis.Redis, fork: bool) -> None:
+    """A scheduler rebuilds a delayed item as {class,args}, dropping the payload's id: the pending
+    retry carries it, so the retried run still moves the same status to 4."""
+    resque = Resque(redis_url)
+    job_id = resque.enqueue("default", "Mailer::TrackedLater", {"name": "k"}, track=True)
+    run_burst(redis_url, fork=fork)  # fails; the retry waits 60 s
+    (ts,) = r.zrange("resque:delayed_queue_schedule", 0, -1)
+    (item,) = r.lrange(b"resque:delayed:" + ts, 0, -1)
+    assert b'"id"' not in item  # resque-scheduler's {class,args,queue}: no room for the id
+    data = json.loads(item)
+    r.delete(b"resque:delayed:" + ts, b"resque:timestamps:" + item, "resque:delayed_queue_schedule")
+    r.rpush(
+        "resque:queue:default", json.dumps({"class": data["class"], "args": data["args"]})
+    )  # as a scheduler moves it
+    run_burst(redis_url, fork=fork)
+    status = json.loads(r.get(f"resque:job:{job_id}:status") or b"")
+    assert status["status"] == 4 and status["result"] == "sent" and status["message"] == "sent"
+    assert 86000 < r.ttl(f"resque:job:{job_id}:status") <= 86400 and not failed(r)
+
+
 def test_a_killed_child_is_retried(redis_url: str, r: redis.Redis) -> None:
     Resque(redis_url).enqueue("default", "Mailer::Crash", "c")
     run_burst(redis_url, fork=True)
@@ -197,3 +218,27 @@ def test_activejob_job_retried_with_executions_carried(redis_url: str, r: redis.
 
 def _run_number(name: str) -> int:
     return int(redis.Redis.from_url(os.environ["PLUGIN_JOBS_REDIS"]).incr(f"test:runs:{name}"))
+
+
+def test_settle_is_guarded_so_a_repeat_writes_nothing(r: redis.Redis) -> None:
+    """A settle call repeated (its reply lost) or made after a pruner took the job changes nothing."""
+    from resque_compat.jobs.retrying import WorkerRetries  # noqa: PLC0415
+
+    keys = Keys()
+    item = b'{"class":"Mailer::Always","args":["g"]}'
+    r.set(keys.worker("vm:1:default"), b'{"queue":"default","run_at":"2026-11-29T10:00:00Z","payload":' + item + b"}")
+    retries = WorkerRetries(r, keys, "vm:1:default", "redis", reliable=False)
+    policy = Retry(limit=2, delay=30)
+    attempt = retries.begin("Mailer::Always", ["g"], item, policy)
+    assert attempt is None
+    failure = b'{"failed_at":"2026/11/29 10:00:00 UTC","payload":' + item + b',"exception":"E","error":"x",'
+    failure += b'"backtrace":[],"worker":"vm:1:default","queue":"default"}'
+    kwargs: dict[str, object] = dict(
+        queue="default", item=item, identity=("Mailer::Always", ["g"]), next_attempt=None, policy=policy,
+        retryable=True, failure=failure, status_key=None, status=None, attempt=0,
+    )  # fmt: skip
+    first = retries.settle(**kwargs)  # type: ignore[arg-type]
+    again = retries.settle(**kwargs)  # type: ignore[arg-type]
+    assert first.applied and first.retried and not again.applied and again.processed == first.processed == 1
+    assert r.zcard("resque:delayed_queue_schedule") == 1 and r.get("resque:stat:failed") == b"1"
+    assert not r.exists(keys.worker("vm:1:default"))

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from resque_compat.commands import push_raw_commands, queue_commands
+from resque_compat.plans import push_raw_commands
 from resque_compat.protocol import JobPayload, Keys, ProtocolError, StatusRecord, decode_json, timefmt
 from resque_compat.protocol.progress import (
     COMPLETED,
@@ -36,6 +36,7 @@ from resque_compat.protocol.progress import (
     new_uuid,
 )
 from resque_compat.replies import raw, text
+from resque_compat.resp import Command, queue_commands
 
 #: resque-status's queue for classes without ``@queue``
 DEFAULT_QUEUE = "statused"
@@ -93,22 +94,9 @@ class ResqueStatuses:
         """``MyJob.create(options)``: status ``queued`` with the options, listed in
         ``_statuses``, and the job ``{"class":…,"args":[uuid, options]}`` pushed; returns the uuid.
         One MULTI (Ruby sends the same commands one by one)."""
-        opts: dict[str, Any] = dict(options or {})
-        for key in opts:
-            if not isinstance(key, str):
-                raise TypeError(f"option keys must be strings (JSON object keys), not {key!r}")
-        uuid = new_uuid()
-        record = merged(None, uuid, None, {"options": opts})
-        now = int(record.time)
+        uuid, commands = create_plan(self.keys, class_name, options, queue=queue, expire_in=self.expire_in)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.keys.resque_status(uuid), record.encode())
-        if self.expire_in:
-            pipe.expire(self.keys.resque_status(uuid), self.expire_in)
-        pipe.zadd(self.keys.resque_statuses, {uuid: now})
-        if self.expire_in:
-            pipe.zremrangebyscore(self.keys.resque_statuses, 0, now - self.expire_in)
-        payload = JobPayload.new(class_name, [uuid, opts]).encode()
-        queue_commands(pipe, push_raw_commands(self.keys, queue, payload))
+        queue_commands(pipe, commands)
         pipe.execute()
         return uuid
 
@@ -149,6 +137,33 @@ class ResqueStatuses:
             self.remove(uuid)
             removed += 1
         return removed
+
+
+def create_plan(
+    keys: Keys, class_name: str, options: dict[str, Any] | None, *, queue: str, expire_in: int | None = None
+) -> tuple[str, list[Command]]:
+    """The uuid and the commands (one MULTI) of resque-status's ``create``, for both clients."""
+    opts: dict[str, Any] = dict(options or {})
+    for key in opts:
+        if not isinstance(key, str):
+            raise TypeError(f"option keys must be strings (JSON object keys), not {key!r}")
+    uuid = new_uuid()
+    record = merged(None, uuid, None, {"options": opts})
+    now = int(record.time)
+    status_key = keys.resque_status(uuid)
+    commands: list[Command] = [("SET", status_key, record.encode())]
+    if expire_in:
+        commands.append(("EXPIRE", status_key, expire_in))
+    commands.append(("ZADD", keys.resque_statuses, now, uuid))
+    if expire_in:
+        commands.append(("ZREMRANGEBYSCORE", keys.resque_statuses, 0, now - expire_in))
+    commands += push_raw_commands(keys, queue, JobPayload.new(class_name, [uuid, opts]).encode())
+    return uuid, commands
+
+
+def read_status(uuid: str, value: Any) -> ResqueStatus | None:
+    """A stored ``status:<uuid>`` value as a record (None: absent); never raises."""
+    return _read(uuid, value)
 
 
 def _decoded(value: Any) -> dict[str, Any] | None:

@@ -53,17 +53,28 @@ class WorkerRetries:
         self._begin = client.register_script(RETRY_BEGIN)
         self._finish = client.register_script(RETRY_FINISH)
         self._attempt: tuple[bytes, int] | None = None
+        self._tracked: tuple[str, str] | None = None
 
-    def begin(self, class_name: str, args: list[Any], item: bytes, policy: Retry) -> int:
-        """Count the run that starts now; returns its attempt number (0: the first run)."""
+    def begin(self, class_name: str, args: list[Any], item: bytes, policy: Retry) -> tuple[str, str] | None:
+        """Count the run that starts now (its attempt number is kept for :meth:`settle`). Returns
+        the ``(job id, status prefix)`` a delayed retry carried for a tracked job, if any."""
         name = Keys.retry_name(class_name, args)
         expire = "" if policy.expire_after is None else repr(float(policy.expire_after))
         delays = [repr(float(d)) for d in (policy.backoff or (policy.delay,))]
-        attempt = int(
-            self._begin(keys=[self.keys.retry_attempts(name), self.keys.pending_retries], args=[name, expire, *delays])
+        reply = self._begin(
+            keys=[self.keys.retry_attempts(name), self.keys.pending_retries], args=[name, expire, *delays]
         )
-        self._attempt = (item, attempt)
-        return attempt
+        self._attempt = (item, int(reply[0]))
+        self._tracked = None
+        if reply[1]:
+            try:
+                pending = PendingRetry.decode(raw(reply[1]))
+            except ProtocolError:
+                return None
+            if isinstance(pending.job_id, str) and pending.job_id:
+                prefix = pending.status_prefix if isinstance(pending.status_prefix, str) else ""
+                self._tracked = (pending.job_id, prefix)
+        return self._tracked
 
     def attempt_of(self, item: bytes) -> int:
         if self._attempt is not None and self._attempt[0] == item:
@@ -72,7 +83,7 @@ class WorkerRetries:
 
     def succeeded(self, class_name: str, args: list[Any]) -> None:
         """``after_perform_retry``: the counter goes."""
-        self._attempt = None
+        self._attempt = self._tracked = None
         self.redis.delete(self.keys.retry_attempts(Keys.retry_name(class_name, args)))
 
     def settle(
@@ -84,6 +95,7 @@ class WorkerRetries:
         next_attempt: tuple[str, list[Any]] | None,
         policy: Retry,
         retryable: bool,
+        tracked: tuple[str, str] | None = None,
         failure: bytes,
         status_key: str | None,
         status: StatusRecord | None,
@@ -124,7 +136,7 @@ class WorkerRetries:
                 if not policy.record_attempts:
                     suppressed, ttl = suppressed_failure(failure, t), 2 * delay
             runs = policy.runs
-            entry = PendingRetry(
+            pending = PendingRetry(
                 class_=class_name,
                 queue=queue,
                 where="queue" if mode == "now" else "delayed",
@@ -136,7 +148,13 @@ class WorkerRetries:
                 failure=failure.decode("utf-8", errors="replace"),
                 recorded=bool(record),
                 retry_name=name,
-            ).encode()
+            )
+            carried = tracked or self._tracked
+            if carried is not None:
+                pending.job_id = carried[0]
+                if carried[1]:
+                    pending.status_prefix = carried[1]
+            entry = pending.encode()
         reply = self._finish(
             keys=[
                 keys.worker(self.worker_id),
@@ -172,7 +190,7 @@ class WorkerRetries:
                 entry,
             ],
         )
-        self._attempt = None
+        self._attempt = self._tracked = None
         return Settled(bool(int(reply[0])), int(reply[1]), retry, ts)
 
 
@@ -186,6 +204,8 @@ def retry_line(class_name: str, queue: str, *, attempt: int, policy: Retry, sett
     runs = policy.runs
     of = f"of {runs}" if runs is not None else "(no limit)"
     head = f"(Job{{{queue}}} | {class_name}) attempt {attempt + 1} {of} failed ({why})"
+    if not settled.applied:  # a pruner (or this very call, before its reply was lost) finished it
+        return f"failed: {head}; the job was already finished elsewhere, nothing more recorded"
     if not settled.retried:
         return f"gave up: {head}; recorded in failed"
     return f"retrying: {head}; attempt {attempt + 2} {of}, next run at {timefmt.run_at(settled.at)}"

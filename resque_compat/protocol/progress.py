@@ -90,7 +90,10 @@ def _to_f(value: Any) -> float:
 
 def status_name(class_name: str, options: Any) -> str:
     """``"#{self.class.name}(#{options.inspect unless options.empty?})"``."""
-    shown = "" if not options else ruby_inspect(options)
+    try:
+        shown = "" if not options else ruby_inspect(options)
+    except RecursionError:  # nested past Python's stack
+        shown = "…"
     return f"{class_name}({shown})"
 
 

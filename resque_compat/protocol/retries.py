@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from resque_compat.protocol.records import Failure, ProtocolError, Record
+from resque_compat.protocol.records import UNSET, Failure, ProtocolError, Record, UnsetType
 
 
 class PendingRetry(Record, kw_only=True, omit_defaults=True):
@@ -31,6 +31,10 @@ class PendingRetry(Record, kw_only=True, omit_defaults=True):
     failure: str
     recorded: bool = False
     retry_name: str
+    #: the php-resque job id (and status prefix) the job is tracked under, carried across a delayed
+    #: retry whose item cannot keep it
+    job_id: str | UnsetType = UNSET
+    status_prefix: str | UnsetType = UNSET
 
 
 def suppressed_failure(failure: bytes, epoch: float | None = None) -> bytes:

@@ -87,18 +87,25 @@ def ruby_to_s(value: Any) -> str:
 
 
 def ruby_join(values: list[Any], separator: str) -> str:
-    """``Array#join``: nested arrays flattened, every element by ``to_s``."""
+    """``Array#join``: nested arrays flattened (without recursion, however deep), every element by
+    ``to_s``; an element too deeply nested to inspect is shown as ``…``."""
     parts: list[str] = []
-
-    def walk(items: list[Any]) -> None:
-        for item in items:
-            if isinstance(item, list):
-                walk(item)
-            else:
+    stack: list[Any] = [iter(values)]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
+        else:
+            try:
                 parts.append(ruby_to_s(item))
-
-    walk(values)
+            except RecursionError:
+                parts.append("…")
     return separator.join(parts)
+
+
+_END = object()
 
 
 def sha1_hex(text: str) -> str:

@@ -29,9 +29,9 @@ from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.history import SamplerThread
 from resque_compat.protocol.inputs import InputError, parse_json_input
-from resque_compat.web import actions, data, history, plugins, schedule
-from resque_compat.web.actions import BadRequestError, ConflictError
-from resque_compat.web.data import NotFoundError
+from resque_compat.web import actions, bulk, data, history, plugins, present, schedule
+from resque_compat.web.actions import ConflictError
+from resque_compat.web.data import BadRequestError, NotFoundError
 from resque_compat.web.openapi import openapi_document
 from resque_compat.web.security import CSRF_COOKIE, CSRF_FIELD, Guard, api_write_ok, csrf_ok, new_token, same_origin
 
@@ -90,6 +90,7 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
         p.get("class") or None,
         str(p.get("order") or "desc"),
     )
+    shown["tasks"] = [t.as_dict() for t in bulk.for_list(resque.keys.namespace, shown["list"])[:3]]
     if len(shown["lists"]) > 1 and _list(p) == "failed" and not p.get("class"):
         shown["overview"] = data.failed_classes(resque)
     return shown
@@ -97,7 +98,7 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
 
 def _worker_or_host(resque: Resque, p: Params) -> dict[str, Any]:
     name = str(p["name"])
-    return data.worker(resque, name) if ":" in name else data.workers(resque, name)
+    return data.worker(resque, name) if ":" in name else data.workers(resque, name, data.page_start(p.get("start")))
 
 
 def _status_page(resque: Resque, p: Params) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def _status_page(resque: Resque, p: Params) -> dict[str, Any]:
 
 PAGES: list[Page] = [
     Page("/overview", "overview", "overview.html", lambda r, p: data.overview(r)),
-    Page("/working", "working", "working.html", lambda r, p: data.working(r)),
+    Page("/working", "working", "working.html", lambda r, p: data.working(r, data.page_start(p.get("start")))),
     Page("/working/{name:path}", "working", "worker.html", lambda r, p: data.worker(r, str(p["name"]))),
     Page("/queues", "queues", "queues.html", lambda r, p: data.queues(r)),
     Page(
@@ -123,7 +124,7 @@ PAGES: list[Page] = [
         "queue.html",
         lambda r, p: data.queue(r, str(p["queue"]), data.page_start(p.get("start"))),
     ),
-    Page("/workers", "workers", "workers.html", lambda r, p: data.workers(r)),
+    Page("/workers", "workers", "workers.html", lambda r, p: data.workers(r, None, data.page_start(p.get("start")))),
     Page(
         "/workers/{name:path}",
         "workers",
@@ -324,7 +325,7 @@ class Dashboard:
             except redis.RedisError as exc:
                 return self.error_page(request, 503, f"Redis error: {redact(str(exc))}")
             template = page.template(params) if callable(page.template) else page.template
-            return self.render(request, template, context, page.tab)
+            return self.render(request, template, present.bounded(context), page.tab)
 
         return endpoint
 
@@ -339,7 +340,7 @@ class Dashboard:
                 return JSONResponse({"error": str(exc)}, 400)
             except redis.RedisError as exc:
                 return JSONResponse({"error": f"Redis error: {redact(str(exc))}"}, 503)
-            return JSONResponse(context)
+            return JSONResponse(present.bounded(context))
 
         return endpoint
 
@@ -422,15 +423,37 @@ class Dashboard:
     # -- special pages ---------------------------------------------------------------
     async def overview_poll(self, request: Request) -> Response:
         context = await run_in_threadpool(data.overview, self.resque)
-        return self.render(request, "_overview.html", context, "overview")
+        return self.render(request, "_overview.html", present.bounded(context), "overview")
 
     async def workers_poll(self, request: Request) -> Response:
         context = await run_in_threadpool(data.workers, self.resque, "all")
-        return self.render(request, "_workers.html", context, "workers")
+        return self.render(request, "_workers.html", present.bounded(context), "workers")
 
     async def stats_txt(self, request: Request) -> Response:
         text = await run_in_threadpool(data.stats_txt, self.resque)
         return PlainTextResponse(text)
+
+    async def raw(self, request: Request) -> Response:
+        """A record's whole stored bytes, as text (pages and API lists show values cut)."""
+        params = request.query_params
+        try:
+            body = await run_in_threadpool(
+                data.raw_record, self.resque, request.path_params["key"], params.get("index"), params.get("field")
+            )
+        except NotFoundError as exc:
+            return PlainTextResponse(str(exc) + "\n", 404)
+        except BadRequestError as exc:
+            return PlainTextResponse(str(exc) + "\n", 400)
+        except redis.RedisError as exc:
+            return PlainTextResponse(f"Redis error: {redact(str(exc))}\n", 503)
+        return Response(body, media_type="text/plain; charset=utf-8")
+
+    async def task(self, request: Request) -> Response:
+        """A bulk task's progress (``Retry all``, ``Clear retried``)."""
+        found = bulk.get(request.path_params["id"])
+        if found is None or found.namespace != self.resque.keys.namespace:
+            return JSONResponse({"error": "no such task"}, 404)
+        return JSONResponse(found.as_dict())
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(__version__))
@@ -455,6 +478,9 @@ class Dashboard:
             Route("/workers.poll", self.workers_poll),
             Route("/stats.txt", self.stats_txt),
             Route("/api/openapi.json", self.openapi),
+            Route("/api/tasks/{id}", self.task),
+            Route("/raw/{key:path}", self.raw),
+            Route("/api/raw/{key:path}", self.raw),
             Route("/api/stats.txt", self.stats_txt),
             Route("/metrics", self.metrics),
         ]

@@ -381,7 +381,10 @@ class Worker:
                 log.debug("got: (Job{%s} | %s | %s)", queue, call.class_name, mask_args(payload.args))
             if call.definition.retry is not None:
                 policy = call.definition.retry
-                self._retry(lambda: self.retries.begin(*call.identity, item, policy), "count the attempt")
+                carried = self._retry(lambda: self.retries.begin(*call.identity, item, policy), "count the attempt")
+                if carried is not None and status_key is None:  # a tracked job back from a delayed retry
+                    status_key, status = self._pickup_status(*carried)
+                    self._status_in_hand = (status_key, status)
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
             self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
             if call.definition.retry is not None:
@@ -423,6 +426,7 @@ class Worker:
             next_attempt=None if call.retry_args is None else call.next_attempt(),
             policy=policy,
             retryable=outcome.retryable,
+            tracked=(job.job_id, job.payload.status_prefix) if job.job_id else None,
             failure=_failure_bytes(outcome),
             status_key=status_key,
             status=status,
