@@ -39,7 +39,7 @@ def test_quit_finishes_the_job_and_titles_match_ruby(redis_url: str, r: redis.Re
     wait_for(lambda: started(log, "q"), what="job start")
     child = wait_for(lambda: children_of(proc.pid), what="child")[0]
     assert re.fullmatch(r"resque-\d+\.\d+\.\d+: Forked \d+ at \d+", cmdline(proc.pid))
-    assert re.fullmatch(r"resque-\d+\.\d+\.\d+: Processing default since \d+ \[Sleep\]", cmdline(child))
+    assert re.fullmatch(r"resque-\d+\.\d+\.\d+: Processing default since \d+ \[Sleep\] \(worker \d+\)", cmdline(child))
     proc.send_signal(signal.SIGQUIT)
     stop(proc)
     assert proc.returncode == 0

@@ -13,9 +13,10 @@ Guarantees. A reserved job always ends in one of: finished (counted), a failure 
 full payload (retryable), or, in ``--reliable`` mode, back at the head of its queue. Reserving
 and recording the reservation are one atomic script, so dying in between loses nothing; a
 connection cut is recovered without losing or double-counting a job (see ``cycle``). Reliable
-mode is at-least-once: a job whose worker died mid-run runs again. Limits: in blocking mode
-without ``--reliable``, an item whose BLPOP reply is lost to a connection cut is gone (as with
-every BLPOP worker); a control command whose cycle reply is lost is dropped.
+mode is at-least-once: a job whose worker died mid-run runs again. Blocking mode BLMOVEs into
+the worker's in-flight list, and the next call records the item from there, so neither a kill
+nor a lost reply between the pop and the record loses it. Limit: a control command whose
+cycle reply is lost is dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import fcntl
 import gc
 import logging
 import os
+import random
 import select
 import signal
 import struct
@@ -55,7 +57,7 @@ from resque_compat.protocol import (
     worker_id,
 )
 from resque_compat.registry import JobRegistry, UnknownJobError, default_registry
-from resque_compat.replies import raw, text
+from resque_compat.replies import text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.cycle import Cycle, CycleResult, Finish, Kind
@@ -138,6 +140,7 @@ class Worker:
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
         self._registered = False
+        self._next_prune = time.monotonic()
         self._saved_signals: dict[signal.Signals, Any] = {}
         self.jobs_done = 0
         self._exiting: set[int] = set()  # children that reported their outcome and are exiting
@@ -170,24 +173,9 @@ class Worker:
         )
         self._retry(lambda: self.redis.hdel(self.keys.heartbeat, self.id), "clear the heartbeat")
         self._retry(self._beat, "write the heartbeat")
+        self._retry(self._prune, "prune dead workers")
         self._beat_thread = threading.Thread(target=self._beat_loop, name="resque-heartbeat", daemon=True)
         self._beat_thread.start()
-        pruned = self._retry(
-            lambda: pruning.prune_dead_workers(
-                self.redis,
-                self.keys,
-                self.failures,
-                self.id,
-                self.config.queues,
-                heartbeat_interval=self.config.heartbeat_interval,
-                prune_interval=self.config.prune_interval,
-            ),
-            "prune dead workers",
-        )
-        if pruned:
-            log.info("pruned %d dead worker(s): %s", len(pruned), ", ".join(pruned))
-        if self.config.reliable:
-            self._retry(lambda: pruning.requeue_orphans(self.redis, self.keys, self.failures), "requeue orphans")
         self.hooks.run("before_first_fork", self)
         self._retry(self._register, "register")
         if self.config.fork:
@@ -273,10 +261,10 @@ class Worker:
                 return
             procline.waiting(self.queues)
             if config.blocking:
-                popped = self._blocking_pop()
-                if popped is not None:
-                    adopted = self._call(None, check=False, reserve=False, adopt=popped)
-                    job = self._job_of(adopted, default_queue=popped[0])
+                moved_from = self._blocking_pop()
+                if moved_from is not None:
+                    adopted = self._call(None, check=False, reserve=False, adopt=moved_from)
+                    job = self._job_of(adopted, default_queue=moved_from)
                     if job is not None:
                         idle = False
                         finish = self._process(*job)
@@ -461,7 +449,7 @@ class Worker:
         try:
             os.close(read_fd)
             self._child_signals()
-            procline.processing(job.queue, time.time(), job.class_name)
+            procline.processing(job.queue, time.time(), job.class_name, worker_pid=self.pid)
             try:
                 self.hooks.run("after_fork", job)
             except Exception as exc:
@@ -580,37 +568,32 @@ class Worker:
         )
 
     # -- blocking mode ------------------------------------------------------------------
-    def _blocking_pop(self) -> tuple[str, bytes] | None:
-        """BLPOP the queues (reliable mode: BLMOVE from the first queue into our in-flight list,
-        the others being polled by the cycle between pops), at most 1 s at a time so signals
-        and control commands are seen promptly."""
+    def _blocking_pop(self) -> str | None:
+        """BLMOVE from the first queue into our in-flight list (the other queues are polled by
+        the cycle between pops), at most 1 s at a time so signals and control commands are
+        seen promptly. Returns the queue when an item may be in the in-flight list (moved, or
+        the reply was lost): the adopt call then records it, atomically, from that list, so a
+        kill -9 at any instant leaves the item in Redis, where a pruner finds it."""
         timeout = max(0.01, min(self.config.interval, 1.0))
         if not self.queues:
             self._sleep(timeout)
             return None
+        first = self.queues[0]
         try:
-            if self.config.reliable:
-                first = self.queues[0]
-                item = self.redis.blmove(
-                    self.keys.queue(first),
-                    self.keys.inflight(self.id),
-                    timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds
-                    "LEFT",
-                    "RIGHT",
-                )
-                return (first, raw(item)) if item is not None else None
-            popped = self.redis.blpop([self.keys.queue(q) for q in self.queues], timeout)
+            item = self.redis.blmove(
+                self.keys.queue(first),
+                self.keys.inflight(self.id),
+                timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds
+                "LEFT",
+                "RIGHT",
+            )
         except redis.RedisError as exc:
             if not _transient(exc):
                 raise
             log.warning("Redis connection lost while waiting (%s); reconnecting", redact(str(exc)))
             self._sleep(1.0)
-            return None
-        if not popped:
-            return None
-        key, item = popped
-        queue = self.keys.strip(text(key))[len("queue:") :]
-        return (queue, raw(item))
+            return first  # the move may have happened: the adopt call finds out
+        return first if item is not None else None
 
     # -- signals and control -------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -713,12 +696,31 @@ class Worker:
         secs, _ = self.redis.time()
         self.redis.hset(self.keys.heartbeat, self.id, timefmt.heartbeat(float(secs)))
 
+    def _prune(self) -> None:
+        """Prune dead workers under Ruby's lock (released when done), then send orphaned
+        in-flight lists back to their queues. When another pruner holds the lock, try again
+        in about a second, else after a jittered fraction of the heartbeat interval, so live
+        workers keep pruning and a restarted worker finds its dead predecessor at once."""
+        config = self.config
+        self._next_prune = time.monotonic() + random.uniform(1.0, 2.0)  # if this one fails
+        pruned = pruning.try_prune(
+            self.redis, self.keys, self.failures, self.id, config.queues,
+            heartbeat_interval=config.heartbeat_interval, prune_interval=config.prune_interval,
+        )  # fmt: skip
+        if pruned is None:
+            self._next_prune = time.monotonic() + random.uniform(0.5, 1.5)
+            return
+        moved = pruning.requeue_orphans(self.redis, self.keys, self.failures)
+        if moved:
+            log.warning("requeued the in-flight jobs of %d worker(s) no longer registered", moved)
+        self._next_prune = time.monotonic() + config.heartbeat_interval * random.uniform(0.5, 1.0)
+
     def _beat_loop(self) -> None:
-        """Heartbeat every HEARTBEAT_INTERVAL s; while a job runs, also read the control list
-        (between jobs the cycle call does that)."""
+        """Heartbeat every HEARTBEAT_INTERVAL s, prune dead workers now and then (``_prune``);
+        while a job runs, also read the control list (between jobs the cycle call does that)."""
         interval = self.config.heartbeat_interval
         next_beat = time.monotonic() + interval
-        while not self._beat_stop.wait(min(0.5, max(0.0, next_beat - time.monotonic()))):
+        while not self._beat_stop.wait(min(0.5, max(0.0, min(next_beat, self._next_prune) - time.monotonic()))):
             try:
                 if self._child_pid is not None or self._job_running:
                     command = self.redis.lpop(self.keys.control(self.id))
@@ -727,6 +729,8 @@ class Worker:
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + interval
+                if time.monotonic() >= self._next_prune and not self._stop:
+                    self._prune()
             except redis.RedisError as exc:
                 log.debug("heartbeat: %s", redact(str(exc)))
             except Exception:
