@@ -28,12 +28,12 @@ return 1
 #: The worker's whole Redis side of one job cycle, in one round trip (resque_compat.worker.cycle).
 #: (1) finish the previous job: failure record + stat:failed (if it failed), stat:processed,
 #: final status with its 24 h expiry, inflight cleared; or "release" it back to the head of its
-#: queue; (2) when asked, LPOP our control list and read pause-all-workers; (3) reserve: LPOP
-#: (reliable: LMOVE into our inflight list) over the queues in priority order, or "adopt" an
-#: the item a blocking BLMOVE put into our inflight list (default mode: taken out of it, so
-#: the record and the removal are one step; reliable: kept there), and SET worker:<id> to
-#: {"queue","run_at","payload"} with
-#: the item's bytes verbatim (a non-JSON item is stored as a JSON string so the record stays
+#: queue (a tracked job's status back to waiting, no expiry); (2) when asked, LPOP our control
+#: list and read pause-all-workers; (3) reserve: LPOP (reliable: LMOVE into our inflight list)
+#: over the queues in priority order, or "adopt" the item a blocking BLMOVE put into our
+#: inflight list (default mode: taken out of it, so the record and the removal are one step;
+#: reliable: kept there), and SET worker:<id> to {"queue","run_at","payload"} with the item's
+#: bytes verbatim (a non-JSON item is stored as a JSON string so the record stays
 #: JSON). Going idle DELs worker:<id>. Recovery (ARGV[9] = per-worker processed count before
 #: this finish): if the count already moved, the lost call ran; return what it reserved.
 #: KEYS: 1 worker:<id>, 2 stat:processed, 3 stat:processed:<id>, 4 stat:failed,
@@ -74,6 +74,7 @@ end
 if finish == 'release' then
   redis.call('LPUSH', KEYS[9], ARGV[2])
   if ARGV[8] == '1' then redis.call('DEL', KEYS[8]) end
+  if ARGV[4] ~= '' then redis.call('SET', KEYS[11], ARGV[4]) end
 elseif finish ~= '' then
   if finish == 'fail' then
     if ARGV[3] ~= '' then redis.call('SADD', KEYS[10], ARGV[3]) end

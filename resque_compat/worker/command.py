@@ -149,7 +149,10 @@ def work(  # noqa: PLR0917 - one parameter per click option
     except WorkerConfigError as exc:
         fail(str(exc), 2)
         return
-    setup(log_format, level_for(config.verbose), text_format=WORKER_TEXT)
+    # The worker's own lines (start, summaries, pruning, exit) show by default; one line per
+    # job only from -v on (failures are WARNINGs, so those show by default too).
+    setup(log_format, min(logging.INFO, level_for(config.verbose)), text_format=WORKER_TEXT)
+    logging.getLogger("resque_compat.worker.job").setLevel(level_for(config.verbose))
     if metrics_port and config.count > 1 and metrics_port + config.count - 1 > 65535:
         fail(f"--metrics-port {metrics_port} leaves no room for {config.count} workers (PORT+k must be <= 65535)", 2)
     import_job_modules(config.imports)

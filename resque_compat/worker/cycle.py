@@ -149,7 +149,10 @@ class Cycle:
             finish_args: list[str | bytes] = [b"", b"", b"", b""]
         elif finish.release_item is not None:
             list_key = bulk(self.keys.queue(finish.queue))
-            finish_args = [b"release", finish.release_item, b"", b""]
+            waiting = b""
+            if finish.status_key is not None and finish.status is not None:
+                status_key, waiting = finish.status_key, finish.status
+            finish_args = [b"release", finish.release_item, b"", waiting]
         else:
             if finish.failure is not None:
                 name = failure_list_name(self.failure_backend, finish.queue)

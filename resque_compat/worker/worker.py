@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import gc
 import logging
+import math
 import os
 import random
 import select
@@ -44,9 +45,10 @@ import redis
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failure import Failures
-from resque_compat.logs import job_fields, mask_args
+from resque_compat.logs import JOB_FIELDS, job_fields, mask_args
 from resque_compat.protocol import (
     UNSET,
+    Failure,
     JobStatus,
     ProtocolError,
     StatusRecord,
@@ -77,6 +79,8 @@ if TYPE_CHECKING:  # the metrics extra is optional
     from resque_compat.metrics import WorkerMetrics
 
 log = logging.getLogger("resque_compat.worker")
+#: one line per job: successes at INFO (``-v``), failures at WARNING (shown by default)
+job_log = logging.getLogger("resque_compat.worker.job")
 T = TypeVar("T")
 #: the class label of a queue item that is not a job
 MALFORMED = "(malformed)"
@@ -90,10 +94,31 @@ _TRANSIENT_REPLIES = (
 _RETRY_GIVE_UP = 30.0
 
 
+class _ExitNow(BaseException):
+    """Raised by a second TERM/INT to leave whatever the worker is doing at once."""
+
+
 def _transient(exc: Exception) -> bool:
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) or _refusal(exc):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
+
+
+def _refusal(exc: Exception) -> bool:
+    """Redis answers but will not write now (redis-py names these errors and drops the code)."""
+    return isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError))
+
+
+def _why(exc: Exception) -> str:
+    """The log line's reason, in an operator's words."""
+    detail = redact(str(exc))
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or detail.startswith("OOM"):
+        return f"Redis refuses writes: out of memory (maxmemory) ({detail})"
+    if isinstance(exc, redis.exceptions.ReadOnlyError) or detail.startswith("READONLY"):
+        return f"Redis refuses writes: read-only replica ({detail})"
+    if isinstance(exc, redis.exceptions.BusyLoadingError) or detail.startswith("LOADING"):
+        return f"Redis is loading its data ({detail})"
+    return f"Redis connection lost ({detail})"
 
 
 class Worker:
@@ -129,6 +154,7 @@ class Worker:
         # state set by signal handlers and the control list
         self._stop = False  # QUIT/stop: no new jobs, exit when idle
         self._stop_now = False  # TERM/INT: kill the job in hand
+        self._exit_now = False  # a second TERM/INT: leave at once
         self._paused = False  # USR2
         self._remote_paused = False  # control "pause"
         self._kill_job = False
@@ -143,6 +169,9 @@ class Worker:
         self._next_prune = time.monotonic()
         self._saved_signals: dict[signal.Signals, Any] = {}
         self.jobs_done = 0
+        self.jobs_failed = 0
+        self._started_at = self._summary_at = time.monotonic()
+        self._summary_counts = (0, 0)
         self._exiting: set[int] = set()  # children that reported their outcome and are exiting
         self._status_in_hand: tuple[str | None, StatusRecord | None] = (None, None)
 
@@ -152,6 +181,13 @@ class Worker:
         try:
             self.startup()
             self._loop()
+            return 0
+        except _ExitNow:
+            return 0
+        except redis.RedisError as exc:
+            if not self._stop:
+                raise
+            log.warning("Redis unreachable while stopping (%s); exiting anyway", redact(str(exc)))
             return 0
         finally:
             self.shutdown()
@@ -181,7 +217,29 @@ class Worker:
         if self.config.fork:
             gc.freeze()  # what exists now is shared with every child: no copy-on-write for it
         self._resolve_queues()
-        log.info("worker %s started (%s)", self.id, "fork per job" if self.config.fork else "no fork")
+        self._log_start()
+
+    def _log_start(self) -> None:
+        """The start line an operator checks first: who, which queues, how, and what it can run."""
+        config = self.config
+        classes = len(self.registry)
+        mode = ", ".join([
+            "fork per job" if config.fork else "no fork",
+            "blocking" if config.blocking else f"polling every {_seconds(config.interval)}",
+            "reliable" if config.reliable else "default (at most once)",
+            *(["burst"] if config.burst else []),
+            *([f"timeout {_seconds(config.timeout)}"] if config.timeout else []),
+        ])  # fmt: skip
+        log.info(
+            "worker %s started: queues %s; %s; %d job class(es) registered",
+            self.id, ",".join(config.queues), mode, classes,
+        )  # fmt: skip
+        if not classes:
+            log.warning(
+                "no job classes are registered: every job will fail with UnknownJobError; "
+                "load the modules that define them with --import MODULE (or APP_INCLUDE=module1,module2)"
+            )
+        self._started_at = self._summary_at = time.monotonic()
 
     def _register(self) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -199,23 +257,35 @@ class Worker:
         self._beat()
 
     def shutdown(self) -> None:
-        """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks."""
-        self._reap_exited(wait=10.0)
+        """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks. After a second
+        TERM/INT, or with Redis unreachable, a job still recorded is left to the pruner."""
+        self._reap_exited(wait=0.0 if self._exit_now else 10.0)
         self._beat_stop.set()
         if self._beat_thread is not None:
-            self._beat_thread.join(timeout=5)
-        if self._registered:
+            self._beat_thread.join(timeout=1.0 if self._stop_now else 5.0)
+        if self._registered and self._exit_now:
+            log.warning("exited at once: %s stays registered until a pruner takes it and any job it held", self.id)
+        elif self._registered:
             try:
-                self._retry(lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id), "unregister")
+                self._retry(
+                    lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id),
+                    "unregister",
+                    give_up=1.0 if self._stop_now else 5.0,
+                )
                 self._registered = False
             except redis.RedisError as exc:
-                log.warning("could not unregister %s: %s", self.id, redact(str(exc)))
+                log.warning(
+                    "could not unregister %s (%s): a pruner will take it and any job it held", self.id, redact(str(exc))
+                )
         self.hooks.run_logged("worker_exit", self)
         self._restore_signals()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        log.info("worker %s exited after %d job(s)", self.id, self.jobs_done)
+        elapsed = time.monotonic() - self._started_at
+        log.info(
+            "worker %s exited: processed %d, failed %d in %.1f s", self.id, self.jobs_done, self.jobs_failed, elapsed
+        )
 
     # -- the loop -----------------------------------------------------------------------
     def _loop(self) -> None:
@@ -223,6 +293,8 @@ class Worker:
         finish: Finish | None = None
         last_check = 0.0
         idle = True
+        low, high, backoff = config.poll_intervals()
+        poll = min(max(config.interval, low), high)  # Ruby 3.0: back off from MIN to MAX_INTERVAL
         while True:
             if self._parent is not None and os.getppid() != self._parent:
                 log.warning("pool supervisor is gone; stopping")
@@ -242,6 +314,7 @@ class Worker:
             job = self._job_of(result)
             if job is not None:
                 idle = False
+                poll = low
                 finish = self._process(*job)
                 continue
             idle = True
@@ -269,7 +342,9 @@ class Worker:
                         idle = False
                         finish = self._process(*job)
             else:
-                self._sleep(config.interval)
+                poll = min(poll + backoff, high)
+                log.debug("sleeping for %g s", poll)
+                self._sleep(poll)
 
     def _job_of(self, result: CycleResult, default_queue: str = "") -> tuple[str, bytes] | None:
         if result.kind is Kind.JOB and result.item is not None:
@@ -289,7 +364,7 @@ class Worker:
             self.cycle.set_queues(self.queues)
 
     def _call(
-        self, finish: Finish | None, *, check: bool, reserve: bool, adopt: tuple[str, bytes] | None = None
+        self, finish: Finish | None, *, check: bool, reserve: bool, adopt: str | None = None
     ) -> CycleResult:
         """One cycle call; on a dropped connection back off, reconnect, and retry in recovery mode."""
         assert self.cycle is not None
@@ -303,10 +378,12 @@ class Worker:
                 if not _transient(exc):
                     raise
                 if recovering is None:
-                    log.warning("Redis connection lost (%s); reconnecting", redact(str(exc)))
+                    log.warning("%s; %s", _why(exc), "waiting and retrying" if _refusal(exc) else "reconnecting")
                 recovering = self._processed_seen
-                if self._stop_now and time.monotonic() - started > _RETRY_GIVE_UP:
-                    log.warning("giving up on Redis after %.0f s while shutting down", _RETRY_GIVE_UP)
+                if self._stop and (finish is None or self._stop_now or time.monotonic() - started > _RETRY_GIVE_UP):
+                    # shutting down: what Redis has not recorded is left to the pruner
+                    if finish is not None:
+                        log.warning("Redis unreachable while stopping: the job's end is left to the pruner")
                     raise
                 self._sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -315,22 +392,27 @@ class Worker:
                 self._processed_seen = result.processed
             if finish is not None and finish.release_item is None:
                 self.jobs_done += 1
+                self.jobs_failed += finish.failed
             if recovering is not None:
-                log.warning("reconnected to Redis")
+                log.warning("Redis is back (after %.1f s)", time.monotonic() - started)
                 self._retry(self._reregister, "re-register")
             return result
 
-    def _retry(self, func: Callable[[], T], what: str) -> T:
-        """Idempotent Redis work: retry through connection loss with backoff."""
+    def _retry(self, func: Callable[[], T], what: str, give_up: float | None = None) -> T:
+        """Idempotent Redis work: retry through connection loss and refused writes with backoff;
+        while stopping, give up after ``give_up`` s (TERM/INT: 1 s, else 30 s)."""
         delay = 0.1
         started = time.monotonic()
         while True:
             try:
                 return func()
             except redis.RedisError as exc:
-                if not _transient(exc) or (self._stop_now and time.monotonic() - started > _RETRY_GIVE_UP):
+                if not _transient(exc):
                     raise
-                log.warning("cannot %s: %s; retrying in %.1f s", what, redact(str(exc)), delay)
+                limit = give_up if give_up is not None else 1.0 if self._stop_now else _RETRY_GIVE_UP
+                if self._stop and time.monotonic() - started > limit:
+                    raise
+                log.warning("cannot %s: %s; retrying in %.1f s", what, _why(exc), delay)
                 self._sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -359,25 +441,44 @@ class Worker:
             if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
                 log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, mask_args(payload.args))
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
+            if not outcome.ok and self._stop_now and self.config.reliable:
+                # interrupted by shutdown: reliable mode gives it back, at the head of its queue
+                log.warning(
+                    "requeued (Job{%s} | %s) interrupted by shutdown", queue, payload.class_,
+                    extra=job_fields(job_id=payload.job_id, class_name=payload.class_, queue=queue, worker=self.id,
+                                     duration=time.monotonic() - started, outcome="requeued"),
+                )  # fmt: skip
+                waiting = status.advanced(JobStatus.WAITING).encode() if status is not None else None
+                return Finish(queue, release_item=item, status_key=status_key, status=waiting)
             self._ended(queue, payload.job_id, payload.class_, outcome, started=started)
         return self._finish(queue, outcome, status_key, status)
 
     def _ended(
         self, queue: str, job_id: str | None, class_name: str, outcome: Outcome, *, started: float, why: str = ""
     ) -> None:
-        """The job line (INFO; WARNING when the job could not even start) and the metrics.
+        """The job line and the metrics. A success is INFO on ``resque_compat.worker.job`` (shown
+        with ``-v``); a failure is one WARNING there (shown by default) with the exception's
+        class and message, its backtrace below at ``-v``, and all three as JSON fields.
         The duration is the job's own (a forked child sends it back), else what we saw."""
         kind = "skipped" if outcome.skipped else "ok" if outcome.ok else "failed"
         duration = outcome.duration or time.monotonic() - started
         if self.metrics is not None:
             self.metrics.observe(class_name, kind, duration)
-        level = logging.WARNING if why else logging.INFO
-        if log.isEnabledFor(level):
-            fields = job_fields(
-                job_id=job_id, class_name=class_name, queue=queue, worker=self.id, duration=duration, outcome=kind
-            )
-            word = "done" if kind == "ok" else kind
-            log.log(level, "%s: (Job{%s} | %s)%s", word, queue, class_name, f": {why}" if why else "", extra=fields)
+        level = logging.INFO if outcome.ok else logging.WARNING
+        if not job_log.isEnabledFor(level):
+            return
+        fields = job_fields(
+            job_id=job_id, class_name=class_name, queue=queue, worker=self.id, duration=duration, outcome=kind
+        )
+        if outcome.ok:
+            job_log.info("%s: (Job{%s} | %s)", "done" if kind == "ok" else kind, queue, class_name, extra=fields)
+            return
+        exception, error, backtrace = _failure_parts(outcome, why)
+        fields[JOB_FIELDS].update(exception=exception, error=error, backtrace=backtrace)
+        trace = "".join(f"\n    {line}" for line in backtrace) if job_log.isEnabledFor(logging.INFO) else ""
+        job_log.warning(
+            "failed: (Job{%s} | %s): %s: %s%s", queue, class_name, exception, _clip(error), trace, extra=fields
+        )
 
     def _pickup_status(self, job_id: str | None, prefix: str) -> tuple[str | None, StatusRecord | None]:
         """Tracked jobs (payload ``id`` with a status key): status 2, ``started`` kept."""
@@ -517,18 +618,38 @@ class Worker:
         os.close(self._wake_w)
 
     def _wait_child(self, job: Job, pid: int, read_fd: int) -> Outcome:
-        timeout = self.config.timeout
+        config = self.config
+        timeout = config.timeout
         deadline = time.monotonic() + timeout if timeout else None
         buf = bytearray()
         killed: str | None = None
+        # TERM_CHILD: TERM at term_at (after RESQUE_PRE_SHUTDOWN_TIMEOUT), KILL at kill_at
+        term_at = kill_at = math.inf
         while True:
+            now = time.monotonic()
             if self._kill_job and killed is None:
+                if config.term_child:
+                    term_at = now + config.pre_shutdown_timeout
+                    kill_at = term_at + config.term_timeout
+                    killed = "term"
+                else:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    killed = "signal"
+            if now >= term_at:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                term_at = math.inf
+            if now >= kill_at:
+                log.warning("job child %d still running %g s after TERM: killing it", pid, config.term_timeout)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                killed = "signal"
+                kill_at = math.inf
             wait: float | None = None
+            if min(term_at, kill_at) < math.inf:
+                wait = max(0.0, min(term_at, kill_at) - now)
             if deadline is not None and killed is None:
-                wait = deadline - time.monotonic()
+                wait = deadline - now
                 if wait <= 0:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
@@ -556,6 +677,9 @@ class Worker:
                 return self.runner.dirty_exit(
                     job, job.queue, "Resque::JobTimeout", f"Job exceeded the {timeout:g} s timeout: {how}"
                 )
+            if killed == "term":
+                error = f"SIGTERM, then killed after {config.term_timeout:g} s: {how}"
+                return self.runner.dirty_exit(job, job.queue, "Resque::TermException", error)
             return self.runner.dirty_exit(
                 job, job.queue, "Resque::DirtyExit", f"Child process received unhandled signal {how}"
             )
@@ -633,18 +757,30 @@ class Worker:
             self._drain()
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
-        log.info("QUIT: exiting after the current job")
+        log.warning("QUIT: exiting after the current job")
         self._stop = True
         self._wake()
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         name = _signal_name(signum)
-        log.info("%s: killing the current job and exiting", name)
+        if signum == signal.SIGTERM and self.config.graceful_term and not self._stop_now:
+            log.warning("%s (GRACEFUL_TERM): exiting after the current job", name)
+            self._stop = True
+            self._wake()
+            return
+        if self._stop_now:  # the second INT/TERM: out at once, the job in hand left to the pruner
+            log.warning("second %s: exiting now", name)
+            if self._child_pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._child_pid, signal.SIGKILL)
+            self._exit_now = True
+            raise _ExitNow(name)
+        log.warning("%s: %s the current job and exiting", name, "stopping" if self.config.term_child else "killing")
         self._stop = self._stop_now = True
         self._kill_current(name)
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
-        log.info("USR1: killing the current job")
+        log.warning("USR1: killing the current job")
         self._kill_current("SIGUSR1")
 
     def _kill_current(self, name: str) -> None:
@@ -715,6 +851,23 @@ class Worker:
             log.warning("requeued the in-flight jobs of %d worker(s) no longer registered", moved)
         self._next_prune = time.monotonic() + config.heartbeat_interval * random.uniform(0.5, 1.0)
 
+    def _summary(self) -> None:
+        """Every ``summary_interval`` s, one INFO line: what was done since the last one."""
+        every = self.config.summary_interval
+        now = time.monotonic()
+        if not every or now - self._summary_at < every:
+            return
+        done, failed = self.jobs_done, self.jobs_failed
+        last_done, last_failed = self._summary_counts
+        rate = (done - last_done) / (now - self._summary_at)
+        busy = self._child_pid is not None or self._job_running
+        state = "paused" if self._paused or self._remote_paused else "busy" if busy else "idle"
+        log.info(
+            "summary: processed %d (+%d), failed %d (+%d), %.1f jobs/s over %.0f s; %s",
+            done, done - last_done, failed, failed - last_failed, rate, now - self._summary_at, state,
+        )  # fmt: skip
+        self._summary_at, self._summary_counts = now, (done, failed)
+
     def _beat_loop(self) -> None:
         """Heartbeat every HEARTBEAT_INTERVAL s, prune dead workers now and then (``_prune``);
         while a job runs, also read the control list (between jobs the cycle call does that)."""
@@ -731,6 +884,7 @@ class Worker:
                     next_beat = time.monotonic() + interval
                 if time.monotonic() >= self._next_prune and not self._stop:
                     self._prune()
+                self._summary()
             except redis.RedisError as exc:
                 log.debug("heartbeat: %s", redact(str(exc)))
             except Exception:
@@ -758,6 +912,23 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"SIG{signum}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _failure_parts(outcome: Outcome, why: str) -> tuple[str, str, list[str]]:
+    """(exception class, message, backtrace) of a failed outcome's record."""
+    try:
+        record = Failure.decode(_failure_bytes(outcome))
+    except (ProtocolError, TypeError):
+        return "?", why, []
+    return record.exception, record.error, list(record.backtrace)
+
+
+def _clip(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
 def _failure_bytes(outcome: Outcome) -> bytes:
