@@ -262,7 +262,7 @@ class Worker:
         self._reap_exited(wait=0.0 if self._exit_now else 10.0)
         self._beat_stop.set()
         if self._beat_thread is not None:
-            self._beat_thread.join(timeout=1.0 if self._stop_now else 5.0)
+            self._beat_thread.join(timeout=0.5 if self._stop_now else 5.0)
         if self._registered and self._exit_now:
             log.warning("exited at once: %s stays registered until a pruner takes it and any job it held", self.id)
         elif self._registered:
@@ -270,7 +270,7 @@ class Worker:
                 self._retry(
                     lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id),
                     "unregister",
-                    give_up=1.0 if self._stop_now else 5.0,
+                    give_up=0.5 if self._stop_now else 5.0,
                 )
                 self._registered = False
             except redis.RedisError as exc:
@@ -409,7 +409,7 @@ class Worker:
             except redis.RedisError as exc:
                 if not _transient(exc):
                     raise
-                limit = give_up if give_up is not None else 1.0 if self._stop_now else _RETRY_GIVE_UP
+                limit = give_up if give_up is not None else 0.5 if self._stop_now else _RETRY_GIVE_UP
                 if self._stop and time.monotonic() - started > limit:
                     raise
                 log.warning("cannot %s: %s; retrying in %.1f s", what, _why(exc), delay)
