@@ -30,7 +30,7 @@ from resque_compat.cliutil import (
 from resque_compat.connection import ConfigError
 from resque_compat.embedded import RedisUnavailable
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json
+from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json, inputs, timefmt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -114,6 +114,9 @@ def _status_dict(job_id: str, record: StatusRecord) -> dict[str, Any]:
 
 # -- jobs and queues ----------------------------------------------------------------
 
+#: the longest ``enqueue --in`` (100 years)
+MAX_DELAY_SECONDS = 100 * 365 * 86400
+
 
 @main.command()
 @click.argument("queue")
@@ -121,7 +124,7 @@ def _status_dict(job_id: str, record: StatusRecord) -> dict[str, Any]:
 @click.argument("args_json", metavar="[ARGS_JSON]", required=False, default="[]")
 @click.option("--track", is_flag=True, help="Track the job's status (php-resque's job:<id>:status); print its id.")
 @click.option("--at", "at", type=float, metavar="TS", help="Delay until this unix time (resque-scheduler's layout).")
-@click.option("--in", "delay", type=click.FloatRange(min=0), metavar="SECONDS", help="Delay by this many seconds.")
+@click.option("--in", "delay", type=float, metavar="SECONDS", help="Delay by this many seconds (> 0).")
 @pass_cli
 @handle_errors
 def enqueue(
@@ -140,7 +143,10 @@ def enqueue(
             raise ValueError("--track cannot be combined with --at/--in: delayed items carry no job id")
         from resque_compat.scheduler import enqueue_delayed  # noqa: PLC0415 - scheduler only when delaying
 
-        when = at if at is not None else time.time() + (delay or 0.0)
+        if at is not None:
+            when = inputs.check_seconds(at, "--at", maximum=timefmt.MAX_EPOCH)
+        else:
+            when = time.time() + inputs.check_seconds(delay or 0.0, "--in", maximum=MAX_DELAY_SECONDS)
         ts = enqueue_delayed(cli.resque, when, queue, class_name, args)
         if cli.json:
             emit_json({"queue": queue, "class": class_name, "args": args, "at": ts})

@@ -4,7 +4,6 @@ errors, and the output helpers (tables for people, JSON for scripts)."""
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import redis
 from resque_compat.client import Resque
 from resque_compat.connection import ConfigError, default_spec, parse_address, redact
 from resque_compat.protocol import ProtocolError, encode_json
+from resque_compat.protocol.inputs import parse_json_input
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +38,15 @@ class CliContext:
     @property
     def redis_shown(self) -> str:
         return redact(self.redis_spec or default_spec())
+
+
+def hide_secrets_from_title(what: str, redis_shown: str) -> None:
+    """Replace the process title (what ``ps`` shows, argv included) with one that names the
+    command and the redacted address only, so ``--redis``/``--auth`` passwords never show,
+    as the worker does."""
+    from setproctitle import setproctitle  # noqa: PLC0415 - only for the long-running commands
+
+    setproctitle(f"resque-compat {what} ({redact(redis_shown)})")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -98,12 +107,6 @@ def short(value: Any, width: int = 60) -> str:
 
 
 def parse_json(text: str, what: str) -> Any:
-    """Strict JSON (NaN and Infinity refused: no peer can decode them)."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{what} contains {name}, which JSON does not allow")
-
-    try:
-        return json.loads(text, parse_constant=refuse)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not valid JSON: {exc}") from None
+    """Strict JSON (NaN, Infinity, ``1e999``, 64-bit overflow and deep nesting refused: no
+    peer could read them back as written)."""
+    return parse_json_input(text, what)

@@ -24,6 +24,7 @@ from resque_compat.protocol import (
     StatusRecord,
     WorkerId,
     WorkingOn,
+    inputs,
     new_job_id,
     timefmt,
 )
@@ -76,8 +77,7 @@ def queued(raw: bytes) -> QueuedJob:
 
 
 def check_name(what: str, value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} name must be a non-empty string")
+    inputs.check_name(f"{what} name", value)
 
 
 # -- enqueue --------------------------------------------------------------------------
@@ -92,6 +92,7 @@ def enqueue_plan(
     ids: list[str | None] = []
     for class_name, args in jobs:
         check_name("class", class_name)
+        inputs.check_json_value(list(args), "args")
         job_id = new_job_id() if track else None
         payloads.append(JobPayload.new(class_name, list(args), job_id, now).encode())
         ids.append(job_id)

@@ -13,6 +13,7 @@ Accepted forms (``connect``'s ``spec``; default ``$REDIS_URL``, then php-resque'
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ from redis.sentinel import Sentinel
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _PHP_ONLY_OPTIONS = {"persistent", "max_connect_retries", "password-encoding"}
+#: URL query options passed on to redis-py; anything else is refused (a typo would otherwise
+#: reach redis-py's connection class as a keyword and fail at the first command)
+_URL_OPTIONS = {
+    "db", "timeout", "socket_timeout", "socket_connect_timeout", "socket_keepalive", "socket_read_size",
+    "retry_on_timeout", "health_check_interval", "max_connections", "protocol", "client_name", "username",
+    "password", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_check_hostname",
+    "ssl_min_version", "ssl_ciphers", "ssl_password",
+}  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -46,8 +55,18 @@ class RedisAddress:
         return redact(self.url)
 
 
+_USERINFO = re.compile(r"//([^\s'\"<>]*)@")
+
+
 def redact(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """Hide the whole userinfo of every URL in ``url``, up to its last ``@`` (a password may
+    hold ``@``, ``/`` or ``:``); the user name before the first ``:`` stays, to tell accounts apart."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, sep, _ = match.group(1).partition(":")
+        return f"//{user}:***@" if sep and "/" not in user else "//***@"
+
+    return _USERINFO.sub(hide, url)
 
 
 def default_spec() -> str:
@@ -101,11 +120,19 @@ def parse_address(spec: str | None = None) -> RedisAddress:
         if not parts.query:
             return RedisAddress(spec)
         query = []
-        for key, value in parse_qsl(parts.query):
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
             if key in _PHP_ONLY_OPTIONS:
                 continue
+            if key not in _URL_OPTIONS:
+                raise ConfigError(f"unknown Redis URL option {key!r} in {redact(spec)!r}")
+            if not value.strip():
+                raise ConfigError(f"Redis URL option {key!r} has no value in {redact(spec)!r}")
+            if key in _SECONDS_OPTIONS and not _positive_number(value):
+                raise ConfigError(f"Redis URL option {key!r} must be a positive number in {redact(spec)!r}")
             query.append(("socket_timeout", value) if key == "timeout" else (key, value))
-        return RedisAddress(_unsplit(parts._replace(query=urlencode(query))))
+        address = RedisAddress(_unsplit(parts._replace(query=urlencode(query))))
+        _check_options(address)
+        return address
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
         raise ConfigError(f"unsupported Redis URL scheme {scheme!r} (use redis, rediss, unix, tcp or redis+sentinel)")
@@ -116,6 +143,26 @@ def parse_address(spec: str | None = None) -> RedisAddress:
         raise ConfigError(f"cannot parse Redis address {redact(spec)!r} (expected host:port or a redis:// URL)")
     host, port, db, namespace = m.groups()
     return RedisAddress(f"redis://{host or 'localhost'}:{port}/{db or 0}", namespace=namespace)
+
+
+_SECONDS_OPTIONS = {"timeout", "socket_timeout", "socket_connect_timeout", "health_check_interval"}
+
+
+def _positive_number(value: str) -> bool:
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return math.isfinite(number) and number > 0
+
+
+def _check_options(address: RedisAddress) -> None:
+    """Let redis-py parse the options now, so a bad value is a one-line ConfigError here and
+    not a traceback at the first command."""
+    try:
+        redis.ConnectionPool.from_url(address.url)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{exc} in {address.redacted()!r}") from None
 
 
 def _parse_sentinel(spec: str) -> RedisAddress:

@@ -186,9 +186,19 @@ class Failures:
         return done
 
     def clear(self, list_name: str = "failed") -> int:
-        pipe = self.redis.pipeline(transaction=True)
-        queue_commands(pipe, clear_commands(self.keys, list_name))
-        return int(pipe.execute()[0])
+        """Delete a failure list; refused (nothing deleted) when the key is not a list."""
+        key = self.keys.failed_list(list_name)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.watch(key)  # type: ignore[no-untyped-call]
+            kind = text(pipe.type(key))
+            if kind not in ("list", "none"):
+                raise FailureError(f"{list_name!r} is not a failure list (it holds a {kind}); nothing cleared")
+            pipe.multi()
+            queue_commands(pipe, clear_commands(self.keys, list_name))
+            try:
+                return int(pipe.execute()[0])
+            except redis.WatchError:
+                raise FailureError(f"{list_name!r} changed type while clearing; nothing cleared") from None
 
     def clear_retried(self, list_name: str = "failed") -> int:
         """Remove every entry that has been retried (has ``retried_at``)."""

@@ -89,15 +89,49 @@ def job_fields(
     }
 
 
+#: C0/C1 controls, the Unicode line separators, and lone surrogates (not encodable as UTF-8)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (newline, CR, ESC, NUL, U+2028 ...) as visible escapes: a class name
+    or an error message from Redis can never start a forged log line or drive a terminal."""
+    return _CONTROL.sub(_escape, text)
+
+
 class TextFormatter(logging.Formatter):
-    """The classic line, a job line's fields appended as ``[id=… worker=… 12.3 ms]``."""
+    """The classic line, a job line's fields appended as ``[id=… worker=… 12.3 ms]``.
+
+    The message and the fields are escaped (:func:`escape_controls`): one record is one line,
+    plus a traceback below it whose lines are escaped except for their own newlines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return _CONTROL_BUT_NEWLINE.sub(_escape, super().formatException(ei))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = getattr(record, JOB_FIELDS, None)
         if isinstance(fields, dict):
             first, _, rest = line.partition("\n")  # a traceback stays below the fields
-            suffix = f" [id={fields.get('job_id') or '-'} worker={fields.get('worker')} {fields.get('duration_ms')} ms]"
+            suffix = escape_controls(
+                f" [id={fields.get('job_id') or '-'} worker={fields.get('worker')} {fields.get('duration_ms')} ms]"
+            )
             line = first + suffix + ("\n" + rest if rest else "")
         return scrub(line)
 
@@ -123,7 +157,20 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = scrub(self.formatException(record.exc_info))
         elif record.exc_text:
             out["exc"] = scrub(record.exc_text)
-        return _encode(out).decode()
+        try:
+            return _encode(out).decode()
+        except UnicodeEncodeError:  # a lone surrogate from undecodable bytes: still one valid line
+            return _encode(_replace_surrogates(out)).decode()
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_surrogates(v) for v in value]
+    return value
 
 
 def _iso(created: float) -> str:
@@ -162,6 +209,7 @@ __all__ = [
     "JsonFormatter",
     "LogFormat",
     "TextFormatter",
+    "escape_controls",
     "job_fields",
     "level_for",
     "mask_args",

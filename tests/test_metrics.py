@@ -43,7 +43,7 @@ def value(found: Samples, name: str, **labels: str) -> float | None:
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Resque(redis_url)), base_url="http://testserver") as c:
+    with TestClient(create_app(Resque(redis_url)), base_url="http://localhost") as c:
         yield c
 
 

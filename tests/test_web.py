@@ -34,7 +34,7 @@ def seeded(r: redis.Redis) -> dict[str, int]:
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Resque(redis_url, namespace="resque")), base_url="http://testserver") as c:
+    with TestClient(create_app(Resque(redis_url, namespace="resque")), base_url="http://localhost") as c:
         yield c
 
 
@@ -498,7 +498,7 @@ def test_a_200k_failed_list_is_read_a_page_at_a_time(redis_url: str, r: redis.Re
     pipe.execute()
     recording = RecordingRedis(connection_pool=redis.ConnectionPool.from_url(redis_url))
     recording.log = []
-    with TestClient(create_app(Resque(recording))) as c:
+    with TestClient(create_app(Resque(recording)), base_url="http://localhost") as c:
         for path in (
             "/failed",
             "/failed?start=100000",

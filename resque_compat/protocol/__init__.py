@@ -3,7 +3,7 @@
 Everything that touches Redis goes through this package; nothing here does I/O.
 """
 
-from resque_compat.protocol import timefmt
+from resque_compat.protocol import inputs, timefmt
 from resque_compat.protocol.keys import Keys, normalize_namespace
 from resque_compat.protocol.naming import (
     WorkerId,
@@ -47,6 +47,7 @@ __all__ = [
     "WorkingOn",
     "decode_json",
     "encode_json",
+    "inputs",
     "new_job_id",
     "normalize_class",
     "normalize_namespace",

@@ -66,19 +66,50 @@ def _zone(name: str) -> timezone | None:
     return None
 
 
+#: the last second a time may name (9999-12-31T23:59:59Z, datetime's limit)
+MAX_EPOCH = 253402300799
+
+
+def epoch_datetime(value: object) -> datetime | None:
+    """Unix seconds as an aware UTC datetime; None for anything not a finite number within
+    1970..9999 (negative, NaN, ±Infinity, overflowing, bools, strings)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        if not 0 <= value <= MAX_EPOCH:  # NaN fails both comparisons
+            return None
+        return datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def parse(value: object) -> datetime | None:
     """Parse any time a Resque peer stores (Ruby, php-resque, node-resque, pyres, unix seconds).
 
-    Returns an aware datetime, or None when the value is not a time we recognise: dashboards
-    show such values as they are rather than failing.
+    Returns an aware datetime, or None when the value is not a time we recognise or lies
+    outside 1970..9999: dashboards show such values as they are, and nothing that reads a
+    stored time ever raises because of it.
     """
+    try:
+        moment = _parse(value)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return None
+    if moment is None:
+        return None
+    try:
+        return moment if 0 <= moment.timestamp() <= MAX_EPOCH else None
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _parse(value: object) -> datetime | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    if not isinstance(value, str) or not value:
+        return epoch_datetime(value)
+    if not isinstance(value, str) or not value or len(value) > 100:
         return None
     text = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return datetime.fromtimestamp(float(text), UTC)
+    if re.fullmatch(r"\d{1,20}(\.\d{1,20})?", text):
+        return epoch_datetime(float(text))
     iso = text[:-1] + "+00:00" if text.endswith("Z") else text
     for fmt in _FORMATS:
         try:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import math
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from resque_compat.cliutil import CliContext, emit_json, fail, handle_errors, parse_json, short, table
+from resque_compat.cliutil import (
+    CliContext,
+    emit_json,
+    fail,
+    handle_errors,
+    hide_secrets_from_title,
+    parse_json,
+    short,
+    table,
+)
 from resque_compat.logs import LOG_FORMATS, SCHEDULER_TEXT, setup
 from resque_compat.protocol import ScheduleEntry, timefmt
 from resque_compat.scheduler.daemon import DEFAULT_INTERVAL, Scheduler
@@ -24,7 +32,9 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A delayed timestamp as a time; one out of range (a peer's bug) is shown as unknown."""
+    moment = timefmt.epoch_datetime(ts)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "(unknown time)"
 
 
 # -- scheduler --------------------------------------------------------------------------
@@ -77,6 +87,7 @@ def scheduler(  # noqa: PLR0917 - one parameter per option
     # resque-scheduler: INFO by default, VERBOSE (here also VVERBOSE) turns on DEBUG
     verbose = verbose or bool(os.environ.get("VERBOSE") or os.environ.get("VVERBOSE"))
     setup(log_format, logging.DEBUG if verbose else logging.INFO, text_format=SCHEDULER_TEXT)
+    hide_secrets_from_title("scheduler", cli.redis_shown)
     try:
         daemon = Scheduler(
             cli.resque, interval=interval, batch=batch, schedule_file=schedule_file,

@@ -20,7 +20,7 @@ from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.commands import Command, enqueue_plan, queue_commands
-from resque_compat.protocol import DelayedItem, Keys, ProtocolError, encode_json
+from resque_compat.protocol import DelayedItem, Keys, ProtocolError, encode_json, inputs, timefmt
 from resque_compat.replies import raw, text
 from resque_compat.scheduler.mover import Mover, MoveResult
 
@@ -44,13 +44,17 @@ return n
 _PAGE = 1000
 
 
+#: the longest delay accepted (100 years)
+MAX_DELAY = 100 * 365 * 86400
+
+
 def to_timestamp(at: float | int | datetime) -> int:
     """Unix seconds, truncated as Ruby's ``Time#to_i`` does; naive datetimes are local time."""
     if isinstance(at, datetime):
         return int(at.timestamp())
     if isinstance(at, bool) or not isinstance(at, (int, float)):
         raise ValueError(f"a time must be unix seconds or a datetime, not {type(at).__name__}")  # noqa: TRY004 - bad input, reported as such
-    return int(at)
+    return int(inputs.check_seconds(at, "the time", positive=False, maximum=timefmt.MAX_EPOCH))
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,9 @@ def schedule_plan(
     """The timestamp and the commands (one MULTI) of ``enqueue_at``; Ruby's rule: a time not
     in the future (``ts <= now``) enqueues now, and the timestamp is None."""
     ts = to_timestamp(at)
+    inputs.check_name("queue name", queue)
+    inputs.check_name("class name", class_name)
+    inputs.check_json_value(list(args), "args")
     raw = item_bytes(queue, class_name, args)
     if ts <= int(time.time() if now is None else now):
         return None, enqueue_plan(keys, queue, [(class_name, args)], track=False)[1]
@@ -120,7 +127,7 @@ def delay_to_time(seconds: float) -> float:
     """``enqueue_in``'s time: now + ``seconds`` (a number, checked)."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise ValueError(f"a delay must be a number of seconds, not {type(seconds).__name__}")  # noqa: TRY004 - bad input, reported as such
-    return time.time() + seconds
+    return time.time() + inputs.check_seconds(seconds, "the delay", positive=False, maximum=MAX_DELAY)
 
 
 class DelayedQueue:

@@ -51,6 +51,10 @@ _DURATION_PART = re.compile(r"(\d+\.\d*|\.?\d+|\d*\.\d+)\s*([A-Za-z]*)")
 _ISO = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
 
 
+#: the longest ``every`` accepted (100 years): longer ones name no time a clock can show
+MAX_DURATION = 100 * 365 * 86400
+
+
 class ScheduleError(ValueError):
     """A schedule that cannot be loaded; the message names the entry and the reason."""
 
@@ -68,6 +72,8 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"not a duration: {value!r}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"a duration must be positive: {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration must be at most 100 years: {value!r}")
     return seconds
 
 
@@ -268,12 +274,12 @@ class ScheduleStore:
         pipe.execute()
 
     def remove(self, name: str) -> bool:
-        """Ruby's ``remove_schedule``; True when the name was stored."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(self.keys.persistent_schedules, name)
-        pipe.sadd(self.keys.schedules_changed, name)
-        removed, _ = pipe.execute()
-        return bool(removed)
+        """Ruby's ``remove_schedule``; True when the name was stored. An unknown name writes
+        nothing (no ``schedules_changed`` entry for a schedule that never was)."""
+        if not self.redis.hdel(self.keys.persistent_schedules, name):
+            return False
+        self.redis.sadd(self.keys.schedules_changed, name)
+        return True
 
     def pop_changed(self, limit: int = 1000) -> list[str]:
         """SPOP ``schedules_changed`` (master only, as Ruby's dynamic mode)."""

@@ -7,12 +7,14 @@ an entry that moved or vanished raises :class:`ConflictError`, so nothing acts o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.failure import FailureError
-from resque_compat.protocol import ProtocolError, decode_json
+from resque_compat.protocol import inputs
 from resque_compat.web import present
+from resque_compat.web.data import NotFoundError
 
 WORKER_COMMANDS = ("pause", "resume", "stop", "kill-job")
 
@@ -25,11 +27,37 @@ class ConflictError(LookupError):
     """The target changed since the page was drawn (a failure list shifted, an entry went)."""
 
 
+def failure_list(resque: Resque, name: object) -> str:
+    """A failure-list name from a request: ``failed`` or a ``<queue>_failed`` list named in
+    ``failed_queues`` (redis_multi_queue). Anything else is refused, so a request can never
+    make a failure action touch a queue, a worker or any other key."""
+    if not isinstance(name, str):
+        raise BadRequestError(f"list must be a string, got {type(name).__name__}")
+    if name == "failed":
+        return name
+    if name.endswith("_failed") and resque.redis.sismember(resque.keys.failed_queues, name):
+        return name
+    raise NotFoundError(f"no failure list {name!r} (failure lists: failed and the members of failed_queues)")
+
+
+def text_param(params: Mapping[str, Any], key: str, default: str = "") -> str:
+    """A string field of a form or a JSON body; a number, list or object is refused, never
+    turned into its repr."""
+    value = params.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise BadRequestError(f"{key} must be a string, got {type(value).__name__}")
+    return value
+
+
 def _index(value: Any) -> int:
+    if isinstance(value, (bool, float)):
+        raise BadRequestError(f"index must be an integer, got {value!r}")
     try:
         index = int(value)
     except (TypeError, ValueError):
-        raise BadRequestError(f"index must be an integer, got {value!r}") from None
+        raise BadRequestError(f"index must be an integer, got {str(value)[:40]!r}") from None
     if index < 0:
         raise BadRequestError("index must not be negative")
     return index
@@ -46,12 +74,18 @@ def _checked(resque: Resque, list_name: str, index: int, expected: str | None) -
 
 
 def remove_queue(resque: Resque, name: str) -> dict[str, Any]:
+    kind = resque.redis.type(resque.keys.queue(name))
+    if kind not in (b"list", b"none", "list", "none"):
+        raise ConflictError(f"queue:{name} is not a queue (it holds a {present.text(kind)}); nothing removed")
+    if kind in (b"none", "none") and not resque.redis.sismember(resque.keys.queues, name):
+        raise NotFoundError(f"no queue {name!r}")
     size = resque.size(name)
     resque.remove_queue(name)
     return {"message": f"Removed queue {name} ({size} jobs)", "queue": name, "removed": size}
 
 
 def retry_failure(resque: Resque, list_name: str, index: Any, digest: str | None = None) -> dict[str, Any]:
+    list_name = failure_list(resque, list_name)
     i = _index(index)
     _checked(resque, list_name, i, digest)
     try:
@@ -62,6 +96,7 @@ def retry_failure(resque: Resque, list_name: str, index: Any, digest: str | None
 
 
 def remove_failure(resque: Resque, list_name: str, index: Any, digest: str | None = None) -> dict[str, Any]:
+    list_name = failure_list(resque, list_name)
     i = _index(index)
     _checked(resque, list_name, i, digest)
     try:
@@ -72,16 +107,22 @@ def remove_failure(resque: Resque, list_name: str, index: Any, digest: str | Non
 
 
 def retry_all(resque: Resque, list_name: str) -> dict[str, Any]:
+    list_name = failure_list(resque, list_name)
     done = resque.failures.retry_all(list_name)
     return {"message": f"Retried {done} failures", "retried": done}
 
 
 def clear_failures(resque: Resque, list_name: str) -> dict[str, Any]:
-    removed = resque.failures.clear(list_name)
+    list_name = failure_list(resque, list_name)
+    try:
+        removed = resque.failures.clear(list_name)
+    except FailureError as exc:
+        raise ConflictError(str(exc)) from None
     return {"message": f"Cleared {removed} failures", "removed": removed}
 
 
 def clear_retried(resque: Resque, list_name: str) -> dict[str, Any]:
+    list_name = failure_list(resque, list_name)
     removed = resque.failures.clear_retried(list_name)
     return {"message": f"Removed {removed} retried failures", "removed": removed}
 
@@ -106,17 +147,24 @@ def resume_all(resque: Resque) -> dict[str, Any]:
     return {"message": "Resumed all workers (pause-all-workers is cleared)", "paused_all": False}
 
 
-def enqueue(resque: Resque, queue: str, class_name: str, args: Any, track: bool) -> dict[str, Any]:
-    """Enqueue from the form: ``args`` is a JSON array (text from a form, a list from the API)."""
+def enqueue(resque: Resque, queue: Any, class_name: Any, args: Any, track: bool) -> dict[str, Any]:
+    """Enqueue from the form: ``args`` is a JSON array (text from a form, a list from the API).
+    Names must be strings and args plain JSON (finite numbers, 64-bit integers, bounded nesting)."""
+    if queue is not None and not isinstance(queue, str):
+        raise BadRequestError(f"queue must be a string, got {type(queue).__name__}")
+    if class_name is not None and not isinstance(class_name, str):
+        raise BadRequestError(f"class must be a string, got {type(class_name).__name__}")
     queue = (queue or "").strip()
     class_name = (class_name or "").strip()
     if not queue or not class_name:
         raise BadRequestError("queue and class are required")
-    if isinstance(args, str):
-        try:
-            args = decode_json(args.strip() or "[]")
-        except ProtocolError as exc:
-            raise BadRequestError(f"args: {exc}") from None
+    try:
+        if isinstance(args, str):
+            args = inputs.parse_json_input(args.strip() or "[]", "args")
+        else:
+            inputs.check_json_value(args, "args")
+    except inputs.InputError as exc:
+        raise BadRequestError(str(exc)) from None
     if not isinstance(args, list):
         raise BadRequestError('args must be a JSON array, e.g. [1, "two"]')
     job_id = resque.enqueue(queue, class_name, *args, track=track)

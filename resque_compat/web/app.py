@@ -9,7 +9,7 @@ Redis is reached through the synchronous client, in Starlette's thread pool.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from resque_compat import __version__
 from resque_compat.client import Resque
 from resque_compat.connection import redact
+from resque_compat.protocol.inputs import InputError, parse_json_input
 from resque_compat.web import actions, data, schedule
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import NotFoundError
@@ -35,6 +36,8 @@ from resque_compat.web.security import CSRF_COOKIE, CSRF_FIELD, Guard, api_write
 HERE = Path(__file__).parent
 FLASH_COOKIE = "resque_web_flash"
 POLL_SECONDS = 2
+#: the largest JSON body an API action reads
+MAX_BODY = 1 << 20
 
 Params = Mapping[str, Any]
 Loader = Callable[[Resque, Params], dict[str, Any]]
@@ -62,7 +65,7 @@ class Action:
 
 
 def _list(params: Params) -> str:
-    return str(params.get("list") or "failed")
+    return actions.text_param(params, "list") or "failed"
 
 
 def _failed_url(params: Params) -> str:
@@ -76,7 +79,11 @@ def quote(value: object) -> str:
 
 def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
     shown = data.failed(
-        resque, _list(p), data.page_start(p.get("start")), p.get("class") or None, str(p.get("order") or "desc")
+        resque,
+        actions.failure_list(resque, _list(p)),
+        data.page_start(p.get("start")),
+        p.get("class") or None,
+        str(p.get("order") or "desc"),
     )
     if len(shown["lists"]) > 1 and _list(p) == "failed" and not p.get("class"):
         shown["overview"] = data.failed_classes(resque)
@@ -162,40 +169,38 @@ ACTIONS: list[Action] = [
     Action("/failed/{list:path}/clear_retried", lambda r, p: actions.clear_retried(r, _list(p)), _failed_url),
     Action(
         "/failed/requeue/{index:int}",
-        lambda r, p: actions.retry_failure(r, _list(p), p["index"], p.get("digest")),
+        lambda r, p: actions.retry_failure(r, _list(p), p["index"], actions.text_param(p, "digest") or None),
         _failed_url,
     ),
     Action(
         "/failed/{list:path}/requeue/{index:int}",
-        lambda r, p: actions.retry_failure(r, _list(p), p["index"], p.get("digest")),
+        lambda r, p: actions.retry_failure(r, _list(p), p["index"], actions.text_param(p, "digest") or None),
         _failed_url,
     ),
     Action(
         "/failed/remove/{index:int}",
-        lambda r, p: actions.remove_failure(r, _list(p), p["index"], p.get("digest")),
+        lambda r, p: actions.remove_failure(r, _list(p), p["index"], actions.text_param(p, "digest") or None),
         _failed_url,
     ),
     Action(
         "/failed/{list:path}/remove/{index:int}",
-        lambda r, p: actions.remove_failure(r, _list(p), p["index"], p.get("digest")),
+        lambda r, p: actions.remove_failure(r, _list(p), p["index"], actions.text_param(p, "digest") or None),
         _failed_url,
     ),
     Action("/workers/pause_all", lambda r, p: actions.pause_all(r), lambda p: "/workers"),
     Action("/workers/resume_all", lambda r, p: actions.resume_all(r), lambda p: "/workers"),
     Action(
         "/workers/{name:path}/control",
-        lambda r, p: actions.control_worker(r, str(p["name"]), str(p.get("command") or "")),
+        lambda r, p: actions.control_worker(r, str(p["name"]), actions.text_param(p, "command")),
         lambda p: "/workers/" + quote(p["name"]),
     ),
     Action(
         "/enqueue",
-        lambda r, p: actions.enqueue(
-            r, str(p.get("queue") or ""), str(p.get("class") or ""), p.get("args", "[]"), _truthy(p.get("track"))
-        ),
+        lambda r, p: actions.enqueue(r, p.get("queue"), p.get("class"), p.get("args", "[]"), _truthy(p.get("track"))),
         lambda p: "/enqueue",
     ),
-    Action("/schedule/requeue", lambda r, p: schedule.requeue(r, str(p.get("name") or "")), lambda p: "/schedule"),
-    Action("/schedule/delete", lambda r, p: schedule.delete(r, str(p.get("name") or "")), lambda p: "/schedule"),
+    Action("/schedule/requeue", lambda r, p: schedule.requeue(r, actions.text_param(p, "name")), lambda p: "/schedule"),
+    Action("/schedule/delete", lambda r, p: schedule.delete(r, actions.text_param(p, "name")), lambda p: "/schedule"),
     Action(
         "/delayed/queue_now",
         lambda r, p: schedule.queue_now(r, p.get("timestamp"), p.get("digest")),
@@ -332,12 +337,14 @@ class Dashboard:
                     {"error": "send a JSON body (Content-Type: application/json) or the X-CSRF-Token header"}, 403
                 )
             body: Any = {}
-            raw = await request.body()
+            raw = await _body(request, MAX_BODY)
+            if raw is None:
+                return JSONResponse({"error": f"the body is larger than {MAX_BODY} bytes"}, 413)
             if raw.strip():
                 try:
-                    body = await request.json()
-                except ValueError:
-                    return JSONResponse({"error": "the body is not valid JSON"}, 400)
+                    body = parse_json_input(raw, "the body")
+                except InputError as exc:
+                    return JSONResponse({"error": str(exc)}, 400)
             if not isinstance(body, dict):
                 return JSONResponse({"error": "the body must be a JSON object"}, 400)
             params = {**body, **request.path_params}
@@ -405,6 +412,18 @@ class Dashboard:
         return out
 
 
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _write_flash(kind: str, message: str) -> str:
     return urllib.parse.quote(f"{kind}:{message[:500]}", safe="")
 
@@ -416,8 +435,15 @@ def _read_flash(value: str | None) -> dict[str, str] | None:
     return {"kind": "error" if kind == "error" else "ok", "message": message}
 
 
-def create_app(resque: Resque, credentials: tuple[str, str] | None = None, poll_seconds: int = POLL_SECONDS) -> Any:
-    """The dashboard for ``resque``; with ``credentials`` every request needs basic auth."""
+def create_app(
+    resque: Resque,
+    credentials: tuple[str, str] | None = None,
+    poll_seconds: int = POLL_SECONDS,
+    allowed_hosts: Iterable[str] = (),
+) -> Any:
+    """The dashboard for ``resque``; with ``credentials`` every request needs basic auth.
+
+    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`)."""
     dashboard = Dashboard(resque, poll_seconds)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -427,4 +453,4 @@ def create_app(resque: Resque, credentials: tuple[str, str] | None = None, poll_
 
     app = Starlette(routes=dashboard.routes(), exception_handlers={404: not_found})
     app.state.dashboard = dashboard
-    return Guard(app, credentials)
+    return Guard(app, credentials, allowed_hosts=allowed_hosts)

@@ -10,8 +10,15 @@ import os
 
 import click
 
-from resque_compat.cliutil import CliContext, fail, handle_errors, pass_cli
-from resque_compat.web.security import AUTH_ENV, AuthError, is_loopback, parse_credentials
+from resque_compat.cliutil import CliContext, fail, handle_errors, hide_secrets_from_title, pass_cli
+from resque_compat.web.security import (
+    ALLOWED_HOSTS_ENV,
+    AUTH_ENV,
+    AuthError,
+    is_loopback,
+    parse_allowed_hosts,
+    parse_credentials,
+)
 
 
 @click.command("web")
@@ -22,10 +29,20 @@ from resque_compat.web.security import AUTH_ENV, AuthError, is_loopback, parse_c
     metavar="USER:PASSWORD",
     help=f"Require HTTP basic auth (needed to bind a non-loopback address). [env: {AUTH_ENV}]",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME[:PORT]",
+    help="Also answer to this Host name (a reverse proxy's); repeatable. Loopback names are always"
+    f" served; '*' (only with --auth) any. [env: {ALLOWED_HOSTS_ENV}, comma-separated]",
+)
 @click.option("--poll", default=2, show_default=True, type=click.IntRange(1, 3600), help="Live-poll interval, seconds.")
 @pass_cli
 @handle_errors
-def _web(cli: CliContext, host: str, port: int, auth: str | None, poll: int) -> None:
+def _web(  # noqa: PLR0917 - one parameter per option
+    cli: CliContext, host: str, port: int, auth: str | None, allowed_hosts: tuple[str, ...], poll: int
+) -> None:
     """Serve the dashboard and JSON API (resque-web's tabs, worker control, OpenAPI at /api/openapi.json)
     and Prometheus metrics at /metrics (the metrics extra), all behind the same auth."""
     spec = auth if auth is not None else os.environ.get(AUTH_ENV) or None
@@ -38,15 +55,22 @@ def _web(cli: CliContext, host: str, port: int, auth: str | None, poll: int) -> 
     if credentials is None and not is_loopback(host):
         fail(f"refusing to serve on {host} without authentication: pass --auth USER:PASSWORD or set {AUTH_ENV}", 2)
     try:
+        names = parse_allowed_hosts([*allowed_hosts, os.environ.get(ALLOWED_HOSTS_ENV, "")])
+    except AuthError as exc:
+        fail(str(exc), 2)
+    if "*" in names and credentials is None:
+        fail("--allowed-host '*' needs --auth: without it any web page could reach the dashboard", 2)
+    try:
         import uvicorn  # noqa: PLC0415 (the web extra is optional)
     except ImportError:
         fail("the web extra is not installed: pip install 'resque-compat[web]'", 2)
 
     from resque_compat.web.app import create_app  # noqa: PLC0415 (needs the web extra)
 
+    hide_secrets_from_title(f"web on {host}:{port}", cli.redis_shown)
     resque = cli.resque
     resque.redis.ping()
-    app = create_app(resque, credentials, poll)
+    app = create_app(resque, credentials, poll, allowed_hosts=names)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"resque-compat web on http://{shown}:{port}/ (Redis {cli.redis_shown}, namespace {resque.keys.namespace!r})",

@@ -14,7 +14,7 @@ from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import ProtocolError, WorkerId, decode_json
+from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, decode_json
 from resque_compat.replies import to_int
 from resque_compat.web import present
 
@@ -368,6 +368,16 @@ def stats_key(resque: Resque, name: str, start: int = 0) -> dict[str, Any]:
 
 # -- beyond resque-web -------------------------------------------------------------------
 def job_status(resque: Resque, job_id: str, prefix: str = "") -> dict[str, Any]:
-    record = resque.status(job_id, prefix)
-    ttl = int(resque.redis.ttl(resque.keys.status(job_id, prefix))) if record is not None else None
-    return present.status(job_id, record, ttl)
+    """A tracked job's status; a record that does not decode is shown as broken, with its bytes."""
+    key = resque.keys.status(job_id, prefix)
+    pipe = resque.redis.pipeline(transaction=False)
+    pipe.get(key)
+    pipe.ttl(key)
+    raw, ttl = pipe.execute()
+    if raw is None:
+        return present.status(job_id, None, None)
+    try:
+        record = StatusRecord.decode(raw)
+    except ProtocolError:
+        return present.status(job_id, None, int(ttl), bytes(raw))
+    return present.status(job_id, record, int(ttl))

@@ -117,7 +117,10 @@ def job_bytes(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict) or not isinstance(value.get("class"), str):
         return broken(raw, problem)
     odd_args = value.get("args")
-    shown = job(JobPayload.from_dict({**value, "args": []}))
+    try:
+        shown = job(JobPayload.from_dict({**value, "args": []}))
+    except ProtocolError:  # another field is odd too (php's "id" a number, "queue_time" text)
+        return broken(raw, problem)
     shown.update(args=odd_args, args_text=pretty(odd_args), note=f"args is not a list: {problem}")
     return shown
 
@@ -199,7 +202,15 @@ def failure_class(entry: FailureEntry) -> str | None:
 STATUS_NAMES = {1: "waiting", 2: "running", 3: "failed", 4: "complete"}
 
 
-def status(job_id: str, record: StatusRecord | None, ttl: int | None) -> dict[str, Any]:
+def status(job_id: str, record: StatusRecord | None, ttl: int | None, raw: bytes | None = None) -> dict[str, Any]:
+    if record is None and raw is not None:
+        problem = "not a status record"
+        try:
+            StatusRecord.decode(raw)
+        except ProtocolError as exc:
+            problem = str(exc)
+        return {"id": job_id, "tracked": True, "broken": True, "problem": problem, "raw": text(raw),
+                "expires_in": ttl if ttl is not None and ttl >= 0 else None}  # fmt: skip
     if record is None:
         return {"id": job_id, "tracked": False}
     result = record.result if record.result is not UNSET else None

@@ -12,6 +12,7 @@ Precedence: an explicit CLI option, then the environment (``QUEUE``/``QUEUES``, 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,17 +70,17 @@ class WorkerConfig:
     def __post_init__(self) -> None:
         if not self.queues or not any(not q.startswith("!") for q in self.queues):
             raise WorkerConfigError("no queues given: use --queues q1,q2 or set QUEUE (e.g. QUEUE=critical,default)")
-        if self.interval < 0:
-            raise WorkerConfigError(f"interval must be >= 0, got {self.interval}")
+        if not math.isfinite(self.interval) or self.interval < 0:
+            raise WorkerConfigError(f"interval must be a finite number >= 0, got {self.interval}")
         if self.count < 1:
             raise WorkerConfigError(f"count must be >= 1, got {self.count}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise WorkerConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise WorkerConfigError(f"timeout must be a finite number > 0 of seconds, got {self.timeout}")
         for name in ("min_interval", "max_interval", "backoff_interval", "term_timeout", "pre_shutdown_timeout"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise WorkerConfigError(f"{name.upper()} must be >= 0, got {value}")
-        if self.heartbeat_interval <= 0 or self.prune_interval <= 0:
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise WorkerConfigError(f"{name.upper()} must be a finite number >= 0, got {value}")
+        if not all(math.isfinite(v) and v > 0 for v in (self.heartbeat_interval, self.prune_interval)):
             raise WorkerConfigError("HEARTBEAT_INTERVAL and PRUNE_INTERVAL must be > 0")
         if self.failure_backend not in BACKENDS:
             raise WorkerConfigError(f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})")

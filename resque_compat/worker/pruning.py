@@ -364,7 +364,10 @@ def _prune(
         if worker_id == me:
             continue
         seen = timefmt.parse(beat)
-        if seen is None or now - seen.timestamp() <= prune_interval:
+        if seen is None:
+            log.warning("not pruning %s: its heartbeat %r is not a time", worker_id, beat[:100])
+            continue
+        if now - seen.timestamp() <= prune_interval:
             continue
         what = unregister(
             client,

@@ -45,7 +45,7 @@ import redis
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failure import Failures
-from resque_compat.logs import JOB_FIELDS, job_fields, mask_args
+from resque_compat.logs import JOB_FIELDS, escape_controls, job_fields, mask_args
 from resque_compat.protocol import (
     UNSET,
     Failure,
@@ -363,9 +363,7 @@ class Worker:
         if self.queues != self.cycle.queues:
             self.cycle.set_queues(self.queues)
 
-    def _call(
-        self, finish: Finish | None, *, check: bool, reserve: bool, adopt: str | None = None
-    ) -> CycleResult:
+    def _call(self, finish: Finish | None, *, check: bool, reserve: bool, adopt: str | None = None) -> CycleResult:
         """One cycle call; on a dropped connection back off, reconnect, and retry in recovery mode."""
         assert self.cycle is not None
         recovering: int | None = None
@@ -475,10 +473,13 @@ class Worker:
             return
         exception, error, backtrace = _failure_parts(outcome, why)
         fields[JOB_FIELDS].update(exception=exception, error=error, backtrace=backtrace)
-        trace = "".join(f"\n    {line}" for line in backtrace) if job_log.isEnabledFor(logging.INFO) else ""
-        job_log.warning(
-            "failed: (Job{%s} | %s): %s: %s%s", queue, class_name, exception, _clip(error), trace, extra=fields
-        )
+        record = job_log.makeRecord(
+            job_log.name, logging.WARNING, __file__, 0, "failed: (Job{%s} | %s): %s: %s",
+            (queue, class_name, exception, _clip(error)), None, extra=fields,
+        )  # fmt: skip
+        if backtrace and job_log.isEnabledFor(logging.INFO):  # below the line, as a traceback is
+            record.exc_text = "\n".join(escape_controls(f"    {line}") for line in backtrace)
+        job_log.handle(record)
 
     def _pickup_status(self, job_id: str | None, prefix: str) -> tuple[str | None, StatusRecord | None]:
         """Tracked jobs (payload ``id`` with a status key): status 2, ``started`` kept."""
