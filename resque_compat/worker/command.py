@@ -86,7 +86,9 @@ def start_metrics(port: int, host: str) -> WorkerMetrics:
 @click.command("work")
 @click.option("-q", "--queues", metavar="Q1,Q2", help="Queues in priority order; globs and !exclude. [env: QUEUE]")
 @click.option("--interval", type=float, help="Seconds between polls when idle; 0 = --burst. [env: INTERVAL; 5]")
-@click.option("--blocking/--polling", default=None, help="BLPOP instead of LPOP polling. [env: BLOCKING]")
+@click.option(
+    "--blocking/--polling", default=None, help="Block on the first queue (BLMOVE) instead of polling. [env: BLOCKING]"
+)
 @click.option("-c", "--count", type=int, help="Run a pool of N worker processes. [env: COUNT]")
 @click.option("--fork/--no-fork", default=None, help="Fork per job (default) or run jobs in-process.")
 @click.option("--burst", is_flag=True, default=False, help="Work until the queues are empty, then exit.")
