@@ -34,7 +34,6 @@ import struct
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -567,7 +566,7 @@ class Worker:
             if os.getppid() != self.pid:
                 self._finish_orphaned(job, outcome)
         except BaseException:
-            traceback.print_exc()
+            log.exception("job child %d of %s failed outside the job", os.getpid(), job.class_name)
         finally:
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
