@@ -1,6 +1,9 @@
 """Unregistering workers and pruning dead ones, with Ruby Resque 3.0's rules.
 
-At startup, under the ``pruning_dead_workers_in_progress`` lock (``SET NX EX <heartbeat>``):
+At startup and then every ½-1 heartbeat interval (jittered; the worker's heartbeat thread),
+under the ``pruning_dead_workers_in_progress`` lock (``SET NX EX <heartbeat>``, as Ruby takes
+it; released by compare-and-delete when the prune is done, so a restarted worker does not find
+it held for a minute; a lock whose holder is a dead process of this host is broken at once):
 
 1. every worker whose heartbeat is older than the prune interval is unregistered, whatever its
    host, and a job it held is failed with ``Resque::PruneDeadWorkerDirtyExit``;
@@ -10,8 +13,11 @@ At startup, under the ``pruning_dead_workers_in_progress`` lock (``SET NX EX <he
 
 Ids whose pid is not a number (node-resque's ``MultiWorker``: ``host:pid+1:queues``) are never
 pruned by rule 2, and a process counts as live when its command line contains ``resque`` (the
-titles of Ruby, PHP and our workers all do). A dead worker's reliable-mode in-flight job goes
-back to the head of its queue instead of being failed.
+titles of Ruby, PHP and our workers all do). A dead worker's in-flight item (reliable mode's
+job, or a blocking pop not yet recorded) goes back to the head of its queue instead of being
+failed. A dead worker whose forked job child still runs (its title ends ``(worker <pid>)``) is
+left alone until the child has recorded the job. A tracked job's status ends with the claim:
+3 with the 24 h expiry when failed, 1 when requeued.
 
 The lock expires after one heartbeat interval, so two pruners can reach the same dead worker.
 Its job is claimed in one script (``claim_job``): exactly one of our pruners requeues or fails

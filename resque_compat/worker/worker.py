@@ -3,8 +3,11 @@ one Redis round trip per job, fork per job or in-process, signals, and reconnect
 
 Signals, as Ruby Resque: QUIT finishes the job then exits; TERM/INT kill the job now (fork:
 SIGKILL to the child; no fork: ``Resque::TermException`` raised in the job), record it as
-failed and exit; USR1 kills the job and keeps working; USR2 pauses; CONT resumes. The control
-list (``resque-compat`` CLI, any host) sends pause / resume / stop / kill-job.
+failed (reliable mode: back at the head of its queue) and exit; USR1 kills the job and keeps
+working; USR2 pauses; CONT resumes. ``TERM_CHILD``: TERM to the child first (a TermException
+in the job), KILL after ``RESQUE_TERM_TIMEOUT``; ``GRACEFUL_TERM``: TERM acts as QUIT. A second
+TERM/INT leaves at once, the job in hand to the pruner; so does a stop with Redis unreachable.
+The control list (``resque-compat`` CLI, any host) sends pause / resume / stop / kill-job.
 
 Counting: ``stat:processed`` counts every reserved job; ``stat:failed`` every failure record
 this worker writes, dirty exits included (Ruby does not count those it records in the parent).
@@ -154,6 +157,7 @@ class Worker:
         self._stop = False  # QUIT/stop: no new jobs, exit when idle
         self._stop_now = False  # TERM/INT: kill the job in hand
         self._exit_now = False  # a second TERM/INT: leave at once
+        self._shutting_down = False
         self._paused = False  # USR2
         self._remote_paused = False  # control "pause"
         self._kill_job = False
@@ -258,6 +262,7 @@ class Worker:
     def shutdown(self) -> None:
         """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks. After a second
         TERM/INT, or with Redis unreachable, a job still recorded is left to the pruner."""
+        self._shutting_down = True
         self._reap_exited(wait=0.0 if self._exit_now else 10.0)
         self._beat_stop.set()
         if self._beat_thread is not None:
@@ -407,7 +412,7 @@ class Worker:
                 if not _transient(exc):
                     raise
                 limit = give_up if give_up is not None else 0.5 if self._stop_now else _RETRY_GIVE_UP
-                if self._stop and time.monotonic() - started > limit:
+                if self._exit_now or (self._stop and time.monotonic() - started > limit):
                     raise
                 log.warning("cannot %s: %s; retrying in %.1f s", what, _why(exc), delay)
                 self._sleep(delay)
@@ -774,7 +779,10 @@ class Worker:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self._child_pid, signal.SIGKILL)
             self._exit_now = True
-            raise _ExitNow(name)
+            self._wake()
+            if not self._shutting_down:  # in shutdown() its retries see _exit_now and stop
+                raise _ExitNow(name)
+            return
         log.warning("%s: %s the current job and exiting", name, "stopping" if self.config.term_child else "killing")
         self._stop = self._stop_now = True
         self._kill_current(name)
