@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
 from resque_compat import replies
+from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.client import default_namespace
 from resque_compat.commands import (
     Command,
@@ -195,6 +196,23 @@ class AsyncResque:
         if commands:
             await _run(self.redis, commands, transaction=True)
         return ids
+
+    async def enqueue_active_job(
+        self,
+        job_class: str,
+        *args: Any,
+        queue: str = "default",
+        kwargs: Mapping[str, Any] | None = None,
+        at: float | datetime | None = None,
+        wait: float | None = None,
+        **job: Any,
+    ) -> str:
+        """:meth:`resque_compat.client.Resque.enqueue_active_job`, the same bytes."""
+        serialized, _, commands = active_job_plan(
+            self.keys, job_class, args, kwargs, queue=queue, at=at, wait=wait, **job
+        )
+        await _run(self.redis, commands, transaction=True)
+        return str(serialized.job_id)
 
     async def push_raw(self, queue: str, payload: bytes) -> None:
         """Push bytes as they are (a repaired payload, a peer's item)."""

@@ -16,23 +16,39 @@ from typing import Any, TypeVar
 import click
 import redis
 
+from resque_compat import humantime
 from resque_compat.client import default_namespace
 from resque_compat.cliutil import (
     CliContext,
+    confirm,
     emit_json,
     fail,
     handle_errors,
     parse_json,
     pass_cli,
+    progress,
     short,
     table,
+    yes_option,
 )
 from resque_compat.connection import ConfigError
 from resque_compat.embedded import RedisUnavailable
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import JobPayload, JobStatus, ProtocolError, StatusRecord, encode_json, inputs, timefmt
+from resque_compat.protocol import (
+    UNSET,
+    JobPayload,
+    JobStatus,
+    ProtocolError,
+    StatusRecord,
+    encode_json,
+    inputs,
+    timefmt,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: flags of the whole command line that may also be written after the subcommand
+GLOBAL_FLAGS = ("--json", "--local")
 
 
 #: Subcommands living beside what they drive, imported only when named, so that ``work`` does not
@@ -45,6 +61,15 @@ LAZY_COMMANDS = {
     "web": "resque_compat.web.command:web",
     "doctor": "resque_compat.doctor:doctor",
 }
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``failed list --json`` as ``--json failed list``: the global flags move to the front
+    (never past a ``--``, after which every word is an argument)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return [*flags, *rest, *args[end:]]
 
 
 class _OneLineErrors(click.Group):
@@ -61,6 +86,9 @@ class _OneLineErrors(click.Group):
         module, _, attr = target.partition(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("standalone_mode", True) is False:
@@ -93,11 +121,15 @@ class _OneLineErrors(click.Group):
     metavar="NS",
     help="Key namespace (Ruby's namespace, php-resque's PREFIX). [env: RESQUE_NAMESPACE, else PREFIX; default: resque]",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables (also after the subcommand)."
+)
+@click.option("--local", is_flag=True, help="Show times in the local zone instead of UTC (also after the subcommand).")
 @click.version_option(package_name="resque-compat")
 @click.pass_context
-def main(ctx: click.Context, redis_spec: str | None, namespace: str | None, as_json: bool) -> None:
+def main(ctx: click.Context, redis_spec: str | None, namespace: str | None, as_json: bool, local: bool) -> None:
     """Run and inspect Resque jobs shared with Ruby, PHP and Node workers."""
+    humantime.use_local(local)
     ctx.obj = CliContext(redis_spec, namespace if namespace is not None else default_namespace(), as_json)
 
 
@@ -109,7 +141,12 @@ def _status_name(status: int) -> str:
 
 
 def _status_dict(job_id: str, record: StatusRecord) -> dict[str, Any]:
-    return {"id": job_id, "name": _status_name(record.status), **record.to_dict()}
+    times: dict[str, Any] = {}
+    for name in ("started", "updated"):
+        value = getattr(record, name)
+        if value is not UNSET:
+            times.update(humantime.json_fields(f"{name}_at", value))
+    return {"id": job_id, "name": _status_name(record.status), **record.to_dict(), **times}
 
 
 # -- jobs and queues ----------------------------------------------------------------
@@ -125,10 +162,25 @@ MAX_DELAY_SECONDS = 100 * 365 * 86400
 @click.option("--track", is_flag=True, help="Track the job's status (php-resque's job:<id>:status); print its id.")
 @click.option("--at", "at", type=float, metavar="TS", help="Delay until this unix time (resque-scheduler's layout).")
 @click.option("--in", "delay", type=float, metavar="SECONDS", help="Delay by this many seconds (> 0).")
+@click.option(
+    "--active-job", is_flag=True,
+    help="CLASS is an ActiveJob job class: push the wrapper payload a Rails worker runs (ARGS_JSON may use "
+    "ActiveJob's own forms); prints the job id.",
+)  # fmt: skip
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="With --active-job: keyword arguments, a JSON object.")
 @pass_cli
 @handle_errors
 def enqueue(
-    cli: CliContext, *, queue: str, class_name: str, args_json: str, track: bool, at: float | None, delay: float | None
+    cli: CliContext,
+    *,
+    queue: str,
+    class_name: str,
+    args_json: str,
+    track: bool,
+    at: float | None,
+    delay: float | None,
+    active_job: bool,
+    kwargs_json: str | None,
 ) -> None:
     """Push a job: ARGS_JSON is a JSON array of its arguments (default: [])."""
     args = parse_json(args_json, "ARGS_JSON")
@@ -136,6 +188,15 @@ def enqueue(
         raise ValueError(  # noqa: TRY004 - bad user input, reported like every other
             f"ARGS_JSON must be a JSON array of arguments, got {type(args).__name__}: {short(args)}"
         )
+    if active_job or kwargs_json is not None:
+        if not active_job:
+            raise ValueError("--kwargs needs --active-job")
+        if track:
+            raise ValueError("--track cannot be combined with --active-job: ActiveJob jobs carry their own job id")
+        _enqueue_active_job(
+            cli, queue=queue, class_name=class_name, args=args, kwargs_json=kwargs_json, at=at, delay=delay
+        )
+        return
     if at is not None or delay is not None:
         if at is not None and delay is not None:
             raise ValueError("give --at or --in, not both")
@@ -151,7 +212,8 @@ def enqueue(
         if cli.json:
             emit_json({"queue": queue, "class": class_name, "args": args, "at": ts})
         else:
-            click.echo(f"scheduled {class_name} on {queue} at {ts}" if ts else f"enqueued {class_name} on {queue}")
+            shown = f"scheduled {class_name} on {queue} at {humantime.show(ts)}"
+            click.echo(shown if ts else f"enqueued {class_name} on {queue}")
         return
     job_id = cli.resque.enqueue(queue, class_name, *args, track=track)
     if cli.json:
@@ -160,6 +222,37 @@ def enqueue(
         click.echo(job_id)
     else:
         click.echo(f"enqueued {class_name} on {queue}")
+
+
+def _enqueue_active_job(
+    cli: CliContext,
+    *,
+    queue: str,
+    class_name: str,
+    args: list[Any],
+    kwargs_json: str | None,
+    at: float | None,
+    delay: float | None,
+) -> None:
+    from resque_compat.activejob import decode_arguments  # noqa: PLC0415 - only for --active-job
+
+    kwargs = parse_json(kwargs_json, "--kwargs") if kwargs_json is not None else {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--kwargs must be a JSON object, got {type(kwargs).__name__}: {short(kwargs)}")  # noqa: TRY004
+    if at is not None and delay is not None:
+        raise ValueError("give --at or --in, not both")
+    if at is not None:
+        at = inputs.check_seconds(at, "--at", maximum=timefmt.MAX_EPOCH)
+    if delay is not None:
+        delay = inputs.check_seconds(delay, "--in", maximum=MAX_DELAY_SECONDS)
+    positional, trailing = decode_arguments(args)
+    job_id = cli.resque.enqueue_active_job(
+        class_name, *positional, queue=queue, kwargs={**trailing, **kwargs}, at=at, wait=delay
+    )
+    if cli.json:
+        emit_json({"queue": queue, "job_class": class_name, "job_id": job_id, "at": at, "in": delay})
+    else:
+        click.echo(job_id)
 
 
 @main.command()
@@ -184,7 +277,22 @@ def status(cli: CliContext, job_id: str, prefix: str, follow: bool, interval: fl
         if cli.json:
             emit_json(_status_dict(job_id, record))
         else:
-            click.echo(f"{record.status} {_status_name(record.status)}")
+            click.echo(_status_text(record, detail=not follow))
+
+
+def _status_text(record: StatusRecord, *, detail: bool) -> str:
+    """``4 complete``; for one look (not --follow), its times and result on the lines after."""
+    head = f"{record.status} {_status_name(record.status)}"
+    if not detail:
+        return head + (f"  result: {short(record.result)}" if record.result is not UNSET else "")
+    lines = [head]
+    for name in ("started", "updated"):
+        value = getattr(record, name)
+        if value is not UNSET:
+            lines.append(f"{name}  {humantime.show(value)}")
+    if record.result is not UNSET:
+        lines.append(f"result   {encode_json(record.result).decode()}")
+    return "\n".join(lines)
 
 
 @main.command()
@@ -207,34 +315,53 @@ def queues(cli: CliContext) -> None:
 @handle_errors
 def peek(cli: CliContext, queue: str, start: int, count: int) -> None:
     """Show queued jobs without removing them."""
+    _check_queue(cli, queue)
     items = cli.resque.peek(queue, start, count)
     first = start if start >= 0 else max(0, cli.resque.size(queue) + start)
     if cli.json:
+        from resque_compat.activejob.display import shown  # noqa: PLC0415 - only for listings
+
         emit_json([
             {"index": first + i, "payload": item.payload.to_dict() if item.payload else None,
-             "raw": None if item.payload else item.raw.decode(errors="replace"), "problem": item.problem}
+             "raw": None if item.payload else item.raw.decode(errors="replace"), "problem": item.problem,
+             **({"active_job": wrapped.to_dict()} if item.payload and (wrapped := shown(item.payload)) else {})}
             for i, item in enumerate(items)
         ])  # fmt: skip
         return
+    from resque_compat.activejob.display import shown  # noqa: PLC0415 - only for listings
+
     rows = []
     for i, item in enumerate(items):
         if item.payload is None:
             rows.append([first + i, "(broken)", "-", f"{item.problem}: {item.raw[:60]!r}"])
+        elif (wrapped := shown(item.payload)) is not None:  # ActiveJob: the job itself, not the wrapper
+            rows.append([first + i, wrapped.job_class, wrapped.job_id, short(wrapped.arguments)])
         else:
             rows.append([first + i, item.payload.class_, item.payload.job_id, short(item.payload.args)])
     table(["#", "CLASS", "ID", "ARGS"], rows, f"(queue {queue} is empty here)")
 
 
+def _check_queue(cli: CliContext, queue: str) -> int:
+    """The queue's size; a queue that is neither known nor holding jobs is a misspelling."""
+    size = cli.resque.size(queue)
+    if size == 0 and queue not in cli.resque.queues():
+        known = cli.resque.queues()
+        raise LookupError(f"no queue named {queue!r}" + (f" (queues: {', '.join(known)})" if known else ""))
+    return size
+
+
 @main.command("remove-queue")
 @click.argument("queue")
+@yes_option
 @pass_cli
 @handle_errors
-def remove_queue(cli: CliContext, queue: str) -> None:
+def remove_queue(cli: CliContext, queue: str, yes: bool) -> None:
     """Delete a queue and every job in it (Resque.remove_queue)."""
-    size = cli.resque.size(queue)
-    if queue not in cli.resque.queues() and size == 0:
-        raise LookupError(f"no queue named {queue!r}")
-    cli.resque.remove_queue(queue)
+    size = _check_queue(cli, queue)
+    confirm(f"Delete queue {queue} and its {size} jobs?", yes)
+    with progress(cli, size, f"removing {queue}") as advance:
+        cli.resque.remove_queue(queue)  # one atomic DEL: the bar fills in one step
+        advance(size)
     if cli.json:
         emit_json({"queue": queue, "removed_jobs": size})
     else:
@@ -252,12 +379,17 @@ def remove_queue(cli: CliContext, queue: str) -> None:
     help="A JSON array: Ruby's destroy (exact class+args match). A JSON object: php-resque's dequeue "
     "(jobs whose args[0] values are all among these values).",
 )
+@yes_option
 @pass_cli
 @handle_errors
-def dequeue(cli: CliContext, queue: str, class_name: str, job_id: str | None, args_json: str | None) -> None:
+def dequeue(  # noqa: PLR0917 - one parameter per argument and option
+    cli: CliContext, queue: str, class_name: str, job_id: str | None, args_json: str | None, yes: bool
+) -> None:
     """Remove matching jobs from a queue, leaving every other job in place."""
     if job_id is not None and args_json is not None:
         raise ValueError("give --id or --args, not both")
+    _check_queue(cli, queue)
+    confirm(f"Remove the matching {class_name} jobs from {queue}?", yes)
     if args_json is None:
         removed = cli.resque.dequeue(queue, class_name, job_id=job_id)
     else:
@@ -285,9 +417,10 @@ def workers(cli: CliContext) -> None:
     found = cli.resque.workers()
     if cli.json:
         emit_json([
-            {"id": w.id, "state": w.state, "host": w.host, "pid": w.pid, "queues": w.queues, "started": w.started,
-             "heartbeat": w.heartbeat, "processed": w.processed, "failed": w.failed,
-             "job": w.job.to_dict() if w.job else None}
+            {"id": w.id, "state": w.state, "paused_by": w.paused_by, "host": w.host, "pid": w.pid,
+             "queues": w.queues, **humantime.json_fields("started", w.started),
+             **humantime.json_fields("heartbeat", w.heartbeat), "processed": w.processed, "failed": w.failed,
+             "job": w.job.to_dict() if w.job else None, "classes": w.classes, "supervisor": w.supervisor}
             for w in found
         ])  # fmt: skip
         return
@@ -295,14 +428,20 @@ def workers(cli: CliContext) -> None:
     for w in found:
         job = "-"
         if w.job is not None:
+            since = humantime.show(w.job.run_at)
             try:
-                job = f"{JobPayload.decode(bytes(w.job.payload)).class_} on {w.job.queue} since {w.job.run_at}"
+                job = f"{JobPayload.decode(bytes(w.job.payload)).class_} on {w.job.queue} since {since}"
             except ProtocolError:
                 job = f"(unreadable payload) on {w.job.queue}"
         elif w.job_raw:
             job = "(unreadable record)"
-        rows.append([w.id, w.state, ",".join(w.queues), w.started, w.heartbeat, w.processed, w.failed, job])
+        rows.append([
+            w.id, w.state_label, ",".join(w.queues), humantime.show(w.started), humantime.show(w.heartbeat),
+            w.processed, w.failed, job,
+        ])  # fmt: skip
     table(["ID", "STATE", "QUEUES", "STARTED", "HEARTBEAT", "PROCESSED", "FAILED", "JOB"], rows, "(no workers)")
+    if cli.resque.paused_all():
+        click.echo("pause-all-workers is set: Ruby and resque-compat workers take no jobs (resume-all clears it)")
 
 
 @main.command()
@@ -355,7 +494,13 @@ _LIST_OPTION = click.option(
 def _entry_dict(entry: FailureEntry) -> dict[str, Any]:
     record = entry.record.to_dict() if entry.record else None
     raw = None if entry.record else entry.raw.decode(errors="replace")
-    return {"list": entry.list_name, "index": entry.index, "record": record, "raw": raw, "problem": entry.problem}
+    times: dict[str, Any] = {}
+    if entry.record is not None:
+        times = humantime.json_fields("failed_at", entry.record.failed_at)
+        if entry.record.retried_at:
+            times.update(humantime.json_fields("retried_at", entry.record.retried_at))
+    return {"list": entry.list_name, "index": entry.index, "record": record, "raw": raw, "problem": entry.problem,
+            **times}  # fmt: skip
 
 
 def _check_list(cli: CliContext, list_name: str) -> None:
@@ -381,6 +526,8 @@ def failed_list(cli: CliContext, start: int, count: int, queue: str | None, list
     if queue is not None:
         entries = (e for e in entries if e.record is not None and e.record.queue == queue)
     page = list(itertools.islice(entries, start, start + count))
+    from resque_compat.activejob.display import shown  # noqa: PLC0415 - only for listings
+
     if cli.json:
         emit_json([_entry_dict(e) for e in page])
         return
@@ -390,16 +537,61 @@ def failed_list(cli: CliContext, start: int, count: int, queue: str | None, list
             rows.append([e.list_name, e.index, "-", "-", "(broken)", f"{e.problem}: {e.raw[:60]!r}"])
             continue
         try:
-            job_class = JobPayload.decode(bytes(e.record.payload)).class_
+            failed_job = JobPayload.decode(bytes(e.record.payload))
         except ProtocolError:
             job_class = "(no job)"
-        retried = f" [retried {e.record.retried_at}]" if e.record.retried_at else ""
+        else:
+            wrapped = shown(failed_job)
+            job_class = failed_job.class_ if wrapped is None else f"{wrapped.job_class} ({wrapped.job_id})"
+        retried = f" [retried {humantime.show(e.record.retried_at)}]" if e.record.retried_at else ""
         error = f"{e.record.exception}: {e.record.error}".splitlines()[0] if e.record.error else e.record.exception
-        rows.append([e.list_name, e.index, e.record.failed_at, e.record.queue, job_class, error + retried])
+        failed_at = humantime.show(e.record.failed_at)
+        rows.append([e.list_name, e.index, failed_at, e.record.queue, job_class, error + retried])
     total = sum(failures.count(n) for n in names)
     table(["LIST", "#", "FAILED_AT", "QUEUE", "CLASS", "ERROR"], rows, "(no failures)")
     if rows:
         click.echo(f"({len(rows)} shown, {total} in {', '.join(names)})")
+
+
+@failed.command("show")
+@click.argument("index", type=click.IntRange(min=0))
+@_LIST_OPTION
+@pass_cli
+@handle_errors
+def failed_show(cli: CliContext, index: int, list_name: str) -> None:
+    """One failure in full: when, where, the job, the error and its backtrace."""
+    _check_list(cli, list_name)
+    count = cli.resque.failures.count(list_name)
+    if index >= count:
+        raise LookupError(f"no failure {index} in {list_name} (it holds {count}: 0..{count - 1})" if count else
+                          f"no failure {index}: {list_name} is empty")  # fmt: skip
+    entry = cli.resque.failures.get(index, list_name)
+    if cli.json:
+        emit_json(_entry_dict(entry))
+        return
+    record = entry.record
+    if record is None:
+        click.echo(f"failure {index} in {list_name} is not a failure record ({entry.problem}):")
+        click.echo(entry.raw.decode(errors="replace"))
+        return
+    try:
+        job: Any = JobPayload.decode(bytes(record.payload)).to_dict()
+    except ProtocolError:
+        job = bytes(record.payload).decode(errors="replace")
+    fields = [
+        ("failed at", humantime.show(record.failed_at)),
+        ("retried at", humantime.show(record.retried_at) if record.retried_at else None),
+        ("queue", record.queue), ("worker", record.worker),
+        ("job", job if isinstance(job, str) else encode_json(job).decode()),
+        ("exception", record.exception), ("error", record.error),
+    ]  # fmt: skip
+    click.echo(f"failure {index} in {list_name}")
+    for name, value in fields:
+        if value is not None:
+            click.echo(f"{name:<10} {value}")
+    click.echo("backtrace" + ("" if record.backtrace else "  (none)"))
+    for line in record.backtrace:
+        click.echo(f"  {line}")
 
 
 @failed.command("count")
@@ -429,7 +621,9 @@ def failed_retry(cli: CliContext, index: int | None, retry_all: bool, queue: str
     if queue is not None and not retry_all:
         raise ValueError("--queue goes with --all")
     if retry_all:
-        done = cli.resque.failures.retry_all(list_name, queue)
+        total = cli.resque.failures.count(list_name)
+        with progress(cli, total, f"retrying {list_name}") as advance:
+            done = cli.resque.failures.retry_all(list_name, queue, advance)
         click.echo(encode_json({"retried": done}).decode() if cli.json else f"retried {done} failed jobs")
         return
     assert index is not None
@@ -440,37 +634,48 @@ def failed_retry(cli: CliContext, index: int | None, retry_all: bool, queue: str
 @failed.command("remove")
 @click.argument("index", type=int)
 @_LIST_OPTION
+@yes_option
 @pass_cli
 @handle_errors
-def failed_remove(cli: CliContext, index: int, list_name: str) -> None:
+def failed_remove(cli: CliContext, index: int, list_name: str, yes: bool) -> None:
     """Delete one failure entry."""
     _check_list(cli, list_name)
+    confirm(f"Delete failure {index} from {list_name}?", yes)
     cli.resque.failures.remove(index, list_name)
     click.echo(encode_json({"removed": 1}).decode() if cli.json else f"removed failure {index} from {list_name}")
 
 
 @failed.command("clear")
 @click.option("--list", "list_name", metavar="NAME", help="Only this failure list (default: every list).")
+@yes_option
 @pass_cli
 @handle_errors
-def failed_clear(cli: CliContext, list_name: str | None) -> None:
+def failed_clear(cli: CliContext, list_name: str | None, yes: bool) -> None:
     """Delete every failure entry."""
     if list_name is not None:
         _check_list(cli, list_name)
     names = [list_name] if list_name else cli.resque.failures.list_names()
-    done = sum(cli.resque.failures.clear(n) for n in names)
+    sizes = {n: cli.resque.failures.count(n) for n in names}
+    confirm(f"Delete {sum(sizes.values())} failures from {', '.join(names)}?", yes)
+    done = 0
+    with progress(cli, sum(sizes.values()), "clearing failures") as advance:
+        for name in names:  # each list goes in one atomic DEL
+            done += cli.resque.failures.clear(name)
+            advance(sizes[name])
     click.echo(encode_json({"cleared": done}).decode() if cli.json else f"cleared {done} failed jobs")
 
 
 @failed.command("clear-retried")
 @click.option("--list", "list_name", metavar="NAME", help="Only this failure list (default: every list).")
+@yes_option
 @pass_cli
 @handle_errors
-def failed_clear_retried(cli: CliContext, list_name: str | None) -> None:
+def failed_clear_retried(cli: CliContext, list_name: str | None, yes: bool) -> None:
     """Delete the entries that have been retried (have retried_at)."""
     if list_name is not None:
         _check_list(cli, list_name)
     names = [list_name] if list_name else cli.resque.failures.list_names()
+    confirm(f"Delete the retried failures from {', '.join(names)}?", yes)
     done = sum(cli.resque.failures.clear_retried(n) for n in names)
     click.echo(encode_json({"cleared": done}).decode() if cli.json else f"cleared {done} retried failures")
 

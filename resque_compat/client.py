@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -89,6 +90,31 @@ class Resque:
         if commands:
             transaction(self.redis, commands)
         return ids
+
+    def enqueue_active_job(
+        self,
+        job_class: str,
+        *args: Any,
+        queue: str = "default",
+        kwargs: Mapping[str, Any] | None = None,
+        at: float | datetime | None = None,
+        wait: float | None = None,
+        **job: Any,
+    ) -> str:
+        """``JobClass.set(queue:, wait:).perform_later(*args, **kwargs)`` as a Rails app writes it,
+        for a Rails worker (or ours) to run; returns the ActiveJob job id. ``at``/``wait``
+        schedule it through resque-scheduler's layout (``enqueue_at_with_queue``); ``job``:
+        ``job_id``, ``priority``, ``locale``, ``timezone``. Values as in
+        :mod:`resque_compat.activejob.values`."""
+        from resque_compat.activejob.enqueue import active_job_plan  # noqa: PLC0415 - loads the scheduler
+
+        serialized, _, commands = active_job_plan(
+            self.keys, job_class, args, kwargs, queue=queue, at=at, wait=wait, **job
+        )
+        pipe = self.redis.pipeline(transaction=True)
+        queue_commands(pipe, commands)
+        pipe.execute()
+        return str(serialized.job_id)
 
     def push_raw(self, queue: str, payload: bytes) -> None:
         """Push bytes as they are (a repaired payload, a peer's item)."""

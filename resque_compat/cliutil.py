@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -78,6 +79,40 @@ def handle_errors(func: F) -> F:
 
 
 pass_cli: Callable[[Callable[..., Any]], Callable[..., Any]] = click.make_pass_decorator(CliContext)
+
+#: every destructive command takes it
+yes_option = click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask for confirmation (asked only when stdin is a terminal)."
+)
+
+
+def on_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Destructive commands ask first when a person is at a terminal (stdin), unless ``--yes``;
+    scripts and pipes are never asked. A "no" ends the command with ``aborted``, exit 1."""
+    if yes or not on_terminal(sys.stdin):
+        return
+    click.confirm(question, abort=True, err=True)
+
+
+@contextmanager
+def progress(cli: CliContext, total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar (click's: no extra dependency, and it prints an ETA) on stderr while it is
+    a terminal; nothing when piped, with ``--json``, or for nothing to do. Yields ``advance(n)``."""
+    if cli.json or total <= 0 or not on_terminal(sys.stderr):
+        yield lambda n: None
+        return
+    with click.progressbar(
+        length=total, label=label, file=sys.stderr, show_pos=True, show_percent=True, show_eta=True,
+        update_min_steps=max(1, total // 200),  # ~200 redraws at most: drawing must not cost more than the work
+    ) as bar:  # fmt: skip
+        yield bar.update
 
 
 def emit_json(value: Any) -> None:

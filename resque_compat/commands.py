@@ -23,6 +23,7 @@ from resque_compat.protocol import (
     ProtocolError,
     StatusRecord,
     WorkerId,
+    WorkerState,
     WorkingOn,
     inputs,
     new_job_id,
@@ -57,10 +58,63 @@ class WorkerInfo:
     job: WorkingOn | None
     job_raw: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: what a resque-compat worker publishes in ``compat:state:<id>``; None for other peers
+    #: (Ruby shows its own pause only in its process title) or once the record expired
+    published: WorkerState | None = None
+    #: ``pause-all-workers`` was set when this was read
+    paused_all: bool = False
+
+    @property
+    def paused_by(self) -> str | None:
+        """``worker`` (its own USR2 or control pause), ``pause-all``, or None."""
+        return paused_by(self.published, self.heartbeat is not None, self.paused_all)
 
     @property
     def state(self) -> str:
-        return "working" if self.job_raw else "idle"
+        """One of :data:`WORKER_STATES` (see :func:`worker_state`)."""
+        return worker_state(bool(self.job_raw), self.published, self.heartbeat is not None, self.paused_all)
+
+    @property
+    def state_label(self) -> str:
+        """For people: busy, idle, paused, paused (all), shutting down."""
+        if self.state == "paused" and self.paused_by == "pause-all":
+            return "paused (all)"
+        return self.state.replace("-", " ")
+
+    @property
+    def supervisor(self) -> int | None:
+        """The pid of the ``--count`` pool that restarts this worker when it stops."""
+        return self.published.supervisor if self.published is not None else None
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The job classes it can run, when it says (resque-compat workers); None: unknown."""
+        return list(self.published.classes) if self.published is not None else None
+
+
+#: every value of :attr:`WorkerInfo.state`
+WORKER_STATES = ("busy", "idle", "paused", "shutting-down")
+
+
+def paused_by(published: WorkerState | None, has_heartbeat: bool, paused_all: bool) -> str | None:
+    """``worker`` (its own USR2 or control pause), ``pause-all``, or None.
+
+    pause-all-workers stops only the workers that read it: resque-compat's and Ruby's, the
+    ones writing ``workers:heartbeat``; php-resque, node-resque and pyres write no heartbeat
+    and ignore it, so they are not shown paused."""
+    if published is not None and published.paused:
+        return "worker"
+    return "pause-all" if paused_all and (published is not None or has_heartbeat) else None
+
+
+def worker_state(has_job: bool, published: WorkerState | None, has_heartbeat: bool, paused_all: bool) -> str:
+    """A requested stop wins (it is what happens next), then a job in hand (a paused worker
+    finishes it), then a pause, else idle."""
+    if published is not None and published.stopping:
+        return "shutting-down"
+    if has_job:
+        return "busy"
+    return "paused" if paused_by(published, has_heartbeat, paused_all) else "idle"
 
 
 def queue_commands(pipe: Any, commands: Iterable[Command]) -> None:
@@ -114,25 +168,41 @@ def remove_queue_commands(keys: Keys, queue: str) -> list[Command]:
 
 
 # -- workers --------------------------------------------------------------------------
+_PER_WORKER = 5
+
+
 def worker_row_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
-    """The reads behind :func:`decode_workers`: the heartbeat hash, then 4 keys per worker."""
-    commands: list[Command] = [("hgetall", keys.heartbeat)]
+    """The reads behind :func:`decode_workers`: the heartbeat hash, pause-all-workers, then
+    5 keys per worker."""
+    commands: list[Command] = [("hgetall", keys.heartbeat), ("get", keys.pause_all)]
     for wid in ids:
         commands += [
             ("get", keys.worker(wid)),
             ("get", keys.worker_started(wid)),
             ("get", keys.stat("processed", wid)),
             ("get", keys.stat("failed", wid)),
+            ("get", keys.worker_state(wid)),
         ]
     return commands
+
+
+def decode_worker_state(raw_state: bytes | None) -> WorkerState | None:
+    if not raw_state:
+        return None
+    try:
+        return WorkerState.decode(raw_state)
+    except ProtocolError:
+        return None  # unreadable: the worker's state is unknown, as for a peer's worker
 
 
 def decode_workers(ids: Sequence[str], results: Sequence[Any]) -> list[WorkerInfo]:
     """Turn the replies of :func:`worker_row_commands` into :class:`WorkerInfo` rows."""
     beats = {text(k): text(v) for k, v in results[0].items()}  # junk bytes are shown, never a crash
+    paused_all = is_true(results[1])
     out = []
     for i, wid in enumerate(ids):
-        job_raw, started, processed, failed = results[1 + 4 * i : 5 + 4 * i]
+        first = 2 + _PER_WORKER * i
+        job_raw, started, processed, failed, raw_state = results[first : first + _PER_WORKER]
         parsed = WorkerId.parse(wid)
         job = None
         if job_raw:
@@ -152,6 +222,8 @@ def decode_workers(ids: Sequence[str], results: Sequence[Any]) -> list[WorkerInf
                 failed=to_int(failed),
                 job=job,
                 job_raw=job_raw,
+                published=decode_worker_state(raw_state),
+                paused_all=paused_all,
             )
         )
     return out

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import click
 import redis
 
+from resque_compat.activejob.job import is_wrapper, wrapped_job
 from resque_compat.client import Resque
 from resque_compat.cliutil import CliContext, fail
 from resque_compat.commands import WorkerInfo
@@ -29,6 +30,7 @@ from resque_compat.protocol import (
     ProtocolError,
     decode_json,
     encode_json,
+    normalize_class,
     parse_queue_list,
     resolve_queues,
     timefmt,
@@ -53,26 +55,30 @@ class Check:
     level: Level
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    #: a warning that still makes the run fail (nothing is broken, but nothing will run)
+    blocking: bool = False
 
 
 @dataclass
 class Report:
     checks: list[Check] = field(default_factory=list)
 
-    def add(self, name: str, level: Level, message: str, **details: Any) -> Check:
-        check = Check(name, level, message, details)
+    def add(self, name: str, level: Level, message: str, *, blocking: bool = False, **details: Any) -> Check:
+        check = Check(name, level, message, details, blocking)
         self.checks.append(check)
         return check
 
     @property
     def ok(self) -> bool:
-        return all(c.level != "fail" for c in self.checks)
+        return all(c.level != "fail" and not c.blocking for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "checks": [
-                {"name": c.name, "level": c.level, "message": c.message} | ({"details": c.details} if c.details else {})
+                {"name": c.name, "level": c.level, "message": c.message}
+                | ({"blocking": True} if c.blocking else {})
+                | ({"details": c.details} if c.details else {})
                 for c in self.checks
             ],
         }
@@ -113,6 +119,8 @@ class Doctor:
         workers = self.resque.workers()
         live = self._stale_workers(report, workers)
         self._unwatched_queues(report, queues, live)
+        self._paused_workers(report, queues, live)
+        self._worker_classes(report, queues, live)
         self._unhandled_classes(report, queues)
         return report
 
@@ -233,6 +241,81 @@ class Doctor:
         else:
             report.add("unwatched_queues", "ok", "every queue is watched by a live worker")
 
+    def _paused_workers(self, report: Report, queues: list[str], live: list[WorkerInfo]) -> None:
+        """Paused workers (their own pause or pause-all-workers) while their queues hold jobs:
+        those jobs wait for a resume that may never come."""
+        sizes = self.resque.queue_sizes()
+        stalled: list[dict[str, Any]] = []
+        for worker in live:
+            if worker.paused_by is None:
+                continue
+            waiting = {q: sizes[q] for q in resolve_queues(worker.queues, queues) if sizes.get(q)}
+            if waiting:
+                stalled.append({"id": worker.id, "paused_by": worker.paused_by, "waiting": waiting})
+        if not stalled:
+            paused = sum(1 for w in live if w.paused_by)
+            report.add("paused_workers", "ok", f"{paused} paused workers, none with jobs waiting" if paused else
+                       "no worker is paused")  # fmt: skip
+            return
+        by_all = any(s["paused_by"] == "pause-all" for s in stalled)
+        listed = ", ".join(
+            f"{s['id']} ({'pause-all' if s['paused_by'] == 'pause-all' else 'paused'}: "
+            + ", ".join(f"{q} {n}" for q, n in s["waiting"].items())
+            + ")"
+            for s in stalled
+        )
+        hint = "resume-all, or resume them" if by_all else "resume them (dashboard Resume, kill -CONT)"
+        message = f"{len(stalled)} paused workers while jobs wait in their queues: {listed}; {hint}"
+        report.add("paused_workers", "warn", message, blocking=True, workers=stalled)
+
+    def _worker_classes(self, report: Report, queues: list[str], live: list[WorkerInfo]) -> None:
+        """resque-compat workers publish the job classes they can run: jobs of any other class
+        waiting in their queues will fail there (UnknownJobError) unless another worker takes them."""
+        known = [w for w in live if w.classes is not None]
+        if not known:
+            report.add("worker_classes", "info", "no resque-compat worker publishes its job classes")
+            return
+        samples: dict[str, Counter[str]] = {}
+        problems: list[dict[str, Any]] = []
+        for worker in known:
+            registered = {normalize_class(c) for c in worker.classes or []}
+            missing: dict[str, dict[str, int]] = {}
+            for queue in resolve_queues(worker.queues, queues):
+                if queue not in samples:
+                    samples[queue] = self._classes_waiting(queue)
+                for name, n in samples[queue].items():
+                    if normalize_class(name) not in registered:
+                        missing.setdefault(queue, {})[name] = n
+            if missing:
+                problems.append({"id": worker.id, "registered": len(registered), "missing": missing})
+        if not problems:
+            report.add(
+                "worker_classes", "ok", f"{len(known)} resque-compat workers can run every class waiting for them"
+            )
+            return
+        listed = "; ".join(
+            f"{p['id']} ({p['registered']} classes registered) cannot run "
+            + ", ".join(f"{name} in {q}" for q, per in p["missing"].items() for name in per)
+            for p in problems
+        )
+        report.add(
+            "worker_classes", "warn", f"workers that will never run jobs waiting in their queues: {listed} "
+            "(start them with --import MODULE / APP_INCLUDE)", blocking=True, workers=problems,
+        )  # fmt: skip
+
+    def _classes_waiting(self, queue: str) -> Counter[str]:
+        """Classes in the head of ``queue``; an ActiveJob wrapper counts as the job it wraps
+        (what a worker must have registered to run it)."""
+        found: Counter[str] = Counter()
+        for raw in self._sample(queue):
+            try:
+                payload = JobPayload.decode(raw)
+            except ProtocolError:
+                continue
+            inner = wrapped_job(payload) if is_wrapper(payload.class_) else None
+            found[inner.job_class if inner is not None else payload.class_] += 1
+        return found
+
     def _unhandled_classes(self, report: Report, queues: list[str]) -> None:
         if self.registry is None or not len(self.registry):
             report.add(
@@ -241,22 +324,37 @@ class Doctor:
             return
         mine = resolve_queues(self.python_queues, queues)
         missing: dict[str, Counter[str]] = {}
+        wrapped: dict[str, Counter[str]] = {}
         broken: dict[str, int] = {}
         for queue in mine:
             for raw in self._sample(queue):
                 try:
-                    name = JobPayload.decode(raw).class_
+                    payload = JobPayload.decode(raw)
                 except ProtocolError:
                     broken[queue] = broken.get(queue, 0) + 1
                     continue
+                name = payload.class_
+                if is_wrapper(name) and name not in self.registry:  # ActiveJob: its job_class must be handled
+                    inner = wrapped_job(payload)
+                    if inner is None:
+                        broken[queue] = broken.get(queue, 0) + 1
+                        continue
+                    name = inner.job_class
+                    if name not in self.registry:
+                        wrapped.setdefault(name, Counter())[queue] += 1
                 if name not in self.registry:
                     missing.setdefault(name, Counter())[queue] += 1
         details: dict[str, Any] = {"registered": list(self.registry), "queues": mine}
         if broken:
             details["undecodable"] = broken
+        if wrapped:
+            details["unhandled_active_job"] = {name: dict(per) for name, per in sorted(wrapped.items())}
         if missing:
             details["unhandled"] = {name: dict(per) for name, per in sorted(missing.items())}
-            listed = ", ".join(f"{name} in {', '.join(sorted(per))}" for name, per in sorted(missing.items()))
+            listed = ", ".join(
+                f"{name}{' (ActiveJob)' if name in wrapped else ''} in {', '.join(sorted(per))}"
+                for name, per in sorted(missing.items())
+            )
             report.add("job_classes", "fail", f"waiting jobs no registered Python job handles: {listed}", **details)
         elif broken:
             report.add(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -171,19 +171,27 @@ class Failures:
         if not self._set_or_remove(keys=[self.keys.failed_list(list_name)], args=[index, entry.raw, marker, "1"]):
             raise FailureError(f"failure {index} changed while removing; list it again")
 
-    def retry_all(self, list_name: str = "failed", queue: str | None = None) -> int:
-        """Requeue every entry (Ruby's ``requeue_all``; ``queue`` = ``requeue_queue``)."""
+    def retry_all(
+        self, list_name: str = "failed", queue: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Requeue every entry (Ruby's ``requeue_all``; ``queue`` = ``requeue_queue``);
+        ``progress(1)`` after each entry looked at."""
         done = 0
         for i in range(self.count(list_name)):
-            entry = self.get(i, list_name)
-            if entry.record is None or (queue is not None and entry.record.queue != queue):
-                continue
-            try:
-                self.retry(i, list_name)
-                done += 1
-            except FailureError:
-                continue
+            done += self._retry_matching(i, list_name, queue)
+            if progress is not None:
+                progress(1)
         return done
+
+    def _retry_matching(self, index: int, list_name: str, queue: str | None) -> int:
+        entry = self.get(index, list_name)
+        if entry.record is None or (queue is not None and entry.record.queue != queue):
+            return 0
+        try:
+            self.retry(index, list_name)
+        except FailureError:
+            return 0
+        return 1
 
     def clear(self, list_name: str = "failed") -> int:
         """Delete a failure list; refused (nothing deleted) when the key is not a list."""

@@ -28,7 +28,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from resque_compat.client import Resque
-from resque_compat.commands import is_true
+from resque_compat.commands import decode_worker_state, is_true, worker_state
 from resque_compat.connection import redact
 from resque_compat.protocol import WorkerId
 from resque_compat.replies import text, to_int
@@ -104,17 +104,32 @@ class ResqueCollector(Collector):
         yield _gauge("resque_delayed_jobs", "Delayed jobs waiting for their time (resque-scheduler)", self._delayed())
 
     def _workers(self, paused_all: bool) -> Metric:
-        """By host and state: working when ``worker:<id>`` holds a job, else paused while
-        ``pause-all-workers`` is set, else idle (a worker's own USR2 pause is not in Redis)."""
+        """By host and state (busy, idle, paused, shutting-down; see ``commands.worker_state``):
+        paged STRLEN of ``worker:<id>``, GET of our ``compat:state:<id>``, HEXISTS heartbeat."""
         counts: dict[tuple[str, str], int] = {}
-        idle = "paused" if paused_all else "idle"
-        for ids, lengths in self._paged(self._members(self.keys.workers), lambda p, w: p.strlen(self.keys.worker(w))):
-            for wid, length in zip(ids, lengths, strict=True):
-                state = "working" if int(length) else idle
+        keys = self.keys
+
+        def reads(pipe: Any, wid: str) -> None:
+            pipe.strlen(keys.worker(wid))
+            pipe.get(keys.worker_state(wid))
+            pipe.hexists(keys.heartbeat, wid)
+
+        ids = self._members(keys.workers)
+        for i in range(0, len(ids), self.page):
+            chunk = ids[i : i + self.page]
+            pipe = self.redis.pipeline(transaction=False)
+            for wid in chunk:
+                reads(pipe, wid)
+            replies = pipe.execute()
+            for n, wid in enumerate(chunk):
+                length, raw_state, beats = replies[3 * n : 3 * n + 3]
+                state = worker_state(bool(int(length)), decode_worker_state(raw_state), bool(beats), paused_all)
                 key = (WorkerId.parse(wid).host, state)
                 counts[key] = counts.get(key, 0) + 1
         family = GaugeMetricFamily(
-            "resque_workers", "Registered workers of every language, by host and state", labels=["host", "state"]
+            "resque_workers",
+            "Registered workers of every language, by host and state (busy, idle, paused, shutting-down)",
+            labels=["host", "state"],
         )
         for (host, state), n in sorted(counts.items()):
             family.add_metric([host, state], n)

@@ -18,7 +18,8 @@ Two job styles, as the peers define them:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -33,12 +34,26 @@ class DontPerform(Exception):  # noqa: N818 - Resque's name
     """Raise from a before hook or ``set_up`` to skip the job: counted as processed, not failed."""
 
 
-class UnknownJobError(LookupError):
+class UnresolvableJobError(LookupError):
+    """A payload that cannot become a call: it fails before anything runs, its bytes kept."""
+
+    resque_name: str | None = None
+
+
+class UnknownJobError(UnresolvableJobError):
     """The payload names a class nobody registered (php-resque: "Could not find job class X.")."""
 
     def __init__(self, name: str) -> None:
         super().__init__(f"Could not find job class {name}.")
         self.name = name
+
+
+class EnvelopeError(UnresolvableJobError):
+    """A wrapper payload (ActiveJob's) whose inner job cannot be read; named as its peer names it."""
+
+    def __init__(self, message: str, resque_name: str | None = None) -> None:
+        super().__init__(message)
+        self.resque_name = resque_name
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,38 @@ def _collect_hooks(target: Any) -> dict[str, tuple[Callable[..., Any], ...]]:
     return hooks
 
 
+@dataclass(frozen=True)
+class Call:
+    """What a payload runs: a definition and its arguments. For most payloads the payload's own
+    class and ``args``; for a wrapper payload (ActiveJob's) the inner job's, with keyword
+    arguments and the wrapper's reading in ``context``.
+
+    For a retry policy (the seam it needs, whatever the payload): :meth:`next_attempt` is the
+    ``(class, args)`` payload another attempt is pushed as (ActiveJob: ``executions`` carried,
+    as ``retry_job`` does), and ``identity`` the ``(class, args)`` naming the job across
+    attempts, for an attempt counter (ActiveJob: ``(job_class, [job_id])``, since its
+    ``args`` change with each attempt)."""
+
+    definition: JobDefinition
+    class_name: str
+    args: list[Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    context: Any = None
+    #: the payload's class and ``args`` as reserved (the wrapper's for an ActiveJob job)
+    payload_class: str = ""
+    payload_args: list[Any] = field(default_factory=list)
+    #: the wrapper ``args`` for another attempt (None: the payload's own)
+    retry_args: list[Any] | None = None
+    identity: tuple[str, list[Any]] = ("", [])
+
+    def next_attempt(self) -> tuple[str, list[Any]]:
+        return self.payload_class, self.payload_args if self.retry_args is None else self.retry_args
+
+
+#: The call a worker is running (None between jobs): how a job reads its ActiveJob metadata.
+current_call: ContextVar[Call | None] = ContextVar("resque_compat_current_call", default=None)
+
+
 class JobRegistry:
     """Maps payload class names (``SendMail``, ``App\\Jobs\\SendMail``, ``Mailer::Welcome``)
     to job definitions."""
@@ -110,6 +157,35 @@ class JobRegistry:
         if definition is None:
             raise UnknownJobError(name)
         return definition
+
+    def resolve(self, class_name: str, args: Sequence[Any]) -> Call:
+        """The call a payload makes. An ActiveJob wrapper payload resolves to the job registered
+        under its ``job_class``, so the inner job's hooks and policies apply as to any job."""
+        from resque_compat.activejob.arguments import ArgumentFormatError  # noqa: PLC0415 - cycle
+        from resque_compat.activejob.job import is_wrapper, unwrap  # noqa: PLC0415 - cycle
+
+        given = list(args)
+        if not is_wrapper(class_name) or class_name in self:
+            return Call(
+                self.lookup(class_name), class_name, given, payload_class=class_name, payload_args=given,
+                identity=(class_name, given),
+            )  # fmt: skip
+        try:
+            unwrapped = unwrap(args)
+        except ArgumentFormatError as exc:
+            raise EnvelopeError(str(exc), exc.resque_name) from None
+        inner = unwrapped.job.job_class
+        return Call(
+            self.lookup(inner),
+            inner,
+            unwrapped.args,
+            unwrapped.kwargs,
+            context=unwrapped.job,
+            payload_class=class_name,
+            payload_args=given,
+            retry_args=unwrapped.retry_args(),
+            identity=(inner, [unwrapped.job.id]),
+        )
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and normalize_class(name) in self._jobs

@@ -72,11 +72,16 @@ def test_enqueue_track_prints_the_id_and_status_reads_it(cli: Any, r: redis.Redi
     result = cli("enqueue", "default", "App\\Jobs\\Mail", '[{"to":"a@b"}]', "--track")
     job_id = result.stdout.strip()
     assert len(job_id) == 32 and r.exists(f"resque:job:{job_id}:status")
-    assert cli("status", job_id).stdout == "1 waiting\n"
+    assert cli("status", job_id).stdout.splitlines()[0] == "1 waiting"
     data = json.loads(cli("--json", "status", job_id).stdout)
     assert data["id"] == job_id and data["status"] == 1 and data["name"] == "waiting" and data["started"]
     r.set(f"resque:job:tenant7_{job_id}:status", b'{"status":4,"updated":1,"started":1,"result":{"ok":true}}')
-    assert cli("status", job_id, "--prefix", "tenant7").stdout == "4 complete\n"
+    assert cli("status", job_id, "--prefix", "tenant7").stdout == (
+        '4 complete\nstarted  1970-01-01T00:00:01Z\nupdated  1970-01-01T00:00:01Z\nresult   {"ok":true}\n'
+    )
+    shown = json.loads(cli("status", job_id, "--prefix", "tenant7", "--json").stdout)  # --json after the command
+    assert shown["result"] == {"ok": True} and shown["updated"] == 1  # stored value kept
+    assert shown["updated_at"] == "1970-01-01T00:00:01Z" and shown["updated_at_epoch"] == 1
     scripted = json.loads(cli("--json", "enqueue", "q", "X", "[1]", "--track").stdout)
     assert scripted["queue"] == "q" and scripted["args"] == [1] and len(scripted["id"]) == 32
 
@@ -151,7 +156,8 @@ def test_workers_and_stats(cli: Any, r: redis.Redis) -> None:
     lines = cli("workers").stdout.splitlines()
     assert lines[0].split() == ["ID", "STATE", "QUEUES", "STARTED", "HEARTBEAT", "PROCESSED", "FAILED", "JOB"]
     working = next(line for line in lines if line.startswith(wid))
-    assert "working" in working and "2026-11-26T20:20:39+00:00" in working and "GoodJob on default" in working
+    assert "busy" in working and "GoodJob on default since 2026-11-26T20:20:39Z" in working
+    assert working.count("2026-11-26T20:20:39Z") == 3  # started, heartbeat, job: one format
     assert " 7 " in working and " 2 " in working
     data = {w["id"]: w for w in json.loads(cli("--json", "workers").stdout)}
     assert data["vm:11:idle"]["state"] == "idle" and data[wid]["job"]["payload"] == {"class": "GoodJob", "args": [1]}

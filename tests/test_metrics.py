@@ -63,10 +63,10 @@ def test_dashboard_metrics_count_every_peers_data(client: TestClient, r: redis.R
     assert value(found, "resque_failed_list_length", list="failed") == len(web_seed.FAILURES)
     assert value(found, "resque_paused_all") == 0
     # vm: Ruby, PHP and the broken record hold a job; the PHP fork worker and IDLE_WORKER do not
-    assert value(found, "resque_workers", host="vm", state="working") == 3
+    assert value(found, "resque_workers", host="vm", state="busy") == 3
     assert value(found, "resque_workers", host="vm", state="idle") == 2
-    assert value(found, "resque_workers", host="nodebox", state="working") == 1
-    assert value(found, "resque_workers", host="pybox", state="working") == 1
+    assert value(found, "resque_workers", host="nodebox", state="busy") == 1
+    assert value(found, "resque_workers", host="pybox", state="busy") == 1
     assert value(found, "resque_delayed_jobs") == 3
     assert value(found, "resque_delayed_timestamps") == 2
     assert "hunter" not in response.text and "GoodJob" not in response.text  # counts only, never payloads
@@ -77,9 +77,9 @@ def test_pause_all_turns_idle_workers_paused(client: TestClient, r: redis.Redis)
     r.set("resque:pause-all-workers", "TRUE")
     found = samples(client.get("/metrics").text)
     assert value(found, "resque_paused_all") == 1
-    assert value(found, "resque_workers", host="vm", state="paused") == 2
-    assert value(found, "resque_workers", host="vm", state="working") == 3
-    assert value(found, "resque_workers", host="vm", state="idle") is None
+    assert value(found, "resque_workers", host="vm", state="paused") == 1  # Ruby's: it reads the key
+    assert value(found, "resque_workers", host="vm", state="busy") == 3
+    assert value(found, "resque_workers", host="vm", state="idle") == 1  # php-resque's: no heartbeat, ignores it
 
 
 def test_empty_redis_and_multi_queue_failures(client: TestClient, r: redis.Redis) -> None:
@@ -123,7 +123,7 @@ def test_collector_pages_through_many_queues_and_workers(redis_url: str, r: redi
         if name == "resque_workers":
             state = dict(labels)["state"]
             by_state[state] = by_state.get(state, 0) + n
-    assert by_state == {"working": 11, "idle": 12}
+    assert by_state == {"busy": 11, "idle": 12}
     assert value(found, "resque_delayed_jobs") == 46 and value(found, "resque_delayed_timestamps") == 23
 
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from resque_compat import Resque
+from resque_compat import Resque, humantime
 from resque_compat.cli import main
 from resque_compat.embedded import RedisServer
 from resque_compat.protocol import Keys
@@ -166,8 +166,12 @@ def test_cli_delayed_commands(redis_url: str, r: redis.Redis, resque: Resque) ->
     code, out = cli(redis_url, "--json", "delayed", "list")
     assert json.loads(out) == {
         "total": 2,
-        "timestamps": [{"timestamp": ts, "jobs": 2}, {"timestamp": ts + 60, "jobs": 1}],
+        "timestamps": [
+            {"timestamp": ts, "at": humantime.show(ts), "at_epoch": ts, "jobs": 2},
+            {"timestamp": ts + 60, "at": humantime.show(ts + 60), "at_epoch": ts + 60, "jobs": 1},
+        ],
     }
+    assert humantime.show(ts).endswith("Z")
     code, out = cli(redis_url, "delayed", "show", str(ts))
     assert "A" in out and '{"user":2}' in out
     code, out = cli(redis_url, "delayed", "remove-where", "B", "--args-contains", '{"user":3}')

@@ -130,6 +130,7 @@ def test_broken_records_are_shown_as_broken(client: TestClient, seeded: dict[str
     assert worker["started"] == {
         "raw": "yesterday-ish",
         "iso": None,
+        "epoch": None,
         "shown": "yesterday-ish",
         "ago": None,
         "parsed": False,
@@ -143,26 +144,27 @@ def test_every_peer_time_format_is_parsed(client: TestClient, seeded: dict[str, 
     working = {w["id"]: w for w in client.get("/api/working").json()["working"]}
     run_at = {wid: w["job"]["run_at"]["iso"] for wid, w in working.items() if not w["job"]["broken"]}
     assert run_at == {
-        RUBY_WORKER: "2026-11-26T20:20:39+00:00",  # Ruby: ISO 8601 Z
-        web_seed.PHP_WORKER: "2026-11-26T20:21:31+00:00",  # php-resque cb: strftime
-        NODE_WORKER: "2026-11-26T20:45:03+00:00",  # node: Date#toString
-        web_seed.PYRES_WORKER: "2026-11-26T20:45:16+00:00",  # pyres: unix seconds
+        RUBY_WORKER: "2026-11-26T20:20:39Z",  # Ruby: ISO 8601 Z
+        web_seed.PHP_WORKER: "2026-11-26T20:21:31Z",  # php-resque cb: strftime
+        NODE_WORKER: "2026-11-26T20:45:03Z",  # node: Date#toString
+        web_seed.PYRES_WORKER: "2026-11-26T20:45:16Z",  # pyres: unix seconds
     }
     workers = {w["id"]: w for w in client.get("/api/workers/all").json()["workers"]}
-    assert workers[IDLE_WORKER]["started"]["iso"] == "2026-11-26T21:20:57+01:00"  # Ruby Time#to_s, CET
-    assert workers[IDLE_WORKER]["heartbeat"]["iso"] == "2026-11-26T21:20:57+01:00"
-    assert workers[web_seed.PHP_FORK_WORKER]["started"]["iso"] == "2026-11-26T20:22:56+00:00"  # date('c')
+    assert workers[IDLE_WORKER]["started"]["iso"] == "2026-11-26T20:20:57Z"  # Ruby Time#to_s, CET
+    assert workers[IDLE_WORKER]["heartbeat"]["iso"] == "2026-11-26T20:20:57Z"
+    assert workers[IDLE_WORKER]["started"]["raw"] == "2026-11-26 21:20:57 +0100"  # stored as the peer wrote it
+    assert workers[web_seed.PHP_FORK_WORKER]["started"]["iso"] == "2026-11-26T20:22:56Z"  # date('c')
     assert workers[NODE_WORKER]["started"]["parsed"]  # unix seconds
     failed_at = [
         f["failed_at"]["iso"] for f in client.get("/api/failed?order=asc").json()["failures"] if not f["broken"]
     ]
     assert failed_at[:6] == [
-        "2026-11-26T20:20:42+00:00",
-        "2026-11-26T20:21:41+00:00",
-        "2026-11-26T20:21:39+00:00",
-        "2026-11-26T20:23:05+00:00",
-        "2026-11-26T20:45:03+00:00",
-        "2026-11-26T20:45:16+00:00",
+        "2026-11-26T20:20:42Z",
+        "2026-11-26T20:21:41Z",
+        "2026-11-26T20:21:39Z",
+        "2026-11-26T20:23:05Z",
+        "2026-11-26T20:45:03Z",
+        "2026-11-26T20:45:16Z",
     ]
 
 
@@ -405,7 +407,8 @@ def test_enqueue_form_and_status(client: TestClient, r: redis.Redis) -> None:
     assert api(client, "/api/enqueue", {"queue": "mail", "class": "X", "args": "[1"}).status_code == 400
     assert api(client, "/api/enqueue", {"queue": "", "class": "X"}).status_code == 400
     bad = post(client, "/enqueue", queue="mail", **{"class": "X"}, args="{}")
-    assert bad.status_code == 303 and "args must be a JSON array" in client.get("/enqueue").text
+    assert bad.status_code == 200 and "args must be a JSON array" in bad.text  # the form again, input kept
+    assert 'value="mail"' in bad.text and ">{}</textarea>" in bad.text and not r.exists("resque:queue:X")
     assert client.get("/api/status?id=nope").json() == {"id": "nope", "tracked": False}
 
 

@@ -151,6 +151,16 @@ class Keys:
         """Reliable mode: the job a worker holds, moved here atomically from its queue."""
         return self.prefix + "compat:inflight:" + worker_id
 
+    def worker_state(self, worker_id: str) -> str:
+        """A resque-compat worker's paused/stopping state and job classes (``WorkerState``),
+        expiring unless its heartbeat refreshes it."""
+        return self.prefix + "compat:state:" + worker_id
+
+    @cached_property
+    def schedule_next(self) -> str:
+        """Hash: schedule name -> epoch seconds of its next run, as the master scheduler has it."""
+        return self.prefix + "compat:schedule_next"
+
     def control(self, worker_id: str) -> str:
         """Commands (pause, resume, stop) for one resque-compat worker, from any host."""
         return self.prefix + "compat:control:" + worker_id

@@ -245,3 +245,15 @@ class ScheduleEntry(Record, kw_only=True, omit_defaults=True):
     args: Any = UNSET
     description: str | UnsetType = UNSET
     persist: bool | UnsetType = UNSET
+
+
+class WorkerState(Record, kw_only=True, omit_defaults=True):
+    """``compat:state:<id>``: what a resque-compat worker is doing that Resque's keys cannot say
+    (Ruby shows it only in the process title), refreshed with each heartbeat and expiring
+    when the worker is gone. ``classes``: the job classes it can run (for ``doctor``);
+    ``supervisor``: the pid of the ``--count`` pool that restarts it when it stops."""
+
+    paused: bool = False
+    stopping: bool = False
+    classes: list[str] = msgspec.field(default_factory=list)
+    supervisor: int | None = None

@@ -5,27 +5,32 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from typing import Any
 
 import click
 
+from resque_compat import humantime
 from resque_compat.cliutil import (
     CliContext,
+    confirm,
     emit_json,
     fail,
     handle_errors,
     hide_secrets_from_title,
     parse_json,
+    progress,
     short,
     table,
+    yes_option,
 )
 from resque_compat.logs import LOG_FORMATS, SCHEDULER_TEXT, setup
-from resque_compat.protocol import ScheduleEntry, timefmt
+from resque_compat.protocol import ScheduleEntry
 from resque_compat.scheduler.daemon import DEFAULT_INTERVAL, Scheduler
 from resque_compat.scheduler.delayed import DelayedQueue
 from resque_compat.scheduler.lock import DEFAULT_TIMEOUT
 from resque_compat.scheduler.mover import DEFAULT_BATCH
-from resque_compat.scheduler.recurring import Recurring, ScheduleError, ScheduleStore, load_schedule_file
+from resque_compat.scheduler.recurring import Recurring, ScheduleError, ScheduleStore, load_schedule_file, next_run
 
 #: our own instance: cli.py imports this module, and mypy cannot type its pass_cli through the cycle
 pass_cli = click.make_pass_decorator(CliContext)
@@ -33,8 +38,8 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 def _when(ts: float) -> str:
     """A delayed timestamp as a time; one out of range (a peer's bug) is shown as unknown."""
-    moment = timefmt.epoch_datetime(ts)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "(unknown time)"
+    moment = humantime.parse(ts)
+    return humantime.iso(moment) if moment else "(unknown time)"
 
 
 # -- scheduler --------------------------------------------------------------------------
@@ -134,23 +139,31 @@ def schedule_list(cli: CliContext, schedule_file: str | None) -> None:
         fail(str(exc), 2)
     recurring.load()
     last = recurring.store.last_enqueued_at()
+    published = recurring.store.published_next()
+    now = time.time()
     rows = []
     for name, s in sorted(recurring.schedules.items()):
-        nxt = s.next_fire if s.next_fire is not None and math.isfinite(s.next_fire) else None
+        nxt, how = next_run(s, published.get(name), last.get(name), now)
         rows.append({
             "name": name, "class": s.class_name, "queue": s.queue, "args": s.args, "timing": s.timing,
-            "description": s.description, "source": s.source,
-            "next": timefmt.started(nxt) if nxt is not None else None, "last": last.get(name),
+            "description": s.description, "source": s.source, **humantime.json_fields("next", nxt),
+            "next_from": how, **humantime.json_fields("last", last.get(name)),
         })  # fmt: skip
     if cli.json:
         emit_json(rows)
         return
     table(
         ["NAME", "TIMING", "CLASS", "QUEUE", "ARGS", "SOURCE", "NEXT", "LAST"],
-        [[r["name"], r["timing"], r["class"], r["queue"], short(r["args"], 30), r["source"], r["next"], r["last"]]
-         for r in rows],
+        [[r["name"], r["timing"], r["class"], r["queue"], short(r["args"], 30), r["source"],
+          _next_shown(r["next"], r["next_from"]), r["last"]] for r in rows],
         empty="(no schedules)",
     )  # fmt: skip
+
+
+def _next_shown(when: str | None, how: str) -> str:
+    if when is None:
+        return "when a scheduler loads it"
+    return when if how in ("scheduler", "cron") else f"{when} (last run + every)"
 
 
 @schedule.command("add")
@@ -198,11 +211,16 @@ def schedule_add(  # noqa: PLR0917 - one parameter per option
 
 @schedule.command("remove")
 @click.argument("name")
+@yes_option
 @pass_cli
 @handle_errors
-def schedule_remove(cli: CliContext, name: str) -> None:
+def schedule_remove(cli: CliContext, name: str, yes: bool) -> None:
     """Delete a persistent schedule."""
-    if not ScheduleStore(cli.resque).remove(name):
+    store = ScheduleStore(cli.resque)
+    if not cli.resque.redis.hexists(cli.resque.keys.persistent_schedules, name):
+        fail(f"no persistent schedule named {name!r}", 1)
+    confirm(f"Delete schedule {name}?", yes)
+    if not store.remove(name):
         fail(f"no persistent schedule named {name!r}", 1)
     click.echo(f"schedule {name} removed")
 
@@ -225,7 +243,10 @@ def delayed_list(cli: CliContext, start: int, count: int) -> None:
     dq = DelayedQueue(cli.resque)
     page = dq.timestamps(start, count)
     if cli.json:
-        emit_json({"total": dq.timestamp_count(), "timestamps": [{"timestamp": t, "jobs": n} for t, n in page]})
+        emit_json({
+            "total": dq.timestamp_count(),
+            "timestamps": [{"timestamp": t, **humantime.json_fields("at", t), "jobs": n} for t, n in page],
+        })  # fmt: skip
         return
     table(["TIMESTAMP", "AT", "JOBS"], [[t, _when(t), n] for t, n in page], empty="(no delayed jobs)")
 
@@ -237,6 +258,8 @@ def delayed_list(cli: CliContext, start: int, count: int) -> None:
 def delayed_show(cli: CliContext, timestamp: int) -> None:
     """The jobs at one timestamp."""
     jobs = DelayedQueue(cli.resque).jobs_at(timestamp)
+    if not jobs:
+        raise LookupError(f"no delayed jobs at {timestamp} ({humantime.show(timestamp)})")
     if cli.json:
         emit_json([{"class": j.class_name, "queue": j.queue, "args": j.args, "raw": j.raw.decode(errors="replace")}
                     for j in jobs])  # fmt: skip
@@ -244,7 +267,6 @@ def delayed_show(cli: CliContext, timestamp: int) -> None:
     table(
         ["CLASS", "QUEUE", "ARGS"],
         [[j.class_name or f"(unreadable: {j.problem})", j.queue, short(j.args)] for j in jobs],
-        empty="(no jobs at that timestamp)",
     )
 
 
@@ -271,11 +293,14 @@ def _args_list(args_json: str) -> list[Any]:
 @click.argument("queue")
 @click.argument("class_name", metavar="CLASS")
 @click.argument("args_json", metavar="[ARGS_JSON]", required=False, default="[]")
+@yes_option
 @pass_cli
 @handle_errors
-def delayed_remove(cli: CliContext, queue: str, class_name: str, args_json: str) -> None:
+def delayed_remove(cli: CliContext, queue: str, class_name: str, args_json: str, yes: bool) -> None:
     """Remove every delayed copy of one exact job (any peer's encoding)."""
-    n = DelayedQueue(cli.resque).remove(queue, class_name, *_args_list(args_json))
+    args = _args_list(args_json)
+    confirm(f"Remove every delayed {class_name} {args_json} on {queue}?", yes)
+    n = DelayedQueue(cli.resque).remove(queue, class_name, *args)
     emit_json({"removed": n}) if cli.json else click.echo(f"removed {n} delayed job(s)")
 
 
@@ -284,11 +309,15 @@ def delayed_remove(cli: CliContext, queue: str, class_name: str, args_json: str)
 @click.option("--queue", help="Only items for this queue.")
 @click.option("--args-contains", "contains_json", help="JSON value that must be one of the args, or "
               "an object whose pairs must all be in one object arg.")  # fmt: skip
+@yes_option
 @pass_cli
 @handle_errors
-def delayed_remove_where(cli: CliContext, class_name: str, queue: str | None, contains_json: str | None) -> None:
+def delayed_remove_where(
+    cli: CliContext, class_name: str, queue: str | None, contains_json: str | None, yes: bool
+) -> None:
     """Remove delayed jobs of CLASS, optionally filtered by queue and arguments."""
     wanted = parse_json(contains_json, "--args-contains") if contains_json is not None else None
+    confirm(f"Remove the matching delayed {class_name} jobs?", yes)
     dq = DelayedQueue(cli.resque)
 
     def select(_: str, args: list[Any]) -> bool:
@@ -319,12 +348,14 @@ def delayed_enqueue_now(cli: CliContext, timestamp: int) -> None:
 
 
 @delayed.command("clear")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @pass_cli
 @handle_errors
 def delayed_clear(cli: CliContext, yes: bool) -> None:
     """Delete every delayed job (resque-scheduler's reset_delayed_queue)."""
-    if not yes:
-        click.confirm("Delete every delayed job?", abort=True)
-    n = DelayedQueue(cli.resque).clear()
+    dq = DelayedQueue(cli.resque)
+    total = dq.timestamp_count()
+    confirm(f"Delete every delayed job ({total} timestamps)?", yes)
+    with progress(cli, total, "clearing delayed jobs") as advance:
+        n = dq.clear(advance)
     emit_json({"timestamps": n}) if cli.json else click.echo(f"cleared {n} timestamp(s)")

@@ -80,6 +80,7 @@ class Scheduler:
         self._was_master = False
         self._loaded = False
         self._loaded_as_master = False
+        self._published: dict[str, float] = {}  # what compat:schedule_next holds from us
 
     # -- control ----------------------------------------------------------------
     def stop(self) -> None:
@@ -120,6 +121,10 @@ class Scheduler:
                     f", rejected {moved.rejected} unreadable (see {self.mover.rejected_key})" if moved.rejected else "",
                 )  # fmt: skip
         fired = self.recurring.tick(t, fire=master)
+        if master:
+            self._published = self.recurring.store.publish_next(
+                {name: s.next_fire for name, s in self.recurring.schedules.items()}, self._published
+            )
         return PassResult(master, moved, fired)
 
     # -- the loop -----------------------------------------------------------------
@@ -159,6 +164,9 @@ class Scheduler:
 
     def _release(self) -> None:
         try:
+            if self._published:
+                self.recurring.store.clear_next()  # nobody runs them now: readers fall back
+                self._published = {}
             if self.lock.release():
                 log.info("released the master lock")
         except redis.RedisError as exc:

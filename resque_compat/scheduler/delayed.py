@@ -243,14 +243,16 @@ class DelayedQueue:
         """Remove one stored item by its bytes at one timestamp."""
         return int(self._remove_item(keys=[self.keys.delayed_schedule], args=[self.keys.prefix, timestamp, raw]))
 
-    def clear(self) -> int:
+    def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete every delayed item, ``timestamps:`` set and the schedule (``reset_delayed_queue``).
-        Returns the number of timestamps removed."""
+        Returns the number of timestamps removed; ``progress(n)`` after each page of them."""
         removed = 0
         for page in self._timestamp_pages():
             self.redis.delete(*(self.keys.delayed(ts) for ts in page))
             self.redis.zrem(self.keys.delayed_schedule, *(str(ts) for ts in page))
             removed += len(page)
+            if progress is not None:
+                progress(len(page))
         batch: list[bytes] = []
         for key in self.redis.scan_iter(match=_glob_escape(self.keys.key("timestamps:")) + "*", count=_PAGE):
             batch.append(key)

@@ -289,6 +289,58 @@ class ScheduleStore:
     def last_enqueued_at(self) -> dict[str, str]:
         return {text(k): text(v) for k, v in self.redis.hgetall(self.keys.last_enqueued_at).items()}
 
+    def published_next(self) -> dict[str, float]:
+        """``compat:schedule_next``: the master scheduler's next run per schedule (unreadable
+        values left out)."""
+        out: dict[str, float] = {}
+        for name, value in self.redis.hgetall(self.keys.schedule_next).items():
+            try:
+                seconds = float(text(value))
+            except ValueError:
+                continue
+            if math.isfinite(seconds):
+                out[text(name)] = seconds
+        return out
+
+    def publish_next(self, next_runs: Mapping[str, float | None], previous: Mapping[str, float]) -> dict[str, float]:
+        """Write what changed since ``previous`` (our last write); returns what is now stored."""
+        now = {n: t for n, t in next_runs.items() if t is not None and math.isfinite(t)}
+        gone = [n for n in previous if n not in now]
+        changed = {n: repr(t) for n, t in now.items() if previous.get(n) != t}
+        if gone or changed:
+            pipe = self.redis.pipeline(transaction=True)
+            if gone:
+                pipe.hdel(self.keys.schedule_next, *gone)
+            if changed:
+                pipe.hset(self.keys.schedule_next, mapping=changed)  # type: ignore[arg-type]
+            pipe.execute()
+        return now
+
+    def clear_next(self) -> None:
+        self.redis.delete(self.keys.schedule_next)
+
+
+#: a published next run this far in the past means its scheduler is gone (killed, not stopped)
+STALE_NEXT_AFTER = 120.0
+
+
+def next_run(
+    schedule: RecurringSchedule, published: float | None, last: str | None, now: float
+) -> tuple[float | None, str]:
+    """When ``schedule`` runs next, and how we know: ``scheduler`` (what the master scheduler
+    holds, published in ``compat:schedule_next``), ``cron`` (the next matching minute),
+    ``last+every`` (its last run plus the interval: a Ruby scheduler's timing), or ``unknown``
+    (an ``every`` schedule no scheduler has run yet: it starts when one loads it)."""
+    if published is not None and published >= now - STALE_NEXT_AFTER:
+        return published, "scheduler"
+    if schedule.cron is not None:
+        nxt = schedule.compute_next(now)
+        return (nxt if math.isfinite(nxt) else None), "cron"
+    moment = timefmt.parse(last) if last else None
+    if moment is not None and schedule.every is not None:
+        return moment.timestamp() + schedule.every, "last+every"
+    return None, "unknown"
+
 
 class Recurring:
     """The set of schedules one scheduler runs, with their next firing times."""

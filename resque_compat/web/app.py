@@ -62,6 +62,9 @@ class Action:
     path: str
     run: Runner
     back: Callable[[Params], str]
+    #: a form with typed input: on an error its page is drawn again with the input kept
+    #: (template, loader) instead of a redirect that would lose it
+    form: tuple[str, str, Loader] | None = None
 
 
 def _list(params: Params) -> str:
@@ -198,6 +201,7 @@ ACTIONS: list[Action] = [
         "/enqueue",
         lambda r, p: actions.enqueue(r, p.get("queue"), p.get("class"), p.get("args", "[]"), _truthy(p.get("track"))),
         lambda p: "/enqueue",
+        form=("enqueue.html", "enqueue", lambda r, p: {"queues": r.queues()}),
     ),
     Action("/schedule/requeue", lambda r, p: schedule.requeue(r, actions.text_param(p, "name")), lambda p: "/schedule"),
     Action("/schedule/delete", lambda r, p: schedule.delete(r, actions.text_param(p, "name")), lambda p: "/schedule"),
@@ -249,10 +253,17 @@ class Dashboard:
 
     # -- rendering -----------------------------------------------------------------
     def render(
-        self, request: Request, template: str, context: dict[str, Any], tab: str = "", status_code: int = 200
+        self,
+        request: Request,
+        template: str,
+        context: dict[str, Any],
+        tab: str = "",
+        status_code: int = 200,
+        *,
+        notice: dict[str, str] | None = None,
     ) -> HTMLResponse:
         token = request.cookies.get(CSRF_COOKIE) or new_token()
-        flash = _read_flash(request.cookies.get(FLASH_COOKIE))
+        flash = notice or _read_flash(request.cookies.get(FLASH_COOKIE))
         body = self.env.get_template(template).render(
             data=context,
             tab=tab,
@@ -317,15 +328,22 @@ class Dashboard:
                 )
             params = {**fields, **request.path_params}
             target = safe_next(fields.get("next")) or action.back(params)
+            link = None
             try:
                 result = await run_in_threadpool(action.run, self.resque, params)
                 flash = ("ok", str(result.get("message", "Done")))
+                if isinstance(result.get("id"), str):  # a new job's id: link its status page
+                    link = "/status?id=" + quote(result["id"])
             except (BadRequestError, ConflictError, NotFoundError, ValueError) as exc:
                 flash = ("error", str(exc))
             except redis.RedisError as exc:
                 flash = ("error", f"Redis error: {redact(str(exc))}")
+            if flash[0] == "error" and action.form is not None:
+                return await self._form_again(request, action.form, fields, flash[1])
             response = RedirectResponse(target, status_code=303)
-            response.set_cookie(FLASH_COOKIE, _write_flash(*flash), httponly=True, samesite="strict", path="/")
+            response.set_cookie(
+                FLASH_COOKIE, _write_flash(*flash, link=link), httponly=True, samesite="strict", path="/"
+            )
             return response
 
         return endpoint
@@ -361,6 +379,20 @@ class Dashboard:
             return JSONResponse(result)
 
         return endpoint
+
+    async def _form_again(
+        self, request: Request, form: tuple[str, str, Loader], fields: dict[str, str], error: str
+    ) -> Response:
+        """The form's page again, with what was typed and why it was refused."""
+        template, tab, load = form
+        try:
+            context = await run_in_threadpool(load, self.resque, fields)
+        except redis.RedisError as exc:
+            return self.error_page(request, 503, f"Redis error: {redact(str(exc))}")
+        kept = {k: v for k, v in fields.items() if k not in (CSRF_FIELD, "next")}
+        return self.render(
+            request, template, {**context, "form": kept}, tab, 200, notice={"kind": "error", "message": error}
+        )
 
     # -- special pages ---------------------------------------------------------------
     async def overview_poll(self, request: Request) -> Response:
@@ -424,15 +456,22 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _write_flash(kind: str, message: str) -> str:
-    return urllib.parse.quote(f"{kind}:{message[:500]}", safe="")
+def _write_flash(kind: str, message: str, link: str | None = None) -> str:
+    """``kind:message``, or ``kind:<link> message`` (a local path) when it links a page."""
+    head = f"{kind}:<{link}> " if link and safe_next(link) and ">" not in link else f"{kind}:"
+    return urllib.parse.quote(head + message[:500], safe="")
 
 
 def _read_flash(value: str | None) -> dict[str, str] | None:
     if not value:
         return None
     kind, _, message = urllib.parse.unquote(value).partition(":")
-    return {"kind": "error" if kind == "error" else "ok", "message": message}
+    flash = {"kind": "error" if kind == "error" else "ok", "message": message}
+    if message.startswith("<") and "> " in message:
+        link, _, rest = message[1:].partition("> ")
+        if safe_next(link):
+            flash.update(link=link, message=rest)
+    return flash
 
 
 def create_app(

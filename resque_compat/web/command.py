@@ -6,7 +6,9 @@ the dashboard can delete queues and stop workers, so it is never open to a netwo
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import click
 
@@ -72,11 +74,32 @@ def _web(  # noqa: PLR0917 - one parameter per option
     resque.redis.ping()
     app = create_app(resque, credentials, poll, allowed_hosts=names)
     shown = f"[{host}]" if ":" in host else host
+    sock = _listen(host, port, f"{shown}:{port}")
     click.echo(
         f"resque-compat web on http://{shown}:{port}/ (Redis {cli.redis_shown}, namespace {resque.keys.namespace!r})",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    config = uvicorn.Config(app, log_level="warning", server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int, shown: str) -> socket.socket:
+    """Bind before announcing anything, so a busy port is one line, not a URL then uvicorn's error."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        fail(f"cannot listen on {shown}: {exc.strerror or exc}", 2)
+        raise  # not reached: fail() exits
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        fail(f"cannot listen on {shown}: {reason}", 2)
+    return sock
 
 
 #: annotated so that ``cli`` (which imports this module at its end) knows the type without

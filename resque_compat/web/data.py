@@ -161,7 +161,7 @@ def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
             shown["processed"] = to_int(node_processed)
         if not shown["failed"] and node_failed is not None:
             shown["failed"] = to_int(node_failed)
-    return {"worker": shown}
+    return {"worker": shown, "paused_all": found[0].paused_all}
 
 
 def _ping_time(raw: bytes) -> int | None:

@@ -13,9 +13,11 @@ import time
 from datetime import datetime
 from typing import Any
 
+from resque_compat import humantime
+from resque_compat.activejob import display as activejob_display
 from resque_compat.client import QueuedJob, WorkerInfo
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import UNSET, JobPayload, ProtocolError, StatusRecord, WorkingOn, decode_json, timefmt
+from resque_compat.protocol import UNSET, JobPayload, ProtocolError, StatusRecord, WorkingOn, decode_json
 
 #: how much of a broken record's bytes a page shows
 RAW_PREVIEW = 2000
@@ -38,19 +40,19 @@ def digest(raw: bytes) -> str:
 
 
 def when(value: object) -> dict[str, Any]:
-    """A stored time as shown: the raw value, its parse (ISO 8601) and an age.
-
-    ``shown`` follows resque-web (``%Y/%m/%d %H:%M:%S %z``); an unknown format keeps
-    the raw text and ``parsed`` is None so the page can flag it.
-    """
+    """A stored time as shown: the raw value, the one format for people (``humantime``),
+    epoch seconds and an age. An unknown format keeps the raw text and ``parsed`` is False
+    so the page can flag it."""
     raw = None if value is None else str(value)
-    parsed = timefmt.parse(value) if value is not None else None
+    parsed = humantime.parse(value)
     if parsed is None:
-        return {"raw": raw, "iso": None, "shown": raw or "", "ago": None, "parsed": False}
+        return {"raw": raw, "iso": None, "epoch": None, "shown": raw or "", "ago": None, "parsed": False}
+    iso, epoch = humantime.for_json(value)
     return {
         "raw": raw,
-        "iso": parsed.isoformat(),
-        "shown": parsed.strftime("%Y/%m/%d %H:%M:%S %z"),
+        "iso": iso,
+        "epoch": epoch,
+        "shown": humantime.iso(parsed),
         "ago": ago(parsed),
         "parsed": True,
     }
@@ -79,18 +81,27 @@ def pretty(value: Any) -> str:
 
 
 def job(payload: JobPayload) -> dict[str, Any]:
-    """A job payload: class (ActiveJob's inner class shown), args, and each peer's extra keys."""
+    """A job payload: class, args, and each peer's extra keys. An ActiveJob job is shown as
+    itself (class, job id, arguments as the job receives them); the wrapper in ``stored_text``."""
     shown_class = payload.class_
+    args_text = pretty(payload.args)
+    active_job: dict[str, Any] | None = None
     if payload.class_ == ACTIVE_JOB_WRAPPER and payload.args and isinstance(payload.args[0], dict):
         inner = payload.args[0].get("job_class")
         if isinstance(inner, str):
             shown_class = inner
+        wrapped = activejob_display.shown(payload)
+        if wrapped is not None:
+            active_job = wrapped.to_dict()
+            args_text = wrapped.arguments
     extra = {k: v for k, v in payload.to_dict().items() if k not in ("class", "args")}
     return {
         "class": payload.class_,
         "shown_class": shown_class,
         "args": payload.args,
-        "args_text": pretty(payload.args),
+        "args_text": args_text,
+        "active_job": active_job,
+        "stored_text": pretty(payload.args) if active_job is not None else None,
         "id": payload.job_id,
         "status_prefix": payload.status_prefix,
         "extra": extra,
@@ -161,6 +172,10 @@ def worker(info: WorkerInfo) -> dict[str, Any]:
         "processed": info.processed,
         "failed": info.failed,
         "state": info.state,
+        "paused_by": info.paused_by,
+        "state_label": info.state_label,
+        "classes": info.classes,
+        "supervisor": info.supervisor,
         "job": current,
     }
 

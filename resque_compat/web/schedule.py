@@ -9,14 +9,15 @@ do, announcing the change in ``schedules_changed`` so a running scheduler reload
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.protocol import ProtocolError, ScheduleEntry, decode_json, encode_json
+from resque_compat.protocol import JobPayload, ProtocolError, ScheduleEntry, decode_json, encode_json
 from resque_compat.replies import text
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue, decode_item
 from resque_compat.scheduler.lock import MasterLock
-from resque_compat.scheduler.recurring import ScheduleStore, job_args
+from resque_compat.scheduler.recurring import RecurringSchedule, ScheduleError, ScheduleStore, job_args, next_run
 from resque_compat.web import present
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import PAGE, NotFoundError, Paging
@@ -37,9 +38,14 @@ def schedules(resque: Resque) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     entries = sorted(resque.redis.hscan_iter(keys.persistent_schedules, count=200))
     last = resque.redis.hmget(keys.last_enqueued_at, [name for name, _ in entries]) if entries else []
+    published = ScheduleStore(resque).published_next()
+    now = time.time()
     for (name_raw, raw), last_raw in zip(entries, last, strict=True):
         name = name_raw.decode("utf-8", errors="replace")
         row: dict[str, Any] = {"name": name, "last_enqueued": present.when(text(last_raw)) if last_raw else None}
+        row["next_run"], row["next_from"] = _next(
+            name, raw, published.get(name), text(last_raw) if last_raw else None, now
+        )
         try:
             entry = ScheduleEntry.decode(raw)
         except ProtocolError as exc:
@@ -61,6 +67,18 @@ def schedules(resque: Resque) -> dict[str, Any]:
     node_lock = resque.redis.get(keys.node_scheduler_leader_lock)
     leader = text(node_lock) if node_lock is not None else None
     return {"schedules": rows, "master": lock.holder(), "node_leader": leader}
+
+
+def _next(
+    name: str, raw: bytes, published: float | None, last: str | None, now: float
+) -> tuple[dict[str, Any] | None, str]:
+    """The true next run (see ``recurring.next_run``); None when the entry does not validate."""
+    try:
+        schedule = RecurringSchedule.from_config(name, decode_json(raw))
+    except (ProtocolError, ScheduleError):
+        return None, "invalid"
+    moment, how = next_run(schedule, published, last, now)
+    return (present.when(moment) if moment is not None else None), how
 
 
 def _str(value: Any) -> str | None:
@@ -111,15 +129,18 @@ def delete(resque: Resque, name: str) -> dict[str, Any]:
 def delayed_job(job: DelayedJob) -> dict[str, Any]:
     if job.item is None:
         return {"timestamp": job.timestamp, **present.broken(job.raw, job.problem), "digest": present.digest(job.raw)}
+    shown = present.job(JobPayload.new(job.item.class_, job.item.args))  # ActiveJob: the job itself
     return {
         "timestamp": job.timestamp,
         "at": present.when(job.timestamp),
         "broken": False,
         "class": job.item.class_,
+        "shown_class": shown["shown_class"],
+        "active_job": shown["active_job"],
         "queue": job.item.queue,
         "args": job.item.args,
         "args_json": encode_json(job.item.args).decode(),
-        "args_text": present.pretty(job.item.args),
+        "args_text": shown["args_text"],
         "digest": present.digest(job.raw),
     }
 

@@ -8,6 +8,9 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +19,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from resque_compat.client import Resque, default_namespace
-from resque_compat.cliutil import CliContext, fail, handle_errors, pass_cli
+from resque_compat.cliutil import CliContext, fail, handle_errors, on_terminal, pass_cli, progress
 from resque_compat.connection import connect, parse_address
 from resque_compat.failure import BACKENDS
 from resque_compat.logs import LOG_FORMATS, WORKER_TEXT, level_for, setup
+from resque_compat.protocol import resolve_queues
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError
 from resque_compat.worker.pool import Pool
 from resque_compat.worker.worker import Worker
@@ -81,6 +85,35 @@ def start_metrics(port: int, host: str) -> WorkerMetrics:
         fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}", 2)
     log.info("metrics on http://%s:%d/metrics", host, port)
     return metrics
+
+
+@contextmanager
+def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
+    """``work --burst`` on a terminal: a bar of the jobs done against those waiting at the start
+    (one worker; a pool's children report nothing back)."""
+    if not worker.config.burst or cli.json or not on_terminal(sys.stderr):
+        yield
+        return
+    sizes = worker.resque.queue_sizes()
+    total = sum(sizes[q] for q in resolve_queues(worker.config.queues, list(sizes)))
+    stop = threading.Event()
+    with progress(cli, total, "draining") as advance:
+
+        def follow() -> None:
+            shown = 0
+            while not stop.wait(0.2):
+                done = min(worker.jobs_done, total)
+                advance(done - shown)
+                shown = done
+            advance(min(worker.jobs_done, total) - shown)
+
+        thread = threading.Thread(target=follow, name="resque-burst-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=2)
 
 
 @click.command("work")
@@ -174,7 +207,9 @@ def work(  # noqa: PLR0917 - one parameter per click option
             code = Pool(config.count, run_slot, burst=config.burst).run()
         else:
             metrics = start_metrics(metrics_port, metrics_host) if metrics_port else None
-            code = Worker(config, open_resque(cli, config), metrics=metrics).work()
+            worker = Worker(config, open_resque(cli, config), metrics=metrics)
+            with burst_progress(cli, worker):
+                code = worker.work()
     finally:
         if config.pidfile:
             with contextlib.suppress(OSError):

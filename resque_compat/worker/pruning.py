@@ -85,6 +85,7 @@ def unregister(
     pipe.hdel(keys.heartbeat, worker_id)
     pipe.delete(keys.stat("processed", worker_id))
     pipe.delete(keys.stat("failed", worker_id))
+    pipe.delete(keys.worker_state(worker_id))
     pipe.execute()
     return what
 

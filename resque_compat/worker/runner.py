@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from resque_compat.protocol import Failure, JobPayload, ProtocolError, encode_json, timefmt
-from resque_compat.registry import DontPerform, JobDefinition, JobRegistry
+from resque_compat.registry import Call, DontPerform, JobDefinition, JobRegistry, current_call
 
 log = logging.getLogger("resque_compat.worker")
 
@@ -179,6 +179,8 @@ class Job:
     definition: JobDefinition
     #: the PHP-style job object while it runs
     instance: Any = None
+    #: what the registry resolved the payload to (an ActiveJob wrapper: the inner job's call)
+    call: Call | None = None
 
     @property
     def class_name(self) -> str:
@@ -187,6 +189,15 @@ class Job:
     @property
     def args(self) -> list[Any]:
         return self.payload.args
+
+    @property
+    def call_args(self) -> list[Any]:
+        """What a Ruby-style perform and its hooks receive: a wrapped job's decoded arguments."""
+        return self.call.args if self.call is not None else self.payload.args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self.call.kwargs if self.call is not None else {}
 
     @property
     def job_id(self) -> str | None:
@@ -227,6 +238,7 @@ class JobRunner:
     def run(self, job: Job, timeout: float | None = None) -> Outcome:
         """Perform the job with its hooks. Never raises: every end is an Outcome."""
         started = time.monotonic()
+        token = current_call.set(job.call)
         try:
             with _alarm(timeout):
                 result = self._perform(job)
@@ -239,6 +251,8 @@ class JobRunner:
             outcome = self.failed(job.queue, job.item, exc)
         else:
             outcome = Outcome(ok=True, result=msgspec.UNSET if result is None else result)
+        finally:
+            current_call.reset(token)
         outcome.duration = time.monotonic() - started
         return outcome
 
@@ -247,15 +261,15 @@ class JobRunner:
         definition = job.definition
         if definition.style == "php":
             return self._perform_php(job)
-        args = job.args
+        args, kwargs = job.call_args, job.kwargs
         for hook in definition.hooks_of("before_perform"):
-            hook(*args)
+            hook(*args, **kwargs)
         target: Any = definition.target
         # getattr: isclass() narrows the type to a bare class that mypy thinks has no perform
         perform: Callable[..., Any] = getattr(target, "perform") if inspect.isclass(target) else target  # noqa: B009
-        result = _around(definition.hooks_of("around_perform"), args, lambda: perform(*args))
+        result = _around(definition.hooks_of("around_perform"), args, lambda: perform(*args, **kwargs), kwargs)
         for hook in definition.hooks_of("after_perform"):
-            hook(*args)
+            hook(*args, **kwargs)
         return result
 
     def _perform_php(self, job: Job) -> Any:
@@ -293,18 +307,18 @@ class JobRunner:
                     instance = job.instance if job.instance is not None else self._php_instance(job)
                     getattr(instance, hook.__name__)(exc)
                 else:
-                    hook(exc, *job.args)
+                    hook(exc, *job.call_args, **job.kwargs)
             except Exception:
                 log.exception("on_failure hook %s of %s failed", getattr(hook, "__name__", hook), job.class_name)
 
 
-def _around(hooks: Any, args: list[Any], perform: Callable[[], Any]) -> Any:
+def _around(hooks: Any, args: list[Any], perform: Callable[[], Any], kwargs: dict[str, Any] | None = None) -> Any:
     """Nest ``around_perform*`` hooks (generator functions that ``yield`` once, as Ruby's
     blocks do). A hook that returns without yielding skips the job, as in Ruby."""
     if not hooks:
         return perform()
     first, rest = hooks[0], hooks[1:]
-    gen = first(*args)
+    gen = first(*args, **(kwargs or {}))
     if not isinstance(gen, Generator):
         raise TypeError(f"around_perform hook {first.__name__} must be a generator function (use yield)")
     try:
@@ -312,7 +326,7 @@ def _around(hooks: Any, args: list[Any], perform: Callable[[], Any]) -> Any:
     except StopIteration:
         return None
     try:
-        result = _around(rest, args, perform)
+        result = _around(rest, args, perform, kwargs)
     except BaseException as exc:
         try:
             gen.throw(exc)

@@ -60,7 +60,8 @@ from resque_compat.protocol import (
     timefmt,
     worker_id,
 )
-from resque_compat.registry import JobRegistry, UnknownJobError, default_registry
+from resque_compat.protocol.records import WorkerState
+from resque_compat.registry import JobRegistry, UnresolvableJobError, default_registry
 from resque_compat.replies import text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
@@ -177,6 +178,7 @@ class Worker:
         self._summary_counts = (0, 0)
         self._exiting: set[int] = set()  # children that reported their outcome and are exiting
         self._status_in_hand: tuple[str | None, StatusRecord | None] = (None, None)
+        self._published_state = b""
 
     # -- life cycle ---------------------------------------------------------------------
     def work(self) -> int:
@@ -434,25 +436,25 @@ class Worker:
         status_key, status = self._pickup_status(payload.job_id, payload.status_prefix)
         self._status_in_hand = (status_key, status)  # for a child that outlives this process
         try:
-            definition = self.registry.lookup(payload.class_)
-        except UnknownJobError as exc:
+            call = self.registry.resolve(payload.class_, payload.args)
+        except UnresolvableJobError as exc:
             outcome = self.runner.failed(queue, item, exc, backtrace=[])
             self._ended(queue, payload.job_id, payload.class_, outcome, started=started, why=str(exc))
         else:
-            job = Job(queue, item, payload, definition)
+            job = Job(queue, item, payload, call.definition, call=call)
             if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
-                log.debug("got: (Job{%s} | %s | %s)", queue, payload.class_, mask_args(payload.args))
+                log.debug("got: (Job{%s} | %s | %s)", queue, call.class_name, mask_args(payload.args))
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
             if not outcome.ok and self._stop_now and self.config.reliable:
                 # interrupted by shutdown: reliable mode gives it back, at the head of its queue
                 log.warning(
-                    "requeued (Job{%s} | %s) interrupted by shutdown", queue, payload.class_,
-                    extra=job_fields(job_id=payload.job_id, class_name=payload.class_, queue=queue, worker=self.id,
+                    "requeued (Job{%s} | %s) interrupted by shutdown", queue, call.class_name,
+                    extra=job_fields(job_id=payload.job_id, class_name=call.class_name, queue=queue, worker=self.id,
                                      duration=time.monotonic() - started, outcome="requeued"),
                 )  # fmt: skip
                 waiting = status.advanced(JobStatus.WAITING).encode() if status is not None else None
                 return Finish(queue, release_item=item, status_key=status_key, status=waiting)
-            self._ended(queue, payload.job_id, payload.class_, outcome, started=started)
+            self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
         return self._finish(queue, outcome, status_key, status)
 
     def _ended(
@@ -839,6 +841,21 @@ class Worker:
     def _beat(self) -> None:
         secs, _ = self.redis.time()
         self.redis.hset(self.keys.heartbeat, self.id, timefmt.heartbeat(float(secs)))
+        self._publish_state()
+
+    def _state_record(self) -> bytes:
+        paused = self._paused or self._remote_paused
+        return WorkerState(
+            paused=paused, stopping=self._stop, classes=list(self.registry), supervisor=self._parent
+        ).encode()
+
+    def _publish_state(self) -> None:
+        """``compat:state:<id>``: paused/stopping (which Resque's keys cannot say) and our job
+        classes, for ``workers``, the dashboard and ``doctor``; it expires if we die."""
+        record = self._state_record()
+        ttl = int(self.config.prune_interval + self.config.heartbeat_interval)
+        self.redis.set(self.keys.worker_state(self.id), record, ex=max(ttl, 1))
+        self._published_state = record
 
     def _prune(self) -> None:
         """Prune dead workers under Ruby's lock (released when done), then send orphaned
@@ -890,6 +907,8 @@ class Worker:
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + interval
+                elif self._state_record() != self._published_state:
+                    self._publish_state()  # a pause, resume or stop shows within half a second
                 if time.monotonic() >= self._next_prune and not self._stop:
                     self._prune()
                 self._summary()

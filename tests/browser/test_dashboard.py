@@ -19,7 +19,7 @@ TABS = [
     ("queue", "/queues/default", "Pending jobs on default", "WelcomeMailJob"),
     ("workers", "/workers", "Workers by host", "nodebox"),
     ("workers-all", "/workers/all", "7 workers", "jobs.Slow"),
-    ("worker", f"/workers/{RUBY_WORKER}", "Worker", "2026/11/26 20:20:39 +0000"),
+    ("worker", f"/workers/{RUBY_WORKER}", "Worker", "2026-11-26T20:20:39Z"),
     ("stats", "/stats/resque", "Stats", "pending"),
     ("stats-redis", "/stats/redis", "Stats", "redis_version"),
     ("stats-keys", "/stats/keys", "Stats", "persistent_schedules"),
@@ -110,7 +110,7 @@ def test_enqueue_from_the_form_then_look_up_its_status(page: Any, r: redis.Redis
     page.wait_for_url("**/enqueue")
     message = page.locator(".flash").inner_text()
     assert "Enqueued App\\Jobs\\SendMail on mail (job id" in message
-    job_id = message.rsplit(" ", 1)[-1].rstrip(")")
+    job_id = message.split("(job id ", 1)[1].split(")", 1)[0]
     page.goto(f"/status?id={job_id}")
     assert "waiting" in page.locator("#status-table").inner_text().lower()
     assert r.llen("resque:queue:mail") == 1
