@@ -1,14 +1,29 @@
-"""Fixtures shared by tests/ and interop-tests/: a private redis-server per session."""
+"""Fixtures shared by tests/ and interop-tests/: a private redis-server per session.
+
+Skips: use ``tests/skip_policy.py``'s helpers (``skip_missing_package``, ``needs_binary``,
+``skip_missing_peer``, ``skip_not_applicable``). Under ``CI=true`` a skip for a package that
+``./dev test`` installs, or an unclassified skip, fails the run; Ruby/PHP peer skips are counted.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
+sys.path.append(str(Path(__file__).resolve().parent / "tests"))  # skip_policy, for interop-tests/ too
+
+from skip_policy import SkipPolicy
+
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SkipPolicy(), "resque-compat-skip-policy")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from skip_policy import package_reason, peer_reason
 
 from resque_compat.embedded import RedisServer
 
@@ -29,6 +30,7 @@ RESULTS_DIR = HERE / "results"
 #: Every implementation, in table order. "php-cb" is chrisboulton/php-resque, "php-fork" resque/php-resque.
 IMPLEMENTATIONS = ("ruby", "php-cb", "php-fork", "node", "python")
 RUN_TIMEOUT = 120.0
+RUBY = "INTEROP_RUBY_RESQUE"
 
 
 class PeerError(RuntimeError):
@@ -37,7 +39,8 @@ class PeerError(RuntimeError):
 
 @dataclass
 class Peer:
-    """One implementation's driver. ``missing`` says why it cannot run here (None: it can)."""
+    """One implementation's driver. ``missing`` says why it cannot run here (None: it can), as a
+    ``skip_policy`` reason: a peer not configured, or a package ``./dev test`` installs."""
 
     name: str
     argv: list[str]
@@ -46,7 +49,7 @@ class Peer:
 
     def require(self) -> Peer:
         if self.missing:
-            pytest.skip(f"{self.name}: {self.missing}")
+            pytest.skip(self.missing)
         return self
 
     def environ(self, server: RedisServer, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -165,11 +168,13 @@ def _ruby_peer() -> Peer:
     argv = ["ruby"]
     base = os.environ.get("INTEROP_RUBY_RESQUE")
     if not base:
-        return Peer("ruby", argv, missing="set INTEROP_RUBY_RESQUE to a resque/resque checkout")
+        return Peer(
+            "ruby", argv, missing=peer_reason(RUBY, "ruby: set INTEROP_RUBY_RESQUE to a resque/resque checkout")
+        )
     if not (Path(base) / "lib" / "resque.rb").is_file():
-        return Peer("ruby", argv, missing=f"INTEROP_RUBY_RESQUE has no lib/resque.rb: {base}")
+        return Peer("ruby", argv, missing=peer_reason(RUBY, f"ruby: INTEROP_RUBY_RESQUE has no lib/resque.rb: {base}"))
     if not shutil.which("ruby"):
-        return Peer("ruby", argv, missing="no `ruby` on PATH (Debian: ruby)")
+        return Peer("ruby", argv, missing=peer_reason(RUBY, "ruby: no `ruby` on PATH (Debian: ruby)"))
     argv += ["-I", str(Path(base) / "lib")]
     sched = os.environ.get("INTEROP_RUBY_RESQUE_SCHEDULER")
     if sched and (Path(sched) / "lib").is_dir():
@@ -181,28 +186,65 @@ def _ruby_peer() -> Peer:
     if probe.returncode != 0:
         return Peer(
             "ruby", argv,
-            missing="Ruby Resque does not load (Debian: ruby-redis, ruby-redis-namespace, ruby-multi-json, "
-            f"ruby-mono-logger): {_tail(probe.stderr, 200)}",
+            missing=peer_reason(
+                RUBY,
+                "ruby: Ruby Resque does not load (Debian: ruby-redis, ruby-redis-namespace, ruby-multi-json, "
+                f"ruby-mono-logger): {_tail(probe.stderr, 200)}",
+            ),
         )  # fmt: skip
     return Peer("ruby", argv)
+
+
+def ruby_plugins_peer() -> Peer:
+    """Ruby Resque with resque-scheduler, resque-retry and resque-status (``peers/ruby/plugins.rb``)."""
+    ruby = _ruby_peer()
+    argv = ruby.argv[:-1]
+    if ruby.missing:
+        return Peer("ruby-plugins", argv, missing=ruby.missing)
+    for var, what in (
+        ("INTEROP_RUBY_RESQUE_SCHEDULER", "a resque/resque-scheduler checkout (resque-retry loads it)"),
+        ("INTEROP_RUBY_RESQUE_RETRY", "a lantins/resque-retry checkout"),
+        ("INTEROP_RUBY_RESQUE_STATUS", "a quirkey/resque-status checkout"),
+    ):
+        base = os.environ.get(var)
+        if not base or not (Path(base) / "lib").is_dir():
+            return Peer("ruby-plugins", argv, missing=peer_reason(var, f"ruby-plugins: set it to {what}"))
+        if var != "INTEROP_RUBY_RESQUE_SCHEDULER":  # the scheduler's -I is added by _ruby_peer
+            argv += ["-I", str(Path(base) / "lib")]
+    probe = subprocess.run(
+        [*argv, "-e", "require 'json'; require 'resque'; require 'resque-retry'; require 'resque/plugins/status'"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        return Peer(
+            "ruby-plugins", argv,
+            missing=peer_reason(
+                "INTEROP_RUBY_RESQUE_RETRY", f"resque-retry / resque-status do not load: {_tail(probe.stderr, 200)}"
+            ),
+        )  # fmt: skip
+    return Peer("ruby-plugins", [*argv, str(PEERS_DIR / "ruby" / "plugins.rb")])
 
 
 def _php_peer(name: str, var: str) -> Peer:
     argv = ["php", str(PEERS_DIR / "php" / "peer.php")]
     base = os.environ.get(var)
     if not base:
-        return Peer(name, argv, missing=f"set {var} to a directory whose vendor/autoload.php loads php-resque")
+        return Peer(
+            name,
+            argv,
+            missing=peer_reason(var, f"{name}: set {var} to a directory whose vendor/autoload.php loads php-resque"),
+        )
     autoload = Path(base) / "vendor" / "autoload.php"
     if not autoload.is_file():
-        return Peer(name, argv, missing=f"{var} has no vendor/autoload.php: {base}")
+        return Peer(name, argv, missing=peer_reason(var, f"{name}: {var} has no vendor/autoload.php: {base}"))
     if not shutil.which("php"):
-        return Peer(name, argv, missing="no `php` on PATH (Debian: php-cli)")
+        return Peer(name, argv, missing=peer_reason(var, f"{name}: no `php` on PATH (Debian: php-cli)"))
     probe = subprocess.run(
         ["php", "-r", "exit(function_exists('pcntl_fork') && function_exists('posix_getpid') ? 0 : 1);"],
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     if probe.returncode != 0:
-        return Peer(name, argv, missing="php lacks pcntl/posix (Debian's php-cli has both)")
+        return Peer(name, argv, missing=peer_reason(var, f"{name}: php lacks pcntl/posix (Debian's php-cli has both)"))
     return Peer(name, argv, {"INTEROP_PHP_AUTOLOAD": str(autoload), "PEER_NAME": name})
 
 
@@ -210,16 +252,22 @@ def _node_peer() -> Peer:
     node_dir = PEERS_DIR / "node"
     argv = ["node", str(node_dir / "peer.js")]
     if not shutil.which("node"):
-        return Peer("node", argv, missing="no `node` on PATH (Debian: nodejs)")
+        return Peer("node", argv, missing=package_reason("nodejs", "node: no `node` on PATH (Debian: nodejs)"))
     if not (node_dir / "node_modules" / "node-resque" / "package.json").is_file():
         npm = shutil.which("npm")
         if not npm:
-            return Peer("node", argv, missing="node-resque is not installed and there is no `npm` (Debian: npm)")
+            return Peer(
+                "node", argv, missing=package_reason("npm", "node: node-resque is not installed and there is no `npm`")
+            )
         lock = node_dir / "package-lock.json"
         install = [npm, "ci" if lock.is_file() else "install", "--no-audit", "--no-fund", "--loglevel=error"]
         proc = subprocess.run(install, cwd=node_dir, capture_output=True, text=True, timeout=600, check=False)
         if proc.returncode != 0:
-            return Peer("node", argv, missing=f"`npm install` of node-resque failed: {_tail(proc.stderr, 300)}")
+            return Peer(
+                "node",
+                argv,
+                missing=package_reason("node-resque", f"node: `npm install` failed: {_tail(proc.stderr, 300)}"),
+            )
     return Peer("node", argv)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import resque_compat
 from resque_compat import Resque
+from resque_compat.jobs.progress import StatusJob
 
 RESULTS = "interop:results"
 _clients: dict[int, Resque] = {}
@@ -76,3 +77,34 @@ class AppJobsEcho:
     def perform(self) -> dict[str, Any]:
         record("App\\Jobs\\Echo", self.args, getattr(self, "job_id", None))
         return {"ok": True}
+
+
+# -- resque-retry and resque-status (test_plugins.py, peers/ruby/plugins.rb) ---------------------
+
+
+@resque_compat.job("Interop::RetryFlaky", retry=resque_compat.Retry(limit=3))
+def interop_retry_flaky(*args: Any) -> None:
+    """Always fails: with resque-retry's ``@retry_limit = 3`` the fourth run gives up."""
+    record("Interop::RetryFlaky", list(args))
+    raise RuntimeError("python flaky")
+
+
+@resque_compat.job("Interop::DelayedRetry", retry=resque_compat.Retry(limit=2, delay=1))
+def interop_delayed_retry(name: str) -> None:
+    """Fails its first run; the retry goes through resque-scheduler's delayed layout (1 s)."""
+    record("Interop::DelayedRetry", [name])
+    client = _client()
+    if int(client.redis.incr(client.keys.key(f"interop:runs:{name}"))) == 1:
+        raise RuntimeError("first run fails")
+
+
+@resque_compat.job("Interop::Report", status=True)
+class InteropReport(StatusJob):
+    """A resque-status job: ``steps`` progress reports, ``pause`` seconds apart."""
+
+    def perform(self) -> None:
+        steps = int(self.options.get("steps", 3))
+        for i in range(steps):
+            self.at(i + 1, steps, f"step {i + 1}")
+            time.sleep(float(self.options.get("pause", 0)))
+        record("Interop::Report", [self.uuid, self.options])

@@ -31,10 +31,10 @@ ARGS: list[Any] = [{"text": "héllo ✓", "path": "a/b", "nested": {"k": [1, 2.5
 
 @pytest.fixture
 def our_scheduler(redis_server: RedisServer) -> Peer:
-    """``resque-compat scheduler`` as a subprocess (skips until the command exists)."""
+    """``resque-compat scheduler`` as a subprocess."""
     probe = our_cli(redis_server, "scheduler", "--help")
     if probe.returncode != 0 or "--once" not in probe.stdout:
-        pytest.skip(f"python: `resque-compat scheduler --once` is not usable: {probe.stderr.strip()[:200]}")
+        pytest.fail(f"python: `resque-compat scheduler --once` is not usable: {probe.stderr.strip()[:200]}")
     return Peer("python-scheduler", [])
 
 

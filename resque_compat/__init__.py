@@ -5,6 +5,7 @@ way round, in one Redis.
 """
 
 from resque_compat.client import QueuedJob, Resque, WorkerInfo
+from resque_compat.jobs.retry import Retry
 from resque_compat.protocol import JobStatus
 from resque_compat.registry import DontPerform, JobRegistry, UnknownJobError, default_registry, job
 
@@ -16,6 +17,7 @@ __all__ = [
     "JobStatus",
     "QueuedJob",
     "Resque",
+    "Retry",
     "UnknownJobError",
     "WorkerInfo",
     "__version__",

@@ -54,7 +54,9 @@ from resque_compat.failure import (
     failure_list_name,
     removal_marker,
 )
+from resque_compat.jobs.progress import DEFAULT_QUEUE, create_plan, read_status
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
+from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
@@ -281,6 +283,22 @@ class AsyncResque:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {job_id} still has status {record.status} after {timeout} s")
             await asyncio.sleep(interval)
+
+    async def create_status_job(
+        self, class_name: str, options: dict[str, Any] | None = None, *, queue: str = DEFAULT_QUEUE
+    ) -> str:
+        """resque-status's ``MyJob.create(options)`` (the bytes of ``Resque.statuses.create``); the uuid."""
+        uuid, commands = create_plan(self.keys, class_name, options, queue=queue)
+        await _run(self.redis, commands, transaction=True)
+        return uuid
+
+    async def resque_status(self, uuid: str) -> ResqueStatus | None:
+        """A resque-status record (``status:<uuid>``), or None."""
+        return read_status(uuid, await self.redis.get(self.keys.resque_status(uuid)))
+
+    async def kill_status_job(self, uuid: str) -> None:
+        """Ask a resque-status job to stop at its next progress report (``SADD _kill``)."""
+        await self.redis.sadd(self.keys.resque_status_kill, uuid)
 
     async def stop_tracking(self, job_id: str, prefix: str = "") -> None:
         await self.redis.delete(self.keys.status(job_id, prefix))

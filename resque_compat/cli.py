@@ -10,7 +10,7 @@ import importlib
 import itertools
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -24,6 +24,7 @@ from resque_compat.cliutil import (
     emit_json,
     fail,
     handle_errors,
+    on_terminal,
     parse_json,
     pass_cli,
     progress,
@@ -33,6 +34,7 @@ from resque_compat.cliutil import (
 )
 from resque_compat.connection import ConfigError
 from resque_compat.embedded import RedisUnavailable
+from resque_compat.envvars import EVERY_COMMAND, help_epilog
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import (
     UNSET,
@@ -60,6 +62,8 @@ LAZY_COMMANDS = {
     "delayed": "resque_compat.scheduler.command:delayed",
     "web": "resque_compat.web.command:web",
     "doctor": "resque_compat.doctor:doctor",
+    "retries": "resque_compat.jobs.command:retries",
+    "statuses": "resque_compat.jobs.command:statuses",
 }
 
 
@@ -106,7 +110,11 @@ class _OneLineErrors(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=help_epilog(EVERY_COMMAND),
+)
 @click.option(
     "--redis",
     "redis_spec",
@@ -258,31 +266,63 @@ def _enqueue_active_job(
 @main.command()
 @click.argument("job_id")
 @click.option("--prefix", default="", help="The resque/php-resque status prefix (job:<prefix>_<id>:status).")
-@click.option("--follow", is_flag=True, help="Print each change until the job completes or fails.")
+@click.option("--follow", is_flag=True, help="Show each change (a progress bar on a terminal) until the job ends.")
 @click.option(
     "--interval", type=click.FloatRange(min=0.01), default=0.5, show_default=True, help="Seconds between polls."
 )
+@click.option("--kill", is_flag=True, help="Ask a resque-status job to stop at its next progress report.")
 @pass_cli
 @handle_errors
-def status(cli: CliContext, job_id: str, prefix: str, follow: bool, interval: float) -> None:
-    """Status of a tracked job: 1 waiting, 2 running, 3 failed, 4 complete."""
-    if follow:
-        records: Iterable[StatusRecord] = cli.resque.follow_status(job_id, prefix, interval)
-    else:
-        record = cli.resque.status(job_id, prefix)
-        if record is None:
+def status(cli: CliContext, *, job_id: str, prefix: str, follow: bool, interval: float, kill: bool) -> None:
+    """Status of a job: php-resque's 1 waiting, 2 running, 3 failed, 4 complete, or a resque-status
+    record (queued, working, completed, failed, killed), with progress and message when reported."""
+    from resque_compat.jobs.progress import follow_progress, progress_view  # noqa: PLC0415 - only this command
+
+    resque = cli.resque
+    if kill:
+        if resque.statuses.get(job_id) is None:
+            raise LookupError(f"no resque-status record for {job_id}")
+        resque.statuses.kill(job_id)
+        if not cli.json:
+            click.echo(f"kill requested for {job_id}")
+    if not follow:
+        view = progress_view(resque.redis, resque.keys, job_id, prefix)
+        if view is None:
             raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
-        records = [record]
-    for record in records:
+        _show_status(cli, view, detail=True)
+        return
+    views = follow_progress(resque.redis, resque.keys, job_id, prefix=prefix, interval=interval)
+    if cli.json or not on_terminal(sys.stdout):
+        for view in views:
+            _show_status(cli, view, detail=False)
+        return
+    last = None
+    with click.progressbar(length=100, label=job_id, show_percent=True, show_eta=False) as bar:
+        for last in views:
+            bar.label = f"{last.state} {last.message}".strip()[:60]
+            bar.update(max(0, min(100, last.pct or 0)) - bar.pos)
+    if last is not None:
+        _show_status(cli, last, detail=False)
+
+
+def _show_status(cli: CliContext, view: Any, *, detail: bool) -> None:
+    """A php status as ``4 complete`` (with its times and result when ``detail``), a resque-status
+    record as ``working``; either with the reported progress (``25% step 1``) after the name."""
+    if view.php is not None:
         if cli.json:
-            emit_json(_status_dict(job_id, record))
+            emit_json(_status_dict(view.job_id, view.php))
         else:
-            click.echo(_status_text(record, detail=not follow))
+            click.echo(_status_text(view.php, detail=detail, progress=view.progress_text()))
+        return
+    if cli.json:
+        emit_json({"id": view.job_id, "kind": view.kind, "name": view.state, **view.record})
+    else:
+        click.echo(view.line())
 
 
-def _status_text(record: StatusRecord, *, detail: bool) -> str:
+def _status_text(record: StatusRecord, *, detail: bool, progress: str = "") -> str:
     """``4 complete``; for one look (not --follow), its times and result on the lines after."""
-    head = f"{record.status} {_status_name(record.status)}"
+    head = f"{record.status} {_status_name(record.status)}{progress}"
     if not detail:
         return head + (f"  result: {short(record.result)}" if record.result is not UNSET else "")
     lines = [head]
@@ -444,7 +484,7 @@ def workers(cli: CliContext) -> None:
         click.echo("pause-all-workers is set: Ruby and resque-compat workers take no jobs (resume-all clears it)")
 
 
-@main.command()
+@main.command(epilog=help_epilog("stats"))
 @pass_cli
 @handle_errors
 def stats(cli: CliContext) -> None:
@@ -683,7 +723,7 @@ def failed_clear_retried(cli: CliContext, list_name: str | None, yes: bool) -> N
 # -- demo -----------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(epilog=help_epilog("demo"))
 @click.option("--queue", default="demo", show_default=True, help="Queue the demo job goes to.")
 @pass_cli
 def demo(cli: CliContext, queue: str) -> None:

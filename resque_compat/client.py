@@ -31,6 +31,8 @@ from resque_compat.commands import (
 )
 from resque_compat.connection import RedisAddress, connect, parse_address
 from resque_compat.failure import BackendName, Failures, default_backend
+from resque_compat.jobs.progress import ResqueStatuses
+from resque_compat.jobs.retrying import PendingRetries
 from resque_compat.protocol import (
     JobPayload,
     Keys,
@@ -224,6 +226,17 @@ class Resque:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {job_id} still has status {record.status} after {timeout} s")
             time.sleep(interval)
+
+    @property
+    def statuses(self) -> ResqueStatuses:
+        """resque-status's records: ``create`` a job with options (returns its uuid), ``get``,
+        ``records``, ``kill``, ``remove``, ``clear``."""
+        return ResqueStatuses(self.redis, self.keys)
+
+    @property
+    def retries(self) -> PendingRetries:
+        """Pending retries (jobs with a ``Retry`` policy): ``entries``, ``retry_now``, ``give_up``."""
+        return PendingRetries(self.redis, self.keys, self.failures.backend)
 
     def stop_tracking(self, job_id: str, prefix: str = "") -> None:
         """php-resque's ``Resque_Job_Status::stop``."""

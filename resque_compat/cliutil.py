@@ -142,6 +142,6 @@ def short(value: Any, width: int = 60) -> str:
 
 
 def parse_json(text: str, what: str) -> Any:
-    """Strict JSON (NaN, Infinity, ``1e999``, 64-bit overflow and deep nesting refused: no
+    """Strict JSON (NaN, Infinity, ``1e999`` and deep nesting refused: no
     peer could read them back as written)."""
     return parse_json_input(text, what)

@@ -25,6 +25,7 @@ from resque_compat.client import Resque
 from resque_compat.cliutil import CliContext, fail
 from resque_compat.commands import WorkerInfo
 from resque_compat.connection import ConfigError, redact
+from resque_compat.envvars import help_epilog
 from resque_compat.protocol import (
     JobPayload,
     ProtocolError,
@@ -379,7 +380,7 @@ class Doctor:
 _MARK = {"ok": "ok  ", "info": "info", "warn": "warn", "fail": "FAIL"}
 
 
-@click.command()
+@click.command(epilog=help_epilog("doctor"))
 @click.option(
     "--import",
     "imports",

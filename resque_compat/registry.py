@@ -13,6 +13,10 @@ Two job styles, as the peers define them:
   ``self.args`` (the payload's ``args[0]``, a dict), ``self.queue`` and ``self.job_id``,
   calls ``set_up``/``perform``/``tear_down``; ``perform``'s return value becomes the status
   ``result``.
+
+Either style may carry a retry policy (``retry=Retry(...)``, see ``resque_compat.jobs.retry``);
+``status=True`` marks a resque-status job: a class whose ``perform(self)`` reads ``self.uuid``
+and ``self.options`` from the payload's ``[uuid, options]`` (``resque_compat.jobs.progress``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from resque_compat.jobs.retry import Retry
 from resque_compat.protocol import normalize_class
 
 Style = Literal["ruby", "php"]
@@ -64,6 +69,8 @@ class JobDefinition:
     target: Any
     style: Style
     hooks: dict[str, tuple[Callable[..., Any], ...]] = field(default_factory=dict)
+    retry: Retry | None = None
+    status: bool = False
 
     def hooks_of(self, kind: str) -> tuple[Callable[..., Any], ...]:
         return self.hooks.get(kind, ())
@@ -132,22 +139,31 @@ class JobRegistry:
     def __init__(self) -> None:
         self._jobs: dict[str, JobDefinition] = {}
 
-    def register(self, name: str, target: Any, *, style: Style | None = None) -> JobDefinition:
+    def register(
+        self, name: str, target: Any, *, style: Style | None = None, retry: Retry | None = None, status: bool = False
+    ) -> JobDefinition:
         key = normalize_class(name)
         if not key:
             raise ValueError("a job name must not be empty")
         if key in self._jobs and self._jobs[key].target is not target:
             raise ValueError(f"job {name!r} is already registered to {self._jobs[key].target!r}")
-        definition = JobDefinition(key, target, style or _detect_style(target), _collect_hooks(target))
+        style = style or _detect_style(target)
+        if status and style != "php":
+            raise TypeError(f"status job {name!r} must be a class with an instance perform(self)")
+        definition = JobDefinition(
+            key, target, style, _collect_hooks(target), retry=_checked_retry(retry), status=status
+        )
         self._jobs[key] = definition
         return definition
 
-    def job(self, name: str, *aliases: str, style: Style | None = None) -> Callable[[T], T]:
+    def job(
+        self, name: str, *aliases: str, style: Style | None = None, retry: Retry | None = None, status: bool = False
+    ) -> Callable[[T], T]:
         """Decorator: ``@registry.job("App\\\\Jobs\\\\SendMail", "SendMail")``."""
 
         def decorate(target: T) -> T:
             for each in (name, *aliases):
-                self.register(each, target, style=style)
+                self.register(each, target, style=style, retry=retry, status=status)
             return target
 
         return decorate
@@ -204,6 +220,14 @@ class JobRegistry:
 default_registry = JobRegistry()
 
 
-def job(name: str, *aliases: str, style: Style | None = None) -> Callable[[T], T]:
+def job(
+    name: str, *aliases: str, style: Style | None = None, retry: Retry | None = None, status: bool = False
+) -> Callable[[T], T]:
     """Register a job in the default registry: ``@resque_compat.job("Mailer::Welcome")``."""
-    return default_registry.job(name, *aliases, style=style)
+    return default_registry.job(name, *aliases, style=style, retry=retry, status=status)
+
+
+def _checked_retry(retry: Any) -> Retry | None:
+    if retry is not None and not isinstance(retry, Retry):
+        raise TypeError(f"retry= takes a resque_compat.Retry, not {type(retry).__name__}")
+    return retry

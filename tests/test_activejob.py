@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_worker_wire import run_burst
 
-from resque_compat import Resque
+from resque_compat import Resque, Retry
 from resque_compat.activejob import (
     WRAPPER_CLASS,
     ArgumentFormatError,
@@ -139,20 +140,21 @@ def test_client_writes_the_delayed_item_rails_writes(redis_url: str, r: redis.Re
     vector = VECTORS["every_kind_wait"]
     stored = json.loads(vector["bytes"])["args"][0]
     args, kwargs = decode_arguments(stored["arguments"])
+    at = int(time.time()) + 3600  # the item's bytes hold no time: any future second gives the same ones
     job_id = Resque(redis_url).enqueue_active_job(
         "AjEchoJob",
         *args,
         queue="mail",
         kwargs=kwargs,
-        at=vector["timestamp"],
+        at=at,
         job_id=stored["job_id"],
         timezone="Asia/Tokyo",
         enqueued_at=stored["enqueued_at"],
     )
     assert job_id == stored["job_id"]
-    assert r.lrange(vector["key"], 0, -1) == [vector["bytes"].encode()]
-    assert r.zrange("resque:delayed_queue_schedule", 0, -1) == [str(vector["timestamp"]).encode()]
-    assert r.smembers("resque:timestamps:" + vector["bytes"]) == {f"delayed:{vector['timestamp']}".encode()}
+    assert r.lrange(f"resque:delayed:{at}", 0, -1) == [vector["bytes"].encode()]
+    assert r.zrange("resque:delayed_queue_schedule", 0, -1) == [str(at).encode()]
+    assert r.smembers("resque:timestamps:" + vector["bytes"]) == {f"delayed:{at}".encode()}
 
 
 # -- decoding: strict, with the reason ------------------------------------------------------------
@@ -619,3 +621,26 @@ def test_any_json_reads_or_fails_with_the_reason(arguments: list[Any]) -> None:
     with contextlib.suppress(ArgumentFormatError):
         decode_arguments(arguments)
     assert shown(JobPayload.new(WRAPPER_CLASS, [{"job_class": "J", "arguments": arguments}])) is not None
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_retry_policy_on_the_python_job_applies_with_executions_counted(
+    redis_url: str, r: redis.Redis, registry: JobRegistry, fork: bool
+) -> None:
+    client = Resque(redis_url)
+
+    @registry.job("AjFailJob", retry=Retry(limit=2))
+    def fail(*args: Any) -> None:
+        job = current()
+        assert job is not None
+        client.redis.rpush("resque:attempts", job.executions)
+        raise RuntimeError("interop failure")
+
+    push(r, VECTORS["failed_on_ruby"]["bytes"], "q3")
+    run_burst(redis_url, ("q3",), registry=registry, fork=fork)
+    assert r.lrange("resque:attempts", 0, -1) == [b"1", b"2", b"3"]  # as retry_job carries executions
+    failures = r.lrange("resque:failed", 0, -1)
+    assert len(failures) == 1
+    last = json.loads(failures[0])["payload"]["args"][0]
+    stored = json.loads(VECTORS["failed_on_ruby"]["bytes"])["args"][0]
+    assert last == {**stored, "executions": 2}  # the payload of the last attempt, as Rails' would be

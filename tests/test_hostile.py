@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
+from skip_policy import not_applicable_reason
 
 from resque_compat import Resque
 from resque_compat.cli import main
@@ -237,7 +238,6 @@ def test_remove_queue_refuses_a_key_that_is_not_a_queue(r: redis.Redis, app: Any
         {"queue": "q", "class": "A", "args": "[1e999]"},
         {"queue": "q", "class": "A", "args": "[NaN]"},
         {"queue": "q", "class": "A", "args": "[Infinity]"},
-        {"queue": "q", "class": "A", "args": [2**64]},
         {"queue": 5, "class": "A", "args": []},
         {"queue": "q", "class": ["A"], "args": []},
         {"queue": "q", "class": "A", "args": json.loads("[" * 70 + "]" * 70)},
@@ -249,6 +249,14 @@ def test_api_enqueue_refuses_values_it_would_bend(r: redis.Redis, app: Any, body
     assert response.status_code == 400, response.text
     assert "error" in response.json()
     assert r.keys("*") == []
+
+
+def test_api_enqueue_keeps_big_integers_exactly(r: redis.Redis, app: Any) -> None:
+    """Ruby reads integers of any size as written, so they are JSON we keep, not bend."""
+    with client_for(app, "localhost") as c:
+        response = c.post("/api/enqueue", json={"queue": "q", "class": "A", "args": [2**64, -(2**70)]})
+    assert response.status_code == 200, response.text
+    assert r.lrange(NS + "queue:q", 0, -1) == [b'{"class":"A","args":[18446744073709551616,-1180591620717411303424]}']
 
 
 @pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"queue":"q","class":"A","args":[NaN]}', b"{"])
@@ -339,7 +347,7 @@ def password_redis() -> Iterator[str]:
 SECRET = "Sec@ret-pw-42"
 
 
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason=not_applicable_reason("needs /proc"))
 @pytest.mark.parametrize("command", ["scheduler", "web"])
 def test_scheduler_and_web_hide_passwords_from_their_process_title(password_redis: str, command: str) -> None:
     import time  # noqa: PLC0415
@@ -388,3 +396,137 @@ def test_a_class_name_with_a_newline_cannot_forge_a_text_log_line(
         if fmt == "json":
             for line in lines:
                 json.loads(line)
+
+
+# -- 3. display limits --------------------------------------------------------------------------
+
+
+def test_huge_values_are_cut_on_pages_with_the_whole_record_one_click_away(r: redis.Redis, app: Any) -> None:
+    big = "x" * 2_000_000
+    failure = {"failed_at": "2026/11/26 20:20:42 UTC", "payload": {"class": "A", "args": [big]}, "exception": "E",
+               "error": big, "backtrace": [big], "worker": "w", "queue": "q", "note": big}  # fmt: skip
+    for _ in range(5):
+        r.rpush(NS + "failed", json.dumps(failure))
+    r.rpush(NS + "failed", big)
+    r.sadd(NS + "queues", "q")
+    r.rpush(NS + "queue:q", json.dumps({"class": "A", "args": [big], "id": "abc"}), big)
+    with client_for(app, "localhost") as c:
+        for path in ("/failed", "/api/failed", "/queues/q", "/api/queues/q", "/stats/keys/failed", "/api/stats/keys/q"):
+            response = c.get(path)
+            assert response.status_code in (200, 404) and len(response.content) < 200_000, (path, len(response.content))
+        shown = c.get("/api/failed").json()["failures"]
+        assert shown[0]["broken"] and shown[1]["truncated"] and shown[1]["full"] == "/raw/failed?index=4"
+        whole = c.get(shown[1]["full"])
+        assert whole.status_code == 200 and json.loads(whole.content) == failure
+        job = c.get("/api/queues/q").json()["jobs"][0]
+        assert job["truncated"] and job["args"] is None and json.loads(c.get(job["full"]).content)["id"] == "abc"
+        assert c.get("/raw/queue:q?index=9").status_code == 404
+        assert c.get("/raw/queue:q").status_code == 400
+        assert c.get("/raw/nosuch").status_code == 404
+
+
+# -- 8. scale: bounded reads, batched bulk actions ----------------------------------------------
+
+
+def test_worker_pages_read_only_the_shown_rows(r: redis.Redis, redis_url: str, monkeypatch: Any) -> None:
+    from resque_compat.web import data  # noqa: PLC0415
+
+    monkeypatch.setattr(data, "EXACT_WORKERS", 10)
+    pipe = r.pipeline(transaction=False)
+    for i in range(300):
+        wid = f"host{i % 3}:{i}:q"
+        pipe.sadd(NS + "workers", wid)
+        pipe.hset(NS + "workers:heartbeat", wid, "2026-11-26T20:20:39+00:00")
+        if i % 2 == 0:
+            pipe.set(NS + "worker:" + wid, json.dumps({"queue": "q", "run_at": f"2026-11-26T20:{i % 60:02d}:00Z",
+                                                       "payload": {"class": "A", "args": [i]}}))  # fmt: skip
+    pipe.execute()
+    app = create_app(Resque(redis_url))
+    with client_for(app, "localhost") as c:
+        overview = c.get("/api/overview").json()
+        assert overview["workers_total"] == 300 and overview["working_total"] == 150
+        assert len(overview["working"]) == 50
+        runs = [w["job"]["run_at"]["iso"] for w in overview["working"]]
+        assert runs == sorted(runs)  # oldest first
+        assert c.get("/api/working?start=100").json()["paging"]["last_shown"] == 150
+        everyone = c.get("/api/workers/all?start=250").json()
+        assert everyone["paging"]["total"] == 300 and len(everyone["workers"]) == 50
+        assert c.get("/api/workers").json()["hosts"] == [{"host": f"host{i}", "count": 100} for i in range(3)]
+        assert c.get("/api/stats/resque").json()["info"]["workers"] == 300
+        # a new worker is counted at once (SCARD), the busy set follows within the refresh
+        r.sadd(NS + "workers", "late:1:q")
+        assert c.get("/api/overview").json()["workers_total"] == 301
+
+
+def _failures(r: redis.Redis, count: int, retried_every: int = 0) -> None:
+    pipe = r.pipeline(transaction=False)
+    for i in range(count):
+        record: dict[str, Any] = {
+            "failed_at": "2026/11/26 20:20:42 UTC", "payload": {"class": "A", "args": [i]},
+            "exception": "E", "error": "e", "backtrace": [], "worker": "w", "queue": "q",
+        }  # fmt: skip
+        if retried_every and i % retried_every == 0:
+            record["retried_at"] = "2026/11/26 20:21:00 UTC"
+        pipe.rpush(NS + "failed", json.dumps(record))
+    pipe.rpush(NS + "failed", b"broken")
+    pipe.execute()
+
+
+def test_retry_all_of_a_long_list_runs_in_batches_in_the_background(r: redis.Redis, app: Any, monkeypatch: Any) -> None:
+    import time  # noqa: PLC0415
+
+    from resque_compat.web import bulk  # noqa: PLC0415
+
+    monkeypatch.setattr(bulk, "BATCH", 100)
+    monkeypatch.setattr(bulk, "INLINE_LIMIT", 50)
+    _failures(r, 1000)
+    with client_for(app, "localhost") as c:
+        started = c.post("/api/failed/requeue/all", json={}).json()
+        task = started["task"]
+        assert started["retried"] is None or started["task"]["done"]
+        deadline = time.monotonic() + 60
+        while not task["done"]:
+            assert time.monotonic() < deadline, task
+            time.sleep(0.1)
+            task = c.get(f"/api/tasks/{task['id']}").json()
+        assert task["done_count"] == 1000 and task["skipped"] == 1 and task["processed"] == 1001, task
+        assert r.llen(NS + "queue:q") == 1000
+        assert all(b"retried_at" in e for e in r.lrange(NS + "failed", 0, 999))
+        assert "Retry all" in c.get("/failed").text
+        assert c.get("/api/tasks/nosuch").status_code == 404
+        cleared = c.post("/api/failed/clear_retried", json={}).json()["task"]
+        while not cleared["done"]:
+            time.sleep(0.1)
+            cleared = c.get(f"/api/tasks/{cleared['id']}").json()
+        assert cleared["done_count"] == 1000 and r.lrange(NS + "failed", 0, -1) == [b"broken"]
+
+
+def test_a_second_bulk_run_on_the_same_list_is_refused_while_one_runs(
+    r: redis.Redis, app: Any, monkeypatch: Any
+) -> None:
+    import threading  # noqa: PLC0415
+
+    from resque_compat.web import bulk  # noqa: PLC0415
+
+    gate = threading.Event()
+    real = bulk._retry_all
+
+    def slow(resque: Any, task: Any) -> None:
+        gate.wait(30)
+        real(resque, task)
+
+    monkeypatch.setattr(bulk, "INLINE_LIMIT", 0)
+    monkeypatch.setattr(bulk, "_retry_all", slow)
+    _failures(r, 10)
+    with client_for(app, "localhost") as c:
+        first = c.post("/api/failed/requeue/all", json={})
+        assert first.status_code == 200
+        assert c.post("/api/failed/requeue/all", json={}).status_code == 409
+        gate.set()
+
+
+def test_clear_of_a_long_list_is_one_short_command(r: redis.Redis, app: Any) -> None:
+    _failures(r, 5000)
+    with client_for(app, "localhost") as c:
+        assert c.post("/api/failed/clear", json={}).json()["removed"] == 5001
+    assert not r.exists(NS + "failed")

@@ -16,6 +16,7 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 from jobs.harness import registered, spawn_worker, stop, wait_for
+from skip_policy import skip_missing_package
 from terminal import cli_env, in_terminal, piped
 
 from resque_compat import Resque, humantime
@@ -160,8 +161,10 @@ def test_states_of_other_peers_and_unreadable_state_records(r: redis.Redis, cli:
 
 
 def test_metrics_count_workers_by_state(redis_url: str, r: redis.Redis) -> None:
-    pytest.importorskip("prometheus_client")
-    from resque_compat.metrics import resque_registry  # noqa: PLC0415 - optional extra
+    try:
+        from resque_compat.metrics import resque_registry  # noqa: PLC0415 - optional extra
+    except ImportError:
+        skip_missing_package("prometheus-client", "the metrics extra is not installed")
 
     r.sadd("resque:workers", "h:1:q", "h:2:q", "h:3:q", "h:4:q")
     for wid in ("h:1:q", "h:2:q", "h:3:q", "h:4:q"):

@@ -11,11 +11,14 @@ import threading
 import time
 
 import redis
+from jobs.harness import wait_for
 
 from resque_compat import Resque
 from resque_compat.protocol import decode_json
 
 N_ITEMS = 5000
+#: the dead master's lock TTL: longer than a loaded machine takes to start the next scheduler
+LOCK_SECONDS = 8
 N_TIMESTAMPS = 50
 
 RACER = """
@@ -198,7 +201,7 @@ def test_restart_mid_move_loses_nothing(redis_url: str, r: redis.Redis, resque: 
             "--batch",
             "1",
             "--lock-timeout",
-            "2",
+            str(LOCK_SECONDS),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -211,7 +214,10 @@ def test_restart_mid_move_loses_nothing(redis_url: str, r: redis.Redis, resque: 
     first.wait()
     moved_before = r.llen("resque:queue:q")
     assert 0 < moved_before < N_ITEMS
-    # the dead master's lock is still there; it expires (TTL 2 s) and the next scheduler leads
+    # the dead master's lock is still there (its TTL outlasts a slow start of the next process);
+    # once it expires the next scheduler leads
+    lock = resque.keys.scheduler_master_lock()
+    assert r.exists(lock)
     second = subprocess.run(
         [
             sys.executable,
@@ -222,8 +228,6 @@ def test_restart_mid_move_loses_nothing(redis_url: str, r: redis.Redis, resque: 
             "scheduler",
             "--interval",
             "0.2",
-            "--lock-timeout",
-            "2",
             "--once",
         ],
         capture_output=True,
@@ -232,8 +236,9 @@ def test_restart_mid_move_loses_nothing(redis_url: str, r: redis.Redis, resque: 
         timeout=60,
         check=False,
     )
-    assert "not master" in second.stdout
-    time.sleep(2.2)
+    if r.exists(lock):  # still held by the dead master when the second one looked
+        assert "not master" in second.stdout
+    wait_for(lambda: not r.exists(lock), timeout=LOCK_SECONDS + 10, what="the dead master's lock to expire")
     third = subprocess.run(
         [sys.executable, "-m", "resque_compat", "--redis", redis_url, "scheduler", "--once"],
         capture_output=True,

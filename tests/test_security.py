@@ -10,7 +10,6 @@ TLS options ride in the ``rediss://`` URL's query, as redis-py's ``from_url`` re
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from skip_policy import needs_binary, not_applicable_reason
 
 from resque_compat import Resque
 from resque_compat.connection import redact
@@ -41,7 +41,7 @@ def touch(path):
     open(path, "w").close()
 """
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+needs_openssl = needs_binary("openssl")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -223,7 +223,7 @@ def _cmdline(pid: int) -> str:
         return fh.read().replace(b"\0", b" ").decode(errors="replace")
 
 
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason=not_applicable_reason("needs /proc"))
 def test_worker_hides_the_password_from_ps_and_logs(acl_server: RedisServer, tmp_path: Path) -> None:
     url = _acl_url(acl_server)
     (tmp_path / "sec_jobs.py").write_text(JOB_MODULE)

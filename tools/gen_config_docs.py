@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the source tree, installed or not
 
 from resque_compat.cli import main as cli_main  # noqa: E402
+from resque_compat.envvars import ENVIRONMENT, EVERY_COMMAND, for_option  # noqa: E402
 
 TARGET = ROOT / "docs" / "configuration.md"
 
@@ -51,15 +52,33 @@ def _default(param: click.Parameter) -> str:
     return f"`{value}`"
 
 
-def _envvars(param: click.Parameter) -> str:
-    env = param.envvar
-    if not env:
-        return ""
+def _envvars(param: click.Option, command: str) -> str:
+    """The option's variables: click's ``envvar`` and the rows of ``resque_compat.envvars``."""
+    env = param.envvar or []
     names = [env] if isinstance(env, str) else list(env)
-    return ", ".join(f"`{n}`" for n in names)
+    for flag in [*param.opts, *param.secondary_opts]:
+        names += for_option(command, flag)
+    return ", ".join(f"`{n}`" for n in dict.fromkeys(names))
 
 
-def _option_row(param: click.Option) -> str:
+def _environment() -> list[str]:
+    lines = [
+        "## Environment variables",
+        "",
+        "Read by the commands named (`*`: every command); each command's `--help` lists its own.",
+        "",
+        "| variable | commands | option | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for var in ENVIRONMENT:
+        commands = ", ".join("*" if c == EVERY_COMMAND else f"`{c}`" for c in var.commands)
+        option = f"`{var.option}`" if var.option else ""
+        default = f"`{var.default}`" if var.default else ""
+        lines.append(f"| `{var.name}` | {commands} | {option} | {default} | {_cell(var.meaning)} |")
+    return [*lines, ""]
+
+
+def _option_row(param: click.Option, command: str) -> str:
     names = ", ".join(f"`{n}`" for n in [*param.opts, *param.secondary_opts])
     if not param.is_flag and param.metavar:
         names += f" `{param.metavar}`"
@@ -68,7 +87,7 @@ def _option_row(param: click.Option) -> str:
     help_text = _cell(param.help or "")
     if param.multiple:
         help_text += " (repeatable)"
-    return f"| {names} | {_envvars(param)} | {_default(param)} | {help_text} |"
+    return f"| {names} | {_envvars(param, command)} | {_default(param)} | {help_text} |"
 
 
 def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Command]]:
@@ -83,7 +102,7 @@ def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Comm
             yield from _commands(command, path)
 
 
-def _section(heading: str, command: click.Command) -> list[str]:
+def _section(heading: str, command: click.Command, name: str) -> list[str]:
     usage_args = " ".join(
         (p.human_readable_name.upper() + ("..." if p.nargs == -1 else ""))
         for p in command.params
@@ -99,15 +118,15 @@ def _section(heading: str, command: click.Command) -> list[str]:
     options = [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
     if options:
         lines += ["| option | environment | default | meaning |", "|---|---|---|---|"]
-        lines += [_option_row(p) for p in options]
+        lines += [_option_row(p, name) for p in options]
         lines.append("")
     return lines
 
 
 def render(group: click.Group = cli_main) -> str:
-    lines = [HEADER, *_section("## Global options", group)]
+    lines = [HEADER, *_environment(), *_section("## Global options", group, EVERY_COMMAND)]
     for path, command in _commands(group, "resque-compat"):
-        lines += _section(f"{'###' if path.count(' ') > 1 else '##'} `{path}`", command)
+        lines += _section(f"{'###' if path.count(' ') > 1 else '##'} `{path}`", command, path.split(" ")[1])
     return "\n".join(lines).rstrip() + "\n"
 
 

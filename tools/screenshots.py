@@ -9,6 +9,7 @@ recurring jobs. Needs the web and dev extras and /usr/bin/chromium (or $CHROMIUM
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from playwright.sync_api import sync_playwright
 
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer, free_port
+from resque_compat.history import Sampler
 from resque_compat.protocol import WorkerState, encode_json, timefmt
 from resque_compat.web import create_app
 
@@ -72,10 +74,29 @@ def seed(resque: Resque) -> None:
     r.rpush(resque.keys.delayed(int(now) + 3600), '{"class":"Mailer::Reminder","args":[42],"queue":"default"}')
 
 
+def history(resque: Resque) -> None:
+    """An hour of per-minute samples, as the workers' sampler would have recorded them."""
+    r, now = resque.redis, time.time()
+    sampler = Sampler(r, resque.keys, enabled=True)
+    processed, failed = 1480 - 60 * 24, 0
+    for minute in range(60, 0, -1):
+        processed += round(20 + 6 * math.sin(minute / 6))
+        failed += 1 if minute % 17 == 0 else 0
+        r.set(resque.keys.stat("processed"), processed)
+        r.set(resque.keys.stat("failed"), failed)
+        backlog = round(5 + 4 * math.sin(minute / 9))
+        r.rpush(resque.keys.queue("default"), *[b'{"class":"Mailer::Welcome","args":[1]}'] * backlog)
+        sampler.record(now - 60 * minute)
+        r.ltrim(resque.keys.queue("default"), 0, 2)
+    r.set(resque.keys.stat("processed"), 1480)
+    r.set(resque.keys.stat("failed"), 3)
+
+
 def main() -> None:
     with RedisServer() as server:
         resque = Resque(server.url)
         seed(resque)
+        history(resque)
         port = free_port()
         app = create_app(resque, poll_seconds=2)
         uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

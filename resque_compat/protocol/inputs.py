@@ -1,8 +1,9 @@
 """Values a person or an API client hands us, checked before anything is written.
 
-JSON has no NaN or Infinity and every peer reads numbers into 64-bit slots, so a value that
-would be stored as something else (``1e999`` silently becoming ``null``, a 100-digit integer
-becoming a PHP float) is refused with the reason instead of bent. Nesting is limited so that
+JSON has no NaN or Infinity, so a value that would be stored as something else (``1e999``
+silently becoming ``null``) is refused with the reason instead of bent. Integers of any size are
+JSON and are kept exactly (Ruby reads them as written; php-resque and node-resque read them as
+floats, as they read any big number from any producer). Nesting is limited so that
 no reader, in any language, hits its recursion limit on what we wrote.
 """
 
@@ -14,8 +15,6 @@ from typing import Any
 
 #: deepest nesting of lists/objects accepted in job arguments (documented in the README)
 MAX_NESTING = 64
-#: integers must fit a signed 64-bit slot (PHP's int, Ruby's Fixnum range, msgspec's int64)
-MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 
 
 class InputError(ValueError):
@@ -24,14 +23,12 @@ class InputError(ValueError):
 
 def check_json_value(value: Any, what: str = "value", _depth: int = 0) -> None:
     """Raise :class:`InputError` unless ``value`` is plain JSON every peer reads as written:
-    finite floats, 64-bit integers, string object keys, at most ``MAX_NESTING`` deep."""
+    finite floats, integers, string object keys, at most ``MAX_NESTING`` deep."""
     if _depth > MAX_NESTING:
         raise InputError(f"{what} is nested deeper than {MAX_NESTING} levels")
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):
-        if not MIN_INT <= value <= MAX_INT:
-            raise InputError(f"{what} holds an integer outside the 64-bit range: {str(value)[:30]}")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -52,7 +49,7 @@ def check_json_value(value: Any, what: str = "value", _depth: int = 0) -> None:
 
 def parse_json_input(text: str | bytes, what: str) -> Any:
     """Strict JSON from a person or a client: NaN/Infinity literals, overflowing numbers
-    (``1e999``), 64-bit overflow and deep nesting refused; returns the value."""
+    (``1e999``) and deep nesting refused; returns the value."""
 
     def refuse(name: str) -> Any:
         raise InputError(f"{what} contains {name}, which JSON does not allow")

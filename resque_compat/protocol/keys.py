@@ -8,6 +8,9 @@ and an empty prefix means none. Both conventions map onto :class:`Keys`.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
+
+from resque_compat.protocol.rubyfmt import ruby_join, sha1_hex
 
 
 def normalize_namespace(namespace: str) -> str:
@@ -146,10 +149,47 @@ class Keys:
         """node-resque's scheduler lock: a different key, so it never excludes resque-scheduler."""
         return self.prefix + "resque_scheduler_leader_lock"
 
+    # -- resque-retry -----------------------------------------------------------
+    @staticmethod
+    def retry_name(class_name: str, args: list[Any]) -> str:
+        """resque-retry's ``redis_retry_key``: ``resque-retry:<Class>[:<sha1 of args.join('-')>]``,
+        no digest when the join is empty, whitespace removed from the whole name."""
+        joined = ruby_join(args, "-")
+        name = f"resque-retry:{class_name}" + (f":{sha1_hex(joined)}" if joined else "")
+        return "".join(name.split())
+
+    def retry_attempts(self, retry_name: str) -> str:
+        """The attempt counter: ``-1`` before the first run, then 0, 1, 2 ..."""
+        return self.prefix + retry_name
+
+    def retry_failure(self, retry_name: str) -> str:
+        """MultipleWithRetrySuppression's latest suppressed failure (``failure-resque-retry:...``)."""
+        return self.prefix + "failure-" + retry_name
+
+    # -- resque-status ----------------------------------------------------------
+    def resque_status(self, uuid: str) -> str:
+        """``status:<uuid>``: resque-status's JSON record of one job."""
+        return self.prefix + "status:" + uuid
+
+    @cached_property
+    def resque_statuses(self) -> str:
+        """``_statuses``: uuids by enqueue time (a zset), as resque-status's web tab lists them."""
+        return self.prefix + "_statuses"
+
+    @cached_property
+    def resque_status_kill(self) -> str:
+        """``_kill``: uuids asked to stop at their next progress report."""
+        return self.prefix + "_kill"
+
     # -- resque-compat's own keys (invisible to peers) ---------------------------
     def inflight(self, worker_id: str) -> str:
         """Reliable mode: the job a worker holds, moved here atomically from its queue."""
         return self.prefix + "compat:inflight:" + worker_id
+
+    @cached_property
+    def pending_retries(self) -> str:
+        """A hash: retry name -> the pending retry (what, where, when), for ``resque-compat retries``."""
+        return self.prefix + "compat:retries"
 
     def worker_state(self, worker_id: str) -> str:
         """A resque-compat worker's paused/stopping state and job classes (``WorkerState``),
@@ -164,3 +204,22 @@ class Keys:
     def control(self, worker_id: str) -> str:
         """Commands (pause, resume, stop) for one resque-compat worker, from any host."""
         return self.prefix + "compat:control:" + worker_id
+
+    # -- history (resque-compat's sampler; see resque_compat/history.py) ------------------
+    def history(self, tier: str) -> str:
+        """A capped list of samples, newest first, one per ``tier`` step (minute, tenmin, hour)."""
+        return self.prefix + "compat:history:" + tier
+
+    @cached_property
+    def history_state(self) -> str:
+        """Hash: the last bucket each tier recorded, and how far failures were counted by class."""
+        return self.prefix + "compat:history:state"
+
+    @cached_property
+    def history_classes(self) -> str:
+        """Hash: failures counted per job class by samplers (cumulative, a bounded set of classes)."""
+        return self.prefix + "compat:history:classes"
+
+    def history_lock(self, minute: int) -> str:
+        """Taken with SET NX by the one sampler that records this minute (epoch minute)."""
+        return self.prefix + "compat:history:lock:" + str(minute)

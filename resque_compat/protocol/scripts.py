@@ -186,3 +186,118 @@ RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+#: resque-retry's ``before_perform_retry``: ``SETNX -1`` + ``INCR`` the attempt counter, with
+#: ``@expire_retry_key_after``'s EXPIRE (base delay of this attempt + ARGV[2]); the retry stops
+#: being pending (HDEL from our index) as it starts to run.
+#: KEYS: 1 attempt counter, 2 pending-retry index. ARGV: 1 retry name, 2 expire_after ("" none),
+#: 3.. base delay of each retry (the last one past the end). Returns {attempt (0 = first run), the
+#: pending-retry entry that brought this run ("" none): it names a tracked job's php status when the
+#: delayed item (rebuilt by any scheduler as {class,args}) no longer carries the payload's id}.
+RETRY_BEGIN = """
+redis.call('SETNX', KEYS[1], '-1')
+local n = redis.call('INCR', KEYS[1])
+if ARGV[2] ~= '' then
+  local delay = 0
+  if #ARGV > 2 then delay = tonumber(ARGV[math.min(n + 3, #ARGV)]) or 0 end
+  redis.call('EXPIRE', KEYS[1], math.max(1, math.floor(delay + tonumber(ARGV[2]))))
+end
+local entry = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return {n, entry or ''}
+"""
+
+#: The finish of a failed job that has a retry policy, instead of the cycle's: in one step, the
+#: retry (RPUSH queue:<q> + SADD queues, or resque-scheduler's RPUSH delayed:<ts> + SADD
+#: timestamps:<item> + ZADD delayed_queue_schedule) with resque-retry's suppression key and our
+#: pending-retry entry, or the give-up (DEL counter and suppression key); the failure record
+#: when there is one to keep; stat:failed / stat:processed (Ruby counts every failed attempt);
+#: the php status; worker:<id> (and the reliable in-flight list) cleared. Guarded like the
+#: cycle's "guard" mode: applied only while worker:<id> still holds the item, so a call whose
+#: reply was lost, or a job a pruner already took, is never applied twice.
+#: KEYS: 1 worker:<id>, 2 stat:processed, 3 stat:processed:<id>, 4 stat:failed, 5 stat:failed:<id>,
+#:       6 inflight list, 7 status key, 8 attempt counter, 9 suppressed failure key,
+#:       10 retry list, 11 retry set, 12 delayed_queue_schedule, 13 failure list, 14 failed_queues,
+#:       15 pending-retry index
+#: ARGV: 1 the reserved item, 2 mode ("now", "later", "give-up"), 3 retry bytes, 4 retry set
+#:       member, 5 timestamp, 6 suppressed failure ("" none), 7 its TTL, 8 failure to record
+#:       ("" none), 9 failure list name for failed_queues ("" none), 10 status bytes ("" none),
+#:       11 status TTL ("" none), 12 reliable ("1"), 13 retry name, 14 pending-retry entry
+#: Returns {applied (1/0), per-worker processed count}.
+RETRY_FINISH = """
+local rec = redis.call('GET', KEYS[1])
+local tail = ARGV[1] .. '}'
+if not rec or string.sub(rec, -#tail) ~= tail then
+  return {0, tonumber(redis.call('GET', KEYS[3]) or '0') or 0}
+end
+if ARGV[2] == 'give-up' then
+  redis.call('DEL', KEYS[8], KEYS[9])
+  redis.call('HDEL', KEYS[15], ARGV[13])
+else
+  redis.call('SETNX', KEYS[8], '-1')
+  redis.call('RPUSH', KEYS[10], ARGV[3])
+  redis.call('SADD', KEYS[11], ARGV[4])
+  if ARGV[2] == 'later' then redis.call('ZADD', KEYS[12], ARGV[5], ARGV[5]) end
+  if ARGV[6] ~= '' then redis.call('SET', KEYS[9], ARGV[6], 'EX', ARGV[7]) end
+  redis.call('HSET', KEYS[15], ARGV[13], ARGV[14])
+end
+if ARGV[8] ~= '' then
+  if ARGV[9] ~= '' then redis.call('SADD', KEYS[14], ARGV[9]) end
+  redis.call('RPUSH', KEYS[13], ARGV[8])
+end
+redis.call('INCRBY', KEYS[4], 1)
+redis.call('INCRBY', KEYS[5], 1)
+redis.call('INCRBY', KEYS[2], 1)
+local processed = redis.call('INCRBY', KEYS[3], 1)
+if ARGV[10] ~= '' then
+  if ARGV[11] ~= '' then
+    redis.call('SET', KEYS[7], ARGV[10], 'EX', ARGV[11])
+  else
+    redis.call('SET', KEYS[7], ARGV[10])
+  end
+end
+if ARGV[12] == '1' then redis.call('DEL', KEYS[6]) end
+redis.call('DEL', KEYS[1])
+return {1, processed}
+"""
+
+#: Steer one pending retry (``resque-compat retries``, the dashboard): take its item out of
+#: resque-scheduler's layout (LREM delayed:<ts>, SREM timestamps:<item>, and DEL + ZREM the
+#: timestamp once empty) or out of its queue, then either push it to its queue now ("now") or
+#: give up: DEL the attempt counter and suppression key and record the failure. Only while the
+#: index entry is still the one the caller read; returns 0 when it changed or the item is gone
+#: (a scheduler or a worker took it first), 1 when done.
+#: KEYS: 1 pending-retry index, 2 delayed list, 3 timestamps set, 4 delayed_queue_schedule,
+#:       5 queue list, 6 queues set, 7 attempt counter, 8 suppressed failure key, 9 failure list,
+#:       10 failed_queues
+#: ARGV: 1 retry name, 2 expected entry bytes, 3 action ("now", "give-up"), 4 where ("queue",
+#:       "delayed"), 5 stored item bytes, 6 queue payload bytes, 7 timestamp, 8 timestamps member,
+#:       9 queue name, 10 failure bytes ("" none), 11 failure list name for failed_queues ("" none)
+RETRY_STEER = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[4] == 'delayed' then
+  if redis.call('LREM', KEYS[2], 1, ARGV[5]) == 0 then return 0 end
+  redis.call('SREM', KEYS[3], ARGV[8])
+  if redis.call('LLEN', KEYS[2]) == 0 then
+    redis.call('DEL', KEYS[2])
+    redis.call('ZREM', KEYS[4], ARGV[7])
+  end
+  if ARGV[3] == 'now' then
+    redis.call('SADD', KEYS[6], ARGV[9])
+    redis.call('RPUSH', KEYS[5], ARGV[6])
+  end
+elseif ARGV[3] == 'now' then
+  return 0
+elseif redis.call('LREM', KEYS[5], 1, ARGV[5]) == 0 then
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if ARGV[3] == 'give-up' then
+  redis.call('DEL', KEYS[7], KEYS[8])
+  if ARGV[10] ~= '' then
+    if ARGV[11] ~= '' then redis.call('SADD', KEYS[10], ARGV[11]) end
+    redis.call('RPUSH', KEYS[9], ARGV[10])
+  end
+end
+return 1
+"""

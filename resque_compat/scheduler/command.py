@@ -24,6 +24,7 @@ from resque_compat.cliutil import (
     table,
     yes_option,
 )
+from resque_compat.envvars import help_epilog
 from resque_compat.logs import LOG_FORMATS, SCHEDULER_TEXT, setup
 from resque_compat.protocol import ScheduleEntry
 from resque_compat.scheduler.daemon import DEFAULT_INTERVAL, Scheduler
@@ -45,7 +46,7 @@ def _when(ts: float) -> str:
 # -- scheduler --------------------------------------------------------------------------
 
 
-@click.command()
+@click.command(epilog=help_epilog("scheduler"))
 @click.option("--interval", type=float, default=DEFAULT_INTERVAL, show_default=True, help="Seconds between passes.")
 @click.option("--once", is_flag=True, help="One pass (lead, move what is due), then exit.")
 @click.option(

@@ -33,6 +33,7 @@ from types import FrameType
 import redis
 
 from resque_compat.client import Resque
+from resque_compat.history import Sampler
 from resque_compat.scheduler.lock import DEFAULT_TIMEOUT, MasterLock
 from resque_compat.scheduler.mover import DEFAULT_BATCH, Mover, MoveResult
 from resque_compat.scheduler.recurring import Recurring, load_schedule_file
@@ -76,6 +77,7 @@ class Scheduler:
         self.mover = Mover(resque.redis, resque.keys, batch)
         file_schedules = load_schedule_file(schedule_file) if schedule_file else {}
         self.recurring = Recurring(resque, file_schedules)
+        self.history = Sampler(resque.redis, resque.keys)
         self._stop = threading.Event()
         self._was_master = False
         self._loaded = False
@@ -136,6 +138,7 @@ class Scheduler:
             while not self.stopping:
                 try:
                     self.run_pass()
+                    self.history.tick()  # master or not: one sampler per minute, deployment-wide
                 except _WAIT_ON as exc:
                     if once:
                         raise

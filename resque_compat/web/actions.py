@@ -13,14 +13,12 @@ from typing import Any
 from resque_compat.client import Resque
 from resque_compat.failure import FailureError
 from resque_compat.protocol import inputs
-from resque_compat.web import present
-from resque_compat.web.data import NotFoundError
+from resque_compat.web import bulk, present
+from resque_compat.web.data import BadRequestError, NotFoundError
 
 WORKER_COMMANDS = ("pause", "resume", "stop", "kill-job")
 
-
-class BadRequestError(ValueError):
-    """Input the action cannot use; the message says what was wrong."""
+__all__ = ["BadRequestError", "ConflictError", "NotFoundError"]
 
 
 class ConflictError(LookupError):
@@ -107,9 +105,17 @@ def remove_failure(resque: Resque, list_name: str, index: Any, digest: str | Non
 
 
 def retry_all(resque: Resque, list_name: str) -> dict[str, Any]:
+    """Start retrying every entry in the background (batched; see :mod:`resque_compat.web.bulk`)."""
     list_name = failure_list(resque, list_name)
-    done = resque.failures.retry_all(list_name)
-    return {"message": f"Retried {done} failures", "retried": done}
+    try:
+        task = bulk.start_retry_all(resque, list_name)
+    except bulk.BusyError as exc:
+        raise ConflictError(str(exc)) from None
+    if task.done:
+        message = f"Retried {task.done_count} failures" + (f" (failed: {task.error})" if task.error else "")
+    else:
+        message = f"Retrying {task.total} failures in the background"
+    return {"message": message, "retried": task.done_count if task.done else None, "task": task.as_dict()}
 
 
 def clear_failures(resque: Resque, list_name: str) -> dict[str, Any]:
@@ -122,16 +128,24 @@ def clear_failures(resque: Resque, list_name: str) -> dict[str, Any]:
 
 
 def clear_retried(resque: Resque, list_name: str) -> dict[str, Any]:
+    """Start removing the retried entries in the background (batched)."""
     list_name = failure_list(resque, list_name)
-    removed = resque.failures.clear_retried(list_name)
-    return {"message": f"Removed {removed} retried failures", "removed": removed}
+    try:
+        task = bulk.start_clear_retried(resque, list_name)
+    except bulk.BusyError as exc:
+        raise ConflictError(str(exc)) from None
+    if task.done:
+        message = f"Removed {task.done_count} retried failures" + (f" (failed: {task.error})" if task.error else "")
+    else:
+        message = f"Removing retried failures among {task.total} in the background"
+    return {"message": message, "removed": task.done_count if task.done else None, "task": task.as_dict()}
 
 
 def control_worker(resque: Resque, worker_id: str, command: str) -> dict[str, Any]:
     """Queue a command for one worker; only resque-compat workers read their control key."""
     if command not in WORKER_COMMANDS:
         raise BadRequestError(f"unknown worker command {command!r} ({', '.join(WORKER_COMMANDS)})")
-    if worker_id not in set(resque.worker_ids()):
+    if not resque.redis.sismember(resque.keys.workers, worker_id):
         raise ConflictError(f"no worker {worker_id!r} is registered")
     resque.control(worker_id, command)
     return {"message": f"Sent {command} to {worker_id}", "worker": worker_id, "command": command}
@@ -149,7 +163,7 @@ def resume_all(resque: Resque) -> dict[str, Any]:
 
 def enqueue(resque: Resque, queue: Any, class_name: Any, args: Any, track: bool) -> dict[str, Any]:
     """Enqueue from the form: ``args`` is a JSON array (text from a form, a list from the API).
-    Names must be strings and args plain JSON (finite numbers, 64-bit integers, bounded nesting)."""
+    Names must be strings and args plain JSON (finite numbers, bounded nesting)."""
     if queue is not None and not isinstance(queue, str):
         raise BadRequestError(f"queue must be a string, got {type(queue).__name__}")
     if class_name is not None and not isinstance(class_name, str):

@@ -8,8 +8,9 @@ Redis is reached through the synchronous client, in Starlette's thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,14 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from resque_compat import __version__
+from resque_compat import __version__, humantime
 from resque_compat.client import Resque
 from resque_compat.connection import redact
+from resque_compat.history import SamplerThread
 from resque_compat.protocol.inputs import InputError, parse_json_input
-from resque_compat.web import actions, data, schedule
-from resque_compat.web.actions import BadRequestError, ConflictError
-from resque_compat.web.data import NotFoundError
+from resque_compat.web import actions, bulk, data, history, plugins, present, schedule
+from resque_compat.web.actions import ConflictError
+from resque_compat.web.data import BadRequestError, NotFoundError
 from resque_compat.web.openapi import openapi_document
 from resque_compat.web.security import CSRF_COOKIE, CSRF_FIELD, Guard, api_write_ok, csrf_ok, new_token, same_origin
 
@@ -88,6 +90,7 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
         p.get("class") or None,
         str(p.get("order") or "desc"),
     )
+    shown["tasks"] = [t.as_dict() for t in bulk.for_list(resque.keys.namespace, shown["list"])[:3]]
     if len(shown["lists"]) > 1 and _list(p) == "failed" and not p.get("class"):
         shown["overview"] = data.failed_classes(resque)
     return shown
@@ -95,12 +98,24 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
 
 def _worker_or_host(resque: Resque, p: Params) -> dict[str, Any]:
     name = str(p["name"])
-    return data.worker(resque, name) if ":" in name else data.workers(resque, name)
+    return data.worker(resque, name) if ":" in name else data.workers(resque, name, data.page_start(p.get("start")))
+
+
+def _status_page(resque: Resque, p: Params) -> dict[str, Any]:
+    """php-resque's status, or resque-status's record, with the progress a job reported."""
+    if not p.get("id"):
+        return {"id": None}
+    job_id, prefix = str(p["id"]).strip(), str(p.get("prefix") or "")
+    shown = data.job_status(resque, job_id, prefix)
+    progress = plugins.progress(resque, job_id, prefix)
+    if progress is not None:
+        shown["progress"] = progress
+    return shown
 
 
 PAGES: list[Page] = [
     Page("/overview", "overview", "overview.html", lambda r, p: data.overview(r)),
-    Page("/working", "working", "working.html", lambda r, p: data.working(r)),
+    Page("/working", "working", "working.html", lambda r, p: data.working(r, data.page_start(p.get("start")))),
     Page("/working/{name:path}", "working", "worker.html", lambda r, p: data.worker(r, str(p["name"]))),
     Page("/queues", "queues", "queues.html", lambda r, p: data.queues(r)),
     Page(
@@ -109,7 +124,7 @@ PAGES: list[Page] = [
         "queue.html",
         lambda r, p: data.queue(r, str(p["queue"]), data.page_start(p.get("start"))),
     ),
-    Page("/workers", "workers", "workers.html", lambda r, p: data.workers(r)),
+    Page("/workers", "workers", "workers.html", lambda r, p: data.workers(r, None, data.page_start(p.get("start")))),
     Page(
         "/workers/{name:path}",
         "workers",
@@ -147,15 +162,17 @@ PAGES: list[Page] = [
         "delayed_at.html",
         lambda r, p: schedule.delayed_at(r, int(p["timestamp"]), data.page_start(p.get("start"))),
     ),
-    Page(
-        "/status",
-        "status",
-        "status.html",
-        lambda r, p: (
-            data.job_status(r, str(p["id"]).strip(), str(p.get("prefix") or "")) if p.get("id") else {"id": None}
-        ),
-    ),
+    Page("/status", "status", "status.html", _status_page),
+    Page("/retrying", "retrying", "retrying.html", lambda r, p: plugins.retrying(r)),
+    Page("/statuses", "statuses", "statuses.html", lambda r, p: plugins.statuses(r, data.page_start(p.get("start")))),
+    Page("/statuses/{uuid}", "statuses", "resque_status.html", lambda r, p: plugins.resque_status(r, str(p["uuid"]))),
     Page("/enqueue", "enqueue", "enqueue.html", lambda r, p: {"queues": r.queues()}, api=False),
+    Page(
+        "/history",
+        "overview",
+        "history.html",
+        lambda r, p: history.history(r, str(p.get("range") or "hour"), p.get("queue") or None),
+    ),
 ]
 
 ACTIONS: list[Action] = [
@@ -216,6 +233,14 @@ ACTIONS: list[Action] = [
         lambda p: "/delayed",
     ),
     Action("/delayed/clear", lambda r, p: schedule.clear(r), lambda p: "/delayed"),
+    Action("/retrying/now", lambda r, p: plugins.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/retrying/give_up", lambda r, p: plugins.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/statuses/{uuid}/kill", lambda r, p: plugins.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
+    Action(
+        "/statuses/clear",
+        lambda r, p: plugins.clear_statuses(r, actions.text_param(p, "which", "all")),
+        lambda p: "/statuses",
+    ),
 ]
 
 
@@ -246,6 +271,7 @@ class Dashboard:
         )
         self.env.filters["q"] = quote
         self.env.globals["version"] = __version__
+        self.env.globals["local_times"] = humantime.showing_local  # charts follow the pages' time format
         conn = resque.redis.connection_pool.connection_kwargs
         where = conn.get("path") or f"{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"
         self.redis_shown = redact(str(where))
@@ -299,7 +325,7 @@ class Dashboard:
             except redis.RedisError as exc:
                 return self.error_page(request, 503, f"Redis error: {redact(str(exc))}")
             template = page.template(params) if callable(page.template) else page.template
-            return self.render(request, template, context, page.tab)
+            return self.render(request, template, present.bounded(context), page.tab)
 
         return endpoint
 
@@ -314,7 +340,7 @@ class Dashboard:
                 return JSONResponse({"error": str(exc)}, 400)
             except redis.RedisError as exc:
                 return JSONResponse({"error": f"Redis error: {redact(str(exc))}"}, 503)
-            return JSONResponse(context)
+            return JSONResponse(present.bounded(context))
 
         return endpoint
 
@@ -397,15 +423,37 @@ class Dashboard:
     # -- special pages ---------------------------------------------------------------
     async def overview_poll(self, request: Request) -> Response:
         context = await run_in_threadpool(data.overview, self.resque)
-        return self.render(request, "_overview.html", context, "overview")
+        return self.render(request, "_overview.html", present.bounded(context), "overview")
 
     async def workers_poll(self, request: Request) -> Response:
         context = await run_in_threadpool(data.workers, self.resque, "all")
-        return self.render(request, "_workers.html", context, "workers")
+        return self.render(request, "_workers.html", present.bounded(context), "workers")
 
     async def stats_txt(self, request: Request) -> Response:
         text = await run_in_threadpool(data.stats_txt, self.resque)
         return PlainTextResponse(text)
+
+    async def raw(self, request: Request) -> Response:
+        """A record's whole stored bytes, as text (pages and API lists show values cut)."""
+        params = request.query_params
+        try:
+            body = await run_in_threadpool(
+                data.raw_record, self.resque, request.path_params["key"], params.get("index"), params.get("field")
+            )
+        except NotFoundError as exc:
+            return PlainTextResponse(str(exc) + "\n", 404)
+        except BadRequestError as exc:
+            return PlainTextResponse(str(exc) + "\n", 400)
+        except redis.RedisError as exc:
+            return PlainTextResponse(f"Redis error: {redact(str(exc))}\n", 503)
+        return Response(body, media_type="text/plain; charset=utf-8")
+
+    async def task(self, request: Request) -> Response:
+        """A bulk task's progress (``Retry all``, ``Clear retried``)."""
+        found = bulk.get(request.path_params["id"])
+        if found is None or found.namespace != self.resque.keys.namespace:
+            return JSONResponse({"error": "no such task"}, 404)
+        return JSONResponse(found.as_dict())
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(__version__))
@@ -430,6 +478,9 @@ class Dashboard:
             Route("/workers.poll", self.workers_poll),
             Route("/stats.txt", self.stats_txt),
             Route("/api/openapi.json", self.openapi),
+            Route("/api/tasks/{id}", self.task),
+            Route("/raw/{key:path}", self.raw),
+            Route("/api/raw/{key:path}", self.raw),
             Route("/api/stats.txt", self.stats_txt),
             Route("/metrics", self.metrics),
         ]
@@ -442,6 +493,19 @@ class Dashboard:
                 out.append(Route("/api" + page.path, self.page_api(page), methods=["GET"]))
         out.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
         return out
+
+
+def _sampling(resque: Resque) -> Callable[[Any], Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        sampler = SamplerThread(resque.redis, resque.keys)
+        sampler.start()
+        try:
+            yield
+        finally:
+            sampler.stop()
+
+    return lifespan
 
 
 async def _body(request: Request, limit: int) -> bytes | None:
@@ -479,10 +543,12 @@ def create_app(
     credentials: tuple[str, str] | None = None,
     poll_seconds: int = POLL_SECONDS,
     allowed_hosts: Iterable[str] = (),
+    sample_history: bool = False,
 ) -> Any:
     """The dashboard for ``resque``; with ``credentials`` every request needs basic auth.
 
-    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`)."""
+    Only loopback Host names and ``allowed_hosts`` are served (see :class:`Guard`). With
+    ``sample_history`` the process also records the graphs' history while it serves."""
     dashboard = Dashboard(resque, poll_seconds)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -490,6 +556,10 @@ def create_app(
             return JSONResponse({"error": "no such route"}, 404)
         return dashboard.error_page(request, 404, "No such page.")
 
-    app = Starlette(routes=dashboard.routes(), exception_handlers={404: not_found})
+    app = Starlette(
+        routes=dashboard.routes(),
+        exception_handlers={404: not_found},
+        lifespan=_sampling(resque) if sample_history else None,
+    )
     app.state.dashboard = dashboard
     return Guard(app, credentials, allowed_hosts=allowed_hosts)

@@ -13,6 +13,7 @@ import socket
 import click
 
 from resque_compat.cliutil import CliContext, fail, handle_errors, hide_secrets_from_title, pass_cli
+from resque_compat.envvars import help_epilog
 from resque_compat.web.security import (
     ALLOWED_HOSTS_ENV,
     AUTH_ENV,
@@ -23,7 +24,7 @@ from resque_compat.web.security import (
 )
 
 
-@click.command("web")
+@click.command("web", epilog=help_epilog("web"))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5678, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option(
@@ -72,7 +73,7 @@ def _web(  # noqa: PLR0917 - one parameter per option
     hide_secrets_from_title(f"web on {host}:{port}", cli.redis_shown)
     resque = cli.resque
     resque.redis.ping()
-    app = create_app(resque, credentials, poll, allowed_hosts=names)
+    app = create_app(resque, credentials, poll, allowed_hosts=names, sample_history=True)
     shown = f"[{host}]" if ":" in host else host
     sock = _listen(host, port, f"{shown}:{port}")
     click.echo(

@@ -8,15 +8,29 @@ a million-entry list costs what a page of a ten-entry one does.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from resque_compat.client import Resque
+from resque_compat.commands import (
+    WorkerInfo,
+    decode_workers,
+    info_dict,
+    queue_commands,
+    server_url,
+    worker_row_commands,
+)
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, decode_json
-from resque_compat.replies import to_int
+from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, WorkingOn, decode_json, timefmt
+from resque_compat.replies import raw, text, to_int
 from resque_compat.web import present
+
+log = logging.getLogger(__name__)
 
 PAGE = 20
 #: a class filter reads at most this many failures per request, then offers "scan on"
@@ -33,6 +47,10 @@ STRING_PREVIEW = 4096
 
 class NotFoundError(LookupError):
     """A page about something that is not there (a worker gone, a key deleted)."""
+
+
+class BadRequestError(ValueError):
+    """Input the page or action cannot use; the message says what was wrong."""
 
 
 @dataclass(frozen=True)
@@ -54,47 +72,175 @@ class Paging:
         }
 
 
+#: the largest offset or cursor passed to Redis (its integers are signed 64-bit)
+MAX_START = 2**62
+
+
 def page_start(value: str | None) -> int:
     """``?start=`` as resque-web takes it: a non-negative integer, anything else is 0."""
     try:
-        return max(0, int(value or 0))
+        return min(max(0, int(value or 0)), MAX_START)
     except ValueError:
         return 0
+
+
+# -- workers, read at scale -------------------------------------------------------------
+#: workers listed per page (/workers, /working), and working jobs on the overview
+WORKERS_PAGE = 50
+#: host rows shown on /workers (by host)
+HOSTS_SHOWN = 500
+#: keys per MGET when finding which workers are busy
+MGET_CHUNK = 10_000
+_UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def worker_ids(resque: Resque) -> list[str]:
+    """Every registered worker id, sorted (one SMEMBERS)."""
+    return sorted(text(m) for m in resque.redis.smembers(resque.keys.workers))
+
+
+def busy_workers(resque: Resque, ids: list[str]) -> dict[str, bytes]:
+    """Which of ``ids`` hold a job: ``worker:<id>`` read with MGET in chunks (no per-worker
+    round trips), so 100,000 workers cost a few MGETs."""
+    busy: dict[str, bytes] = {}
+    for start in range(0, len(ids), MGET_CHUNK):
+        chunk = ids[start : start + MGET_CHUNK]
+        values = resque.redis.mget([resque.keys.worker(i) for i in chunk])
+        busy.update((wid, raw(value)) for wid, value in zip(chunk, values, strict=True) if value)
+    return busy
+
+
+def _run_at_key(wid: str, raw: bytes) -> tuple[int, str]:
+    """Oldest job first, as resque-web sorts by run_at; unreadable times last."""
+    try:
+        run_at = WorkingOn.decode(raw).run_at
+    except ProtocolError:
+        return (1, wid)
+    if _UTC_Z.fullmatch(run_at):
+        return (0, run_at[:19])
+    moment = timefmt.parse(run_at)
+    return (0, moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")) if moment else (1, wid)
+
+
+def worker_rows(resque: Resque, ids: list[str]) -> list[WorkerInfo]:
+    """Full rows (job, start time, heartbeat, counters) for ``ids`` only: HMGET of their
+    heartbeats and four GETs each, in one pipeline."""
+    if not ids:
+        return []
+    pipe = resque.redis.pipeline(transaction=False)
+    pipe.hmget(resque.keys.heartbeat, ids)
+    commands = worker_row_commands(resque.keys, ids)[1:]  # all but the HGETALL of every heartbeat
+    queue_commands(pipe, commands)
+    beats, *rest = pipe.execute()
+    by_id = {wid: beat for wid, beat in zip(ids, beats, strict=True) if beat is not None}
+    return decode_workers(ids, [by_id, *rest])
+
+
+@dataclass(frozen=True)
+class WorkerIndex:
+    """Every registered worker id (sorted), the busy ones with their ``worker:<id>`` bytes
+    (``order``: oldest job first), the ids per host, and when it was read."""
+
+    ids: list[str]
+    busy: dict[str, bytes]
+    order: list[str]
+    by_host: dict[str, list[str]]
+    taken: float
+    #: how long reading it took: the next refresh waits ten times that, so the web process
+    #: spends at most a tenth of its time on it
+    cost: float = 0.0
+
+    @property
+    def age(self) -> float:
+        return max(0.0, time.monotonic() - self.taken)
+
+
+#: up to this many registered workers, every page reads them afresh
+EXACT_WORKERS = 5000
+#: above it, pages use an index at most this old, refreshed in the background once older
+#: than REFRESH_AFTER: reading 100,000 ids and their jobs takes longer than a page may
+INDEX_MAX_AGE = 60.0
+REFRESH_AFTER = 2.0
+_indexes: dict[tuple[int, str], WorkerIndex] = {}
+_refreshing: set[tuple[int, str]] = set()
+_index_lock = threading.Lock()
+
+
+def read_worker_index(resque: Resque) -> WorkerIndex:
+    began = time.monotonic()
+    ids = worker_ids(resque)
+    busy = busy_workers(resque, ids)
+    by_host: dict[str, list[str]] = {}
+    for wid in ids:
+        by_host.setdefault(wid.split(":", 1)[0], []).append(wid)
+    order = sorted(busy, key=lambda wid: _run_at_key(wid, busy[wid]))
+    now = time.monotonic()
+    return WorkerIndex(ids, busy, order, by_host, now, now - began)
+
+
+def worker_index(resque: Resque) -> WorkerIndex:
+    """The workers as pages show them: exact for up to EXACT_WORKERS, else a recent index
+    (the total from SCARD is always exact)."""
+    if int(resque.redis.scard(resque.keys.workers)) <= EXACT_WORKERS:
+        return read_worker_index(resque)
+    key = (id(resque.redis), resque.keys.namespace)
+    with _index_lock:
+        index = _indexes.get(key)
+    if index is None or index.age > INDEX_MAX_AGE:
+        index = read_worker_index(resque)
+        with _index_lock:
+            _indexes[key] = index
+        return index
+    if index.age > max(REFRESH_AFTER, 10 * index.cost):
+        with _index_lock:
+            start = key not in _refreshing
+            _refreshing.add(key)
+        if start:
+            threading.Thread(target=_refresh, args=(resque, key), name="resque-web-workers", daemon=True).start()
+    return index
+
+
+def _refresh(resque: Resque, key: tuple[int, str]) -> None:
+    try:
+        index = read_worker_index(resque)
+        with _index_lock:
+            _indexes[key] = index
+    except Exception:  # the next page read tries again; this one keeps the last index
+        log.warning("reading the worker index failed", exc_info=True)
+    finally:
+        with _index_lock:
+            _refreshing.discard(key)
+
+
+def _working_page(resque: Resque, start: int, per_page: int = WORKERS_PAGE) -> dict[str, Any]:
+    index = worker_index(resque)
+    shown = index.order[start : start + per_page]
+    rows = [present.worker(w) for w in worker_rows(resque, shown) if w.job_raw]
+    return {
+        "workers_total": int(resque.redis.scard(resque.keys.workers)),
+        "working_total": len(index.busy),
+        "working": rows,
+        "paging": Paging(start, len(index.order), per_page).as_dict(),
+        "as_of_seconds_ago": round(index.age, 1),
+    }
 
 
 # -- overview and working ----------------------------------------------------------------
 def overview(resque: Resque) -> dict[str, Any]:
     sizes = resque.queue_sizes()
-    workers = resque.workers()
-    working = _sorted_working([present.worker(w) for w in workers if w.job_raw])
     failure_lists = [{"name": n, "count": resque.failures.count(n)} for n in resque.failures.list_names()]
     return {
         "queues": [{"name": name, "size": size} for name, size in sizes.items()],
         "failure_lists": failure_lists,
         "failed_total": sum(f["count"] for f in failure_lists),
-        "workers_total": len(workers),
-        "working_total": len(working),
-        "working": working,
+        **_working_page(resque, 0),
         "paused_all": resque.paused_all(),
         "stats": {"processed": resque.stat("processed"), "failed": resque.stat("failed")},
     }
 
 
-def working(resque: Resque) -> dict[str, Any]:
-    workers = resque.workers()
-    busy = _sorted_working([present.worker(w) for w in workers if w.job_raw])
-    return {"workers_total": len(workers), "working_total": len(busy), "working": busy}
-
-
-def _sorted_working(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Oldest job first, as resque-web sorts by run_at; unreadable times last."""
-
-    def key(w: dict[str, Any]) -> tuple[int, str]:
-        job = w["job"] or {}
-        run_at = job.get("run_at") or {}
-        return (0, run_at["iso"]) if run_at.get("iso") else (1, w["id"])
-
-    return sorted(items, key=key)
+def working(resque: Resque, start: int = 0) -> dict[str, Any]:
+    return _working_page(resque, start)
 
 
 # -- queues ------------------------------------------------------------------------------
@@ -111,36 +257,42 @@ def queue(resque: Resque, name: str, start: int) -> dict[str, Any]:
         "name": name,
         "known": name in set(resque.queues()),
         "size": total,
-        "jobs": [present.queued(item, start + i) for i, item in enumerate(items)],
+        "jobs": [
+            {**present.queued(item, start + i), "full": present.full_url("queue:" + name, start + i)}
+            for i, item in enumerate(items)
+        ],
         "paging": Paging(start, total).as_dict(),
     }
 
 
 # -- workers -----------------------------------------------------------------------------
-def workers(resque: Resque, host: str | None = None) -> dict[str, Any]:
-    """``/workers``: with several hosts and no host chosen, a host list (as resque-web)."""
-    every = resque.workers()
-    hosts: dict[str, int] = {}
-    for w in every:
-        hosts[w.host] = hosts.get(w.host, 0) + 1
-    shown = every if host in (None, "all") else [w for w in every if w.host == host]
-    by_host = host is None and len(hosts) > 1
+def workers(resque: Resque, host: str | None = None, start: int = 0) -> dict[str, Any]:
+    """``/workers``: with several hosts and no host chosen, a host list (as resque-web); a
+    page of workers otherwise. Only the shown page's rows are read."""
+    index = worker_index(resque)
+    every = index.ids
+    chosen = every if host in (None, "all") else index.by_host.get(host, [])
+    by_host = host is None and len(index.by_host) > 1
+    shown = [] if by_host else chosen[start : start + WORKERS_PAGE]
     return {
         "host": host,
-        "hosts": [{"host": h, "count": n} for h, n in sorted(hosts.items())],
+        "hosts": [{"host": h, "count": len(n)} for h, n in sorted(index.by_host.items())[:HOSTS_SHOWN]],
+        "hosts_total": len(index.by_host),
         "by_host": by_host,
-        "workers": [] if by_host else [present.worker(w) for w in shown],
-        "workers_total": len(every),
+        "workers": [present.worker(w) for w in worker_rows(resque, shown)],
+        "workers_total": int(resque.redis.scard(resque.keys.workers)),
+        "paging": Paging(start, 0 if by_host else len(chosen), WORKERS_PAGE).as_dict(),
         "paused_all": resque.paused_all(),
+        "as_of_seconds_ago": round(index.age, 1),
     }
 
 
 def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
     """One worker, with node-resque's own liveness key and per-name counters as fallbacks."""
-    found = [w for w in resque.workers() if w.id == worker_id]
-    if not found:
+    if not resque.redis.sismember(resque.keys.workers, worker_id):
         raise NotFoundError(f"no worker {worker_id!r} is registered")
-    shown = present.worker(found[0])
+    row = worker_rows(resque, [worker_id])[0]
+    shown = present.worker(row)
     keys = resque.keys
     parsed = WorkerId.parse(worker_id)
     name = f"{parsed.host}:{parsed.pid}"
@@ -161,7 +313,7 @@ def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
             shown["processed"] = to_int(node_processed)
         if not shown["failed"] and node_failed is not None:
             shown["failed"] = to_int(node_failed)
-    return {"worker": shown, "paused_all": found[0].paused_all}
+    return {"worker": shown, "paused_all": row.paused_all}
 
 
 def _ping_time(raw: bytes) -> int | None:
@@ -252,8 +404,18 @@ def failed_classes(resque: Resque) -> dict[str, Any]:
 
 
 # -- stats -------------------------------------------------------------------------------
+def info(resque: Resque) -> dict[str, Any]:
+    """Ruby's ``Resque.info``, with the worker counts from SMEMBERS + MGET (never a read of
+    every worker's rows)."""
+    index = worker_index(resque)
+    server = server_url(resque.redis.connection_pool.connection_kwargs)
+    out = info_dict(resque.queue_sizes(), [], resque.stat("processed"), resque.stat("failed"), server)
+    out.update(workers=int(resque.redis.scard(resque.keys.workers)), working=len(index.busy))
+    return out
+
+
 def stats_resque(resque: Resque) -> dict[str, Any]:
-    return {"info": resque.info(), "namespace": resque.keys.namespace}
+    return {"info": info(resque), "namespace": resque.keys.namespace}
 
 
 def stats_redis(resque: Resque) -> dict[str, Any]:
@@ -269,13 +431,13 @@ def _flat(value: Any) -> str:
 
 def stats_txt(resque: Resque) -> str:
     """Ruby's ``/stats.txt``, line for line."""
-    info = resque.info()
+    shown = info(resque)
     lines = [
-        f"resque.pending={info['pending']}",
-        f"resque.processed+={info['processed']}",
-        f"resque.failed+={info['failed']}",
-        f"resque.workers={info['workers']}",
-        f"resque.working={info['working']}",
+        f"resque.pending={shown['pending']}",
+        f"resque.processed+={shown['processed']}",
+        f"resque.failed+={shown['failed']}",
+        f"resque.workers={shown['workers']}",
+        f"resque.working={shown['working']}",
     ]
     lines += [f"queues.{name}={size}" for name, size in resque.queue_sizes().items()]
     return "\n".join(lines)
@@ -364,6 +526,36 @@ def stats_key(resque: Resque, name: str, start: int = 0) -> dict[str, Any]:
     else:
         out.update(size=None, items=[])
     return out
+
+
+def raw_record(resque: Resque, name: str, index: str | None, field: str | None) -> bytes:
+    """A stored record's whole bytes (the page shows them cut): a string key, a list entry
+    (``index``) or a hash field (``field``), under the namespace only."""
+    key = resque.keys.key(name)
+    client: Any = resque.redis
+    kind = text(client.type(key))
+    if kind == "none":
+        raise NotFoundError(f"no key {name!r} under namespace {resque.keys.namespace!r}")
+    value: Any = None
+    if kind == "string":
+        value = client.get(key)
+    elif kind == "list":
+        try:
+            position = int(index) if index is not None else None
+        except ValueError:
+            position = None
+        if position is None:
+            raise BadRequestError("a list entry needs ?index=N")
+        value = client.lindex(key, position)
+    elif kind == "hash":
+        if field is None:
+            raise BadRequestError("a hash field needs ?field=NAME")
+        value = client.hget(key, field)
+    else:
+        raise BadRequestError(f"{name!r} is a {kind}: see /stats/keys/{name}")
+    if value is None:
+        raise NotFoundError(f"nothing at that position of {name!r}")
+    return raw(value)
 
 
 # -- beyond resque-web -------------------------------------------------------------------

@@ -29,6 +29,7 @@ QUEUE = _param("queue", description="queue name")
 LIST = _param("list", description="failure list name (`failed`, or `<queue>_failed` with RedisMultiQueue)")
 INDEX = _param("index", kind="integer", description="position of the entry in its list (oldest is 0)")
 NAME = _param("name", description="worker id (`host:pid:queues`), or a host name")
+UUID = _param("uuid", description="resque-status job uuid")
 
 
 def _get(summary: str, *params: dict[str, Any], tag: str) -> dict[str, Any]:
@@ -82,14 +83,14 @@ STR = {"type": "string"}
 
 PATHS: dict[str, dict[str, Any]] = {
     "/api/overview": _get("Queues, working workers, failure counts", tag="overview"),
-    "/api/working": _get("Workers that hold a job, oldest job first", tag="working"),
+    "/api/working": _get("Workers that hold a job, oldest job first, 50 a page", START, tag="working"),
     "/api/working/{name}": _get("One worker and its current job", NAME, tag="working"),
     "/api/queues": _get("Every queue with its size, and the failure lists", tag="queues"),
     "/api/queues/{queue}": _get("A page of a queue's pending jobs (LRANGE)", QUEUE, START, tag="queues"),
     "/api/queues/{queue}/remove": _post("Remove a queue and its jobs", QUEUE, tag="queues"),
-    "/api/workers": _get("Workers, or a host list when there are several hosts", tag="workers"),
+    "/api/workers": _get("Workers (50 a page), or a host list when there are several hosts", START, tag="workers"),
     "/api/workers/{name}": _get(
-        "One worker (an id) or the workers of one host (`all` for every host)", NAME, tag="workers"
+        "One worker (an id) or the workers of one host (`all` for every host), 50 a page", NAME, START, tag="workers"
     ),
     "/api/workers/pause_all": _post(
         "Set `pause-all-workers`: Ruby and resque-compat workers stop reserving", tag="workers"
@@ -110,7 +111,9 @@ PATHS: dict[str, dict[str, Any]] = {
         tag="failed",
     ),
     "/api/failed/{list}": _get("A page of one failure list", LIST, START, tag="failed"),
-    "/api/failed/requeue/all": _post("Retry every failure", tag="failed"),
+    "/api/failed/requeue/all": _post(
+        "Retry every failure: batched, in the background for long lists (`task` gives its progress)", tag="failed"
+    ),
     "/api/failed/{list}/requeue/all": _post("Retry every failure of one list", LIST, tag="failed"),
     "/api/failed/clear": _post("Delete every failure", tag="failed"),
     "/api/failed/{list}/clear": _post("Delete one failure list", LIST, tag="failed"),
@@ -120,6 +123,25 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/failed/{list}/requeue/{index}": _post("Retry one failure of a list", LIST, INDEX, tag="failed", body=DIGEST),
     "/api/failed/remove/{index}": _post("Remove one failure", INDEX, tag="failed", body=DIGEST),
     "/api/failed/{list}/remove/{index}": _post("Remove one failure of a list", LIST, INDEX, tag="failed", body=DIGEST),
+    "/api/tasks/{id}": _get(
+        "Progress of a background Retry all / Clear retried", _param("id", description="`task.id`"), tag="failed"
+    ),
+    "/api/raw/{key}": {
+        "get": {
+            "summary": "A record's whole stored bytes (pages and lists cut long values)",
+            "tags": ["stats"],
+            "parameters": [
+                _param("key", description="key name without the namespace"),
+                _param("index", "query", "integer", "list entry position"),
+                _param("field", "query", description="hash field"),
+            ],
+            "responses": {
+                "200": {"description": "the bytes", "content": {"text/plain": {"schema": STR}}},
+                "400": {"description": "no index/field for a list/hash"},
+                "404": {"description": "no such key or entry"},
+            },
+        }
+    },
     "/api/stats/resque": _get("Resque.info", tag="stats"),
     "/api/stats/redis": _get("Redis INFO", tag="stats"),
     "/api/stats/keys": _get(
@@ -191,6 +213,32 @@ PATHS: dict[str, dict[str, Any]] = {
         required=["klass", "timestamp"],
     ),
     "/api/delayed/clear": _post("Delete every delayed job", tag="scheduler"),
+    "/api/retrying": _get("Pending retries: attempt, queue, next run time, last error", tag="retries"),
+    "/api/retrying/now": _post(
+        "Run a delayed retry now (move it to its queue)", tag="retries", body={"name": STR}, required=["name"]
+    ),
+    "/api/retrying/give_up": _post(
+        "Stop retrying: drop the retry, reset its attempt counter, record its last failure",
+        tag="retries",
+        body={"name": STR},
+        required=["name"],
+    ),
+    "/api/statuses": _get(
+        "resque-status records listed in _statuses, newest first (pages of 50)", START, tag="statuses"
+    ),
+    "/api/statuses/{uuid}": _get("One resque-status record with pct_complete", UUID, tag="statuses"),
+    "/api/statuses/{uuid}/kill": _post("Ask a resque-status job to stop (SADD _kill)", UUID, tag="statuses"),
+    "/api/statuses/clear": _post(
+        "Remove listed resque-status records: all, or the completed / failed / killed ones",
+        tag="statuses",
+        body={"which": {"type": "string", "enum": ["all", "completed", "failed", "killed"]}},
+    ),
+    "/api/history": _get(
+        "The graphs' history: jobs per minute, queued, each queue's depth, failures per class (gaps are null)",
+        _param("range", "query", description="`hour` (per minute, default), `day` (per 10 min) or `week` (per hour)"),
+        _param("queue", "query", description="only this queue's depth"),
+        tag="overview",
+    ),
     "/api/openapi.json": {
         "get": {
             "summary": "This document",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import urllib.parse
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,21 @@ from resque_compat import humantime
 from resque_compat.activejob import display as activejob_display
 from resque_compat.client import QueuedJob, WorkerInfo
 from resque_compat.failure import FailureEntry
-from resque_compat.protocol import UNSET, JobPayload, ProtocolError, StatusRecord, WorkingOn, decode_json
+from resque_compat.protocol import (
+    UNSET,
+    JobPayload,
+    ProtocolError,
+    StatusRecord,
+    WorkingOn,
+    decode_json,
+    encode_json,
+)
 
 #: how much of a broken record's bytes a page shows
 RAW_PREVIEW = 2000
+#: the longest value (characters of a string, or of a field's JSON) a page or an API list
+#: shows; longer ones are cut, with the whole record one click away (``full``, ``/raw/…``)
+VALUE_LIMIT = 4096
 #: ActiveJob's wrapper class: resque-web shows the wrapped job's class instead
 ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper"
 
@@ -31,6 +43,37 @@ def text(raw: bytes | str | None, limit: int = RAW_PREVIEW) -> str:
         return ""
     value = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     return value if len(value) <= limit else value[:limit] + f"… ({len(value) - limit} more characters)"
+
+
+def fit(value: Any) -> tuple[Any, bool]:
+    """``value`` if its JSON is at most VALUE_LIMIT characters, else a preview string and True."""
+    try:
+        encoded = encode_json(value)
+    except (TypeError, ValueError, OverflowError):
+        encoded = str(value).encode("utf-8", "replace")
+    if len(encoded) <= VALUE_LIMIT:
+        return value, False
+    return text(encoded[:VALUE_LIMIT], VALUE_LIMIT) + f"… ({len(encoded)} bytes in all)", True
+
+
+def bounded(value: Any, _depth: int = 0) -> Any:
+    """Every string in a page's data cut at VALUE_LIMIT characters: the last guard that keeps
+    any page and any API answer small whatever Redis holds."""
+    if isinstance(value, str):
+        return value if len(value) <= VALUE_LIMIT else text(value, VALUE_LIMIT)
+    if _depth > 40:
+        return "…"
+    if isinstance(value, dict):
+        return {bounded(k, _depth + 1): bounded(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [bounded(v, _depth + 1) for v in value]
+    return value
+
+
+def full_url(key: str, index: int | None = None) -> str:
+    """Where a record's whole bytes are served (``/raw/<key>``, ``?index=`` for a list entry)."""
+    path = "/raw/" + urllib.parse.quote(key, safe="")
+    return path if index is None else f"{path}?index={index}"
 
 
 def digest(raw: bytes) -> str:
@@ -84,7 +127,8 @@ def job(payload: JobPayload) -> dict[str, Any]:
     """A job payload: class, args, and each peer's extra keys. An ActiveJob job is shown as
     itself (class, job id, arguments as the job receives them); the wrapper in ``stored_text``."""
     shown_class = payload.class_
-    args_text = pretty(payload.args)
+    args, args_cut = fit(payload.args)
+    args_text = args if args_cut else pretty(payload.args)
     active_job: dict[str, Any] | None = None
     if payload.class_ == ACTIVE_JOB_WRAPPER and payload.args and isinstance(payload.args[0], dict):
         inner = payload.args[0].get("job_class")
@@ -95,17 +139,20 @@ def job(payload: JobPayload) -> dict[str, Any]:
             active_job = wrapped.to_dict()
             args_text = wrapped.arguments
     extra = {k: v for k, v in payload.to_dict().items() if k not in ("class", "args")}
+    enqueued = when(extra.get("queue_time", extra.get("enqueue_timestamp"))) if extra else None
+    extra_shown, extra_cut = fit(extra)
     return {
         "class": payload.class_,
         "shown_class": shown_class,
-        "args": payload.args,
-        "args_text": args_text,
+        "args": None if args_cut else payload.args,
+        "args_text": args if args_cut else args_text,
         "active_job": active_job,
-        "stored_text": pretty(payload.args) if active_job is not None else None,
+        "stored_text": pretty(payload.args) if active_job is not None and not args_cut else None,
         "id": payload.job_id,
         "status_prefix": payload.status_prefix,
-        "extra": extra,
-        "enqueued": when(extra.get("queue_time", extra.get("enqueue_timestamp"))) if extra else None,
+        "extra": {"(cut)": extra_shown} if extra_cut else extra,
+        "enqueued": enqueued,
+        "truncated": args_cut or extra_cut,
         "broken": False,
     }
 
@@ -127,7 +174,7 @@ def job_bytes(raw: bytes) -> dict[str, Any]:
         return broken(raw, problem)
     if not isinstance(value, dict) or not isinstance(value.get("class"), str):
         return broken(raw, problem)
-    odd_args = value.get("args")
+    odd_args, _ = fit(value.get("args"))
     try:
         shown = job(JobPayload.from_dict({**value, "args": []}))
     except ProtocolError:  # another field is odd too (php's "id" a number, "queue_time" text)
@@ -162,6 +209,8 @@ def working_on(raw: bytes | None, record: WorkingOn | None) -> dict[str, Any] | 
 
 def worker(info: WorkerInfo) -> dict[str, Any]:
     current = working_on(info.job_raw, info.job)
+    if current is not None:
+        current["full"] = full_url("worker:" + info.id)
     return {
         "id": info.id,
         "host": info.host,
@@ -181,12 +230,20 @@ def worker(info: WorkerInfo) -> dict[str, Any]:
 
 
 def failure(entry: FailureEntry) -> dict[str, Any]:
-    base: dict[str, Any] = {"index": entry.index, "list": entry.list_name, "digest": digest(entry.raw)}
+    base: dict[str, Any] = {
+        "index": entry.index,
+        "list": entry.list_name,
+        "digest": digest(entry.raw),
+        "size": len(entry.raw),
+        "full": full_url(entry.list_name, entry.index),
+    }
     record = entry.record
     if record is None:
         base.update(broken=True, problem=entry.problem or "not a failure record", raw=text(entry.raw))
         return base
     retried = record.retried_at if isinstance(record.retried_at, str) and record.retried_at else None
+    backtrace, backtrace_cut = fit([str(line) for line in record.backtrace])
+    extra, extra_cut = fit(dict(record.extra))
     base.update(
         broken=False,
         failed_at=when(record.failed_at),
@@ -194,10 +251,11 @@ def failure(entry: FailureEntry) -> dict[str, Any]:
         payload=job_bytes(bytes(record.payload)),
         exception=record.exception,
         error=record.error,
-        backtrace=[str(line) for line in record.backtrace],
+        backtrace=[backtrace] if backtrace_cut else backtrace,
         worker=record.worker,
         queue=record.queue,
-        extra=dict(record.extra),
+        extra={"(cut)": extra} if extra_cut else extra,
+        truncated=backtrace_cut or extra_cut or len(record.error) > VALUE_LIMIT,
     )
     return base
 

@@ -13,12 +13,12 @@ import time
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.protocol import JobPayload, ProtocolError, ScheduleEntry, decode_json, encode_json
+from resque_compat.protocol import JobPayload, ProtocolError, ScheduleEntry, WorkingOn, decode_json, encode_json
 from resque_compat.replies import text
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue, decode_item
 from resque_compat.scheduler.lock import MasterLock
 from resque_compat.scheduler.recurring import RecurringSchedule, ScheduleError, ScheduleStore, job_args, next_run
-from resque_compat.web import present
+from resque_compat.web import data, present
 from resque_compat.web.actions import BadRequestError, ConflictError
 from resque_compat.web.data import PAGE, NotFoundError, Paging
 
@@ -276,6 +276,16 @@ def clear(resque: Resque) -> dict[str, Any]:
     return {"message": f"Cleared every delayed job ({removed} timestamps)", "timestamps": removed}
 
 
+def _working_class(raw: bytes) -> str:
+    """The class of a working-on record's job, "" when unreadable (a cheap read for a search)."""
+    try:
+        payload = decode_json(bytes(WorkingOn.decode(raw).payload))
+    except ProtocolError:
+        return ""
+    cls = payload.get("class") if isinstance(payload, dict) else None
+    return cls if isinstance(cls, str) else ""
+
+
 def search(resque: Resque, term: str) -> dict[str, Any]:
     """Class names containing ``term`` among working, delayed and queued jobs (bounded reads)."""
     term = term.strip()
@@ -283,11 +293,9 @@ def search(resque: Resque, term: str) -> dict[str, Any]:
     if not term:
         return out
     needle = term.lower()
-    for info in resque.working():
-        shown = present.worker(info)
-        payload = (shown["job"] or {}).get("payload") or {}
-        if needle in str(payload.get("class", "")).lower():
-            out["working"].append(shown)
+    busy = data.worker_index(resque).busy
+    hits = [wid for wid, raw in busy.items() if needle in _working_class(raw).lower()][:SEARCH_LIMIT]
+    out["working"] = [present.worker(info) for info in data.worker_rows(resque, sorted(hits)) if info.job_raw]
     for job in itertools.islice(_delayed(resque).all_jobs(), SEARCH_LIMIT):
         if job.item is not None and needle in job.item.class_.lower():
             out["delayed"].append(delayed_job(job))

@@ -21,6 +21,7 @@ from redis.retry import Retry
 from resque_compat.client import Resque, default_namespace
 from resque_compat.cliutil import CliContext, fail, handle_errors, on_terminal, pass_cli, progress
 from resque_compat.connection import connect, parse_address
+from resque_compat.envvars import help_epilog
 from resque_compat.failure import BACKENDS
 from resque_compat.logs import LOG_FORMATS, WORKER_TEXT, level_for, setup
 from resque_compat.protocol import resolve_queues
@@ -116,7 +117,7 @@ def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
             thread.join(timeout=2)
 
 
-@click.command("work")
+@click.command("work", epilog=help_epilog("work"))
 @click.option("-q", "--queues", metavar="Q1,Q2", help="Queues in priority order; globs and !exclude. [env: QUEUE]")
 @click.option("--interval", type=float, help="Seconds between polls when idle; 0 = --burst. [env: INTERVAL; 5]")
 @click.option(

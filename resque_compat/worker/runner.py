@@ -20,12 +20,17 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from resque_compat.jobs import progress
 from resque_compat.protocol import Failure, JobPayload, ProtocolError, encode_json, timefmt
+from resque_compat.protocol.progress import status_name
 from resque_compat.registry import Call, DontPerform, JobDefinition, JobRegistry, current_call
+
+if TYPE_CHECKING:
+    from resque_compat.jobs.progress import ResqueStatuses
 
 log = logging.getLogger("resque_compat.worker")
 
@@ -61,13 +66,17 @@ class Outcome(msgspec.Struct, omit_defaults=True):
 
     ``result`` is the status ``result`` to write (UNSET: leave the record's as it is);
     ``failure`` the encoded failure record when the job failed; ``duration`` the seconds the
-    job ran, hooks included (0: it never ran, the caller measures what it saw)."""
+    job ran, hooks included (0: it never ran, the caller measures what it saw); ``retryable``
+    whether the job's retry policy retries this failure; ``progress`` the last progress a
+    tracked job reported, kept in its final status."""
 
     ok: bool
     result: Any = msgspec.UNSET
     failure: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     skipped: bool = False
     duration: float = 0.0
+    retryable: bool = True
+    progress: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 _encode_outcome = msgspec.json.Encoder().encode
@@ -181,6 +190,8 @@ class Job:
     instance: Any = None
     #: what the registry resolved the payload to (an ActiveJob wrapper: the inner job's call)
     call: Call | None = None
+    #: a tracked job's progress calls (php status extra fields)
+    tracked: progress.TrackedProgress | None = None
 
     @property
     def class_name(self) -> str:
@@ -210,6 +221,8 @@ class JobRunner:
     def __init__(self, registry: JobRegistry, worker_id: str) -> None:
         self.registry = registry
         self.worker_id = worker_id
+        #: where progress goes (resque-status records, php status extras); None: no progress calls
+        self.statuses: ResqueStatuses | None = None
 
     def failed(self, queue: str, item: bytes, exc: BaseException, backtrace: list[str] | None = None) -> Outcome:
         bt = ruby_backtrace(exc.__traceback__) if backtrace is None else backtrace
@@ -226,14 +239,16 @@ class JobRunner:
     def dirty_exit(self, job_or_item: Job | bytes, queue: str, exception: str, error: str) -> Outcome:
         """A job whose process died: failed with its full payload, and its on_failure hooks run."""
         item = job_or_item.item if isinstance(job_or_item, Job) else job_or_item
+        retryable = True
         if isinstance(job_or_item, Job):
             exc = DirtyExit(error)
             exc.resque_name = exception
             self._on_failure(job_or_item, exc)
+            retryable = _retryable(job_or_item, exc)
         record = failure_record(
             item, exception=exception, error=error, backtrace=[], worker_id=self.worker_id, queue=queue
         )
-        return Outcome(ok=False, failure=msgspec.Raw(record))
+        return Outcome(ok=False, failure=msgspec.Raw(record), retryable=retryable)
 
     def run(self, job: Job, timeout: float | None = None) -> Outcome:
         """Perform the job with its hooks. Never raises: every end is an Outcome."""
@@ -249,11 +264,14 @@ class JobRunner:
                 exc = TermException("SIGINT")
             self._on_failure(job, exc)
             outcome = self.failed(job.queue, job.item, exc)
+            outcome.retryable = _retryable(job, exc)
         else:
             outcome = Outcome(ok=True, result=msgspec.UNSET if result is None else result)
         finally:
             current_call.reset(token)
         outcome.duration = time.monotonic() - started
+        if job.tracked is not None and job.tracked.fields:
+            outcome.progress = job.tracked.fields
         return outcome
 
     # -- the two job styles --------------------------------------------------------
@@ -274,6 +292,12 @@ class JobRunner:
 
     def _perform_php(self, job: Job) -> Any:
         instance = job.instance = self._php_instance(job)
+        if job.definition.status and self.statuses is not None:
+            reporter: progress.StatusReporter = instance.status_reporter
+            return progress.perform_status_job(reporter, lambda: self._perform_instance(job, instance), error_text)
+        return self._perform_instance(job, instance)
+
+    def _perform_instance(self, job: Job, instance: Any) -> Any:
         job_hooks = job.definition
         for hook in job_hooks.hooks_of("before_perform"):
             getattr(instance, hook.__name__)()
@@ -289,13 +313,24 @@ class JobRunner:
             getattr(instance, hook.__name__)()
         return result
 
-    @staticmethod
-    def _php_instance(job: Job) -> Any:
+    def _php_instance(self, job: Job) -> Any:
         instance = job.definition.target()
         instance.args = job.args[0] if job.args else {}
         instance.queue = job.queue
         instance.job_id = job.job_id
         instance.payload = job.payload
+        if self.statuses is None:
+            return instance
+        if job.definition.status:  # resque-status: args are [uuid, options]
+            uuid, options = progress.status_job_args(job.args)
+            instance.uuid, instance.options = uuid, options
+            name = status_name(job.class_name, options)
+            instance.status_reporter = progress.StatusReporter(self.statuses, uuid, name)
+            progress.bind_calls(instance, instance.status_reporter, progress.REPORTER_CALLS)
+        else:  # php style: progress as extra fields of its status (none kept when it is not tracked)
+            key = self.statuses.keys.status(job.job_id, job.payload.status_prefix) if job.job_id else None
+            job.tracked = progress.TrackedProgress(self.statuses.redis, key)
+            progress.bind_calls(instance, job.tracked, progress.TRACKED_CALLS)
         return instance
 
     def _on_failure(self, job: Job, exc: BaseException) -> None:
@@ -310,6 +345,12 @@ class JobRunner:
                     hook(exc, *job.call_args, **job.kwargs)
             except Exception:
                 log.exception("on_failure hook %s of %s failed", getattr(hook, "__name__", hook), job.class_name)
+
+
+def _retryable(job: Job, exc: BaseException) -> bool:
+    """Does the job's retry policy retry this exception (True when it has no policy)?"""
+    policy = job.definition.retry
+    return True if policy is None else policy.retries(exc)
 
 
 def _around(hooks: Any, args: list[Any], perform: Callable[[], Any], kwargs: dict[str, Any] | None = None) -> Any:

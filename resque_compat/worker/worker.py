@@ -47,6 +47,9 @@ import redis
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failure import Failures
+from resque_compat.history import Sampler
+from resque_compat.jobs.progress import ResqueStatuses
+from resque_compat.jobs.retrying import WorkerRetries, retry_line
 from resque_compat.logs import JOB_FIELDS, escape_controls, job_fields, mask_args
 from resque_compat.protocol import (
     UNSET,
@@ -149,6 +152,8 @@ class Worker:
         self.pid = os.getpid()
         self.id = worker_id(config.queues, self.pid, host)
         self.runner = JobRunner(registry, self.id)
+        self.runner.statuses = ResqueStatuses(self.redis, self.keys)
+        self.retries = WorkerRetries(self.redis, self.keys, self.id, config.failure_backend, config.reliable)
         self.cycle: Cycle | None = None
         self.queues: list[str] = [q for q in config.queues if not q.startswith("!")]
         self._resolved_at = 0.0
@@ -169,6 +174,7 @@ class Worker:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
+        self._history = Sampler(self.redis, self.keys)  # ticked by the heartbeat thread, never by a job
         self._registered = False
         self._next_prune = time.monotonic()
         self._saved_signals: dict[signal.Signals, Any] = {}
@@ -421,8 +427,9 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # -- one job ------------------------------------------------------------------------
-    def _process(self, queue: str, item: bytes) -> Finish:
-        """Run a reserved job; the returned Finish goes into the next cycle call."""
+    def _process(self, queue: str, item: bytes) -> Finish | None:
+        """Run a reserved job; the returned Finish goes into the next cycle call (None: a retry
+        policy already finished it)."""
         if self._stop:  # told to stop while the reservation was in flight: give it back
             return Finish(queue, release_item=item)
         started = time.monotonic()
@@ -444,6 +451,12 @@ class Worker:
             job = Job(queue, item, payload, call.definition, call=call)
             if log.isEnabledFor(logging.DEBUG):  # arguments only at DEBUG, secret-looking keys masked
                 log.debug("got: (Job{%s} | %s | %s)", queue, call.class_name, mask_args(payload.args))
+            if call.definition.retry is not None:
+                policy = call.definition.retry
+                carried = self._retry(lambda: self.retries.begin(*call.identity, item, policy), "count the attempt")
+                if carried is not None and status_key is None:  # a tracked job back from a delayed retry
+                    status_key, status = self._pickup_status(*carried)
+                    self._status_in_hand = (status_key, status)
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
             if not outcome.ok and self._stop_now and self.config.reliable:
                 # interrupted by shutdown: reliable mode gives it back, at the head of its queue
@@ -455,7 +468,53 @@ class Worker:
                 waiting = status.advanced(JobStatus.WAITING).encode() if status is not None else None
                 return Finish(queue, release_item=item, status_key=status_key, status=waiting)
             self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
+            if call.definition.retry is not None:
+                return self._settle(job, outcome, status_key, status)
         return self._finish(queue, outcome, status_key, status)
+
+    def _settle(self, job: Job, outcome: Outcome, status_key: str | None, status: StatusRecord | None) -> Finish | None:
+        """A job with a retry policy: success clears its attempt counter, then finishes as usual;
+        a failure is retried or given up by one guarded script instead of the cycle's finish
+        (``jobs/retrying.py``), so a crash can neither lose the retry nor record it twice."""
+        call = job.call
+        assert call is not None
+        if outcome.ok:
+            self._retry(lambda: self.retries.succeeded(*call.identity), "clear the attempt counter")
+            return self._finish(job.queue, outcome, status_key, status)
+        settled, attempt = self._retry(lambda: self._settle_failure(job, outcome, status_key, status), "retry")
+        self._processed_seen = settled.processed
+        self.jobs_done += 1
+        self.jobs_failed += 1
+        policy = job.definition.retry
+        assert policy is not None
+        line = retry_line(
+            call.class_name, job.queue, attempt=attempt, policy=policy, settled=settled, failure=_failure_bytes(outcome)
+        )
+        log.warning("%s", line)
+        return None
+
+    def _settle_failure(
+        self, job: Job, outcome: Outcome, status_key: str | None, status: StatusRecord | None
+    ) -> tuple[Any, int]:
+        policy, call = job.definition.retry, job.call
+        assert policy is not None and call is not None
+        attempt = self.retries.attempt_of(job.item)
+        if status is not None and isinstance(outcome.progress, dict):
+            status = msgspec.structs.replace(status, extra={**status.extra, **outcome.progress})
+        settled = self.retries.settle(
+            queue=job.queue,
+            item=job.item,
+            identity=call.identity,
+            next_attempt=None if call.retry_args is None else call.next_attempt(),
+            policy=policy,
+            retryable=outcome.retryable,
+            tracked=(job.job_id, job.payload.status_prefix) if job.job_id else None,
+            failure=_failure_bytes(outcome),
+            status_key=status_key,
+            status=status,
+            attempt=attempt,
+        )
+        return settled, attempt
 
     def _ended(
         self, queue: str, job_id: str | None, class_name: str, outcome: Outcome, *, started: float, why: str = ""
@@ -506,6 +565,8 @@ class Worker:
     @staticmethod
     def _finish(queue: str, outcome: Outcome, status_key: str | None, status: StatusRecord | None) -> Finish:
         final: bytes | None = None
+        if status is not None and isinstance(outcome.progress, dict):  # a tracked job's last progress stays
+            status = msgspec.structs.replace(status, extra={**status.extra, **outcome.progress})
         if status_key is not None and status is not None:
             if outcome.ok:
                 result = outcome.result
@@ -589,6 +650,9 @@ class Worker:
         status_key, status = self._status_in_hand
         finish = self._finish(job.queue, outcome, status_key, status)
         try:
+            if job.definition.retry is not None and not outcome.ok:
+                self._settle_failure(job, outcome, status_key, status)  # guarded the same way
+                return
             self.cycle.reconnect()
             self.cycle.call(finish, check=False, reserve=False, guard=job.item)
         except redis.RedisError as exc:
@@ -895,7 +959,8 @@ class Worker:
 
     def _beat_loop(self) -> None:
         """Heartbeat every HEARTBEAT_INTERVAL s, prune dead workers now and then (``_prune``);
-        while a job runs, also read the control list (between jobs the cycle call does that)."""
+        while a job runs, also read the control list (between jobs the cycle call does that);
+        once a minute, maybe record the history."""
         interval = self.config.heartbeat_interval
         next_beat = time.monotonic() + interval
         while not self._beat_stop.wait(min(0.5, max(0.0, min(next_beat, self._next_prune) - time.monotonic()))):
@@ -912,6 +977,7 @@ class Worker:
                 if time.monotonic() >= self._next_prune and not self._stop:
                     self._prune()
                 self._summary()
+                self._history.tick()
             except redis.RedisError as exc:
                 log.debug("heartbeat: %s", redact(str(exc)))
             except Exception:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from skip_policy import skip_missing_package
 
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer, free_port
@@ -40,15 +41,18 @@ def _missing_chromium() -> str | None:
     """Why the browser cannot run, or None (``./dev test`` installs Debian's chromium)."""
     if Path(CHROMIUM).exists():
         return None
-    return f"{CHROMIUM} is missing: install Debian's chromium package (./dev test does, as root)"
+    return f"{CHROMIUM} is missing (Debian: chromium; or set CHROMIUM_PATH)"
 
 
 @pytest.fixture(scope="module")  # Playwright's sync API holds an event loop: end it with the module
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+    try:
+        from playwright import sync_api  # noqa: PLC0415 - the dev extra; a skip names it when absent
+    except ImportError:
+        skip_missing_package("playwright", "the playwright Python package is not installed (the dev extra)")
     problem = _missing_chromium()
     if problem:
-        pytest.skip(problem)
+        skip_missing_package("chromium", problem)
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

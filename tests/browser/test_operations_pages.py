@@ -141,3 +141,17 @@ def test_schedule_page_shows_the_next_run(page: Any, r: redis.Redis, seeded: dic
     tick = page.locator("#schedule-table tr", has_text="every minute").locator("td.next-run").inner_text()
     assert "2100-01-01T00:00:00Z" in tick and "last run" not in tick
     shot(page, "schedule-next-run")
+
+
+def test_chart_times_use_the_pages_format(page: Any, r: redis.Redis) -> None:
+    from history_seed import seed_history  # noqa: PLC0415 - the graphs' own seed
+
+    seed_history(r)
+    page.goto("/overview")
+    page.wait_for_function("() => document.getElementById('history-chart').dataset.loaded")
+    ticks = page.evaluate("() => document.getElementById('history-chart').uplot.axes[0]._values")
+    assert ticks and all(len(t) == 5 and t[2] == ":" for t in ticks), ticks  # 24 h HH:MM, never 12:40pm
+    box = page.locator("#history-chart .chart-plot .u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    shown = page.locator("#history-chart .u-legend .u-series").first.locator(".u-value").inner_text()
+    assert len(shown) == 20 and shown[10] == "T" and shown.endswith("Z"), shown

@@ -9,16 +9,15 @@ import pytest
 import redis
 from fault_helpers import run_cli, wait_for
 from fault_results import ScenarioResult
-from sentinel import SentinelSetup, sentinel_binary
+from sentinel import SentinelSetup
+from skip_policy import needs_binary
 from worker_farm import QUEUE, Farm
 
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer
 from resque_compat.protocol import Failure, JobPayload
 
-needs_sentinel = pytest.mark.skipif(
-    sentinel_binary() is None, reason="redis-sentinel is not installed (Debian: apt-get install redis-sentinel)"
-)
+needs_sentinel = needs_binary("redis-sentinel")
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@
           // The fragment is rendered (and escaped) by the server from our own template.
           target.innerHTML = html;
           target.setAttribute("data-polled", new Date().toISOString());
+          document.dispatchEvent(new CustomEvent("resque:polled"));  // charts.js draws the new numbers
         })
         .catch(function () { /* keep the last view; try again next tick */ });
     }
@@ -40,6 +41,7 @@
         timer = setInterval(refresh, seconds * 1000);
       }
       if (label) { label.classList.toggle("on", box.checked); }
+      document.dispatchEvent(new CustomEvent("resque:poll", { detail: { on: box.checked } }));
       try { localStorage.setItem("resque-live-poll", box.checked ? "1" : "0"); } catch (e) { /* private mode */ }
     }
 

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 import redis
 from ajjobs import EXPECTED_ARGS, EXPECTED_KWARGS, exact_types
-from harness import HERE, PEERS_DIR, Peer, Peers, our_cli, wait_for
+from harness import HERE, PEERS_DIR, RUBY, Peer, Peers, our_cli, wait_for
+from skip_policy import peer_reason, skip_missing_peer
 
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer
@@ -50,7 +51,9 @@ def rails_peer(peer_table: dict[str, Peer]) -> Peer:
     )
     if probe.returncode != 0:
         return Peer(
-            "ruby-activejob", argv, missing=f"ActiveJob does not load (Debian: ruby-activejob): {probe.stderr[:200]}"
+            "ruby-activejob",
+            argv,
+            missing=peer_reason(RUBY, f"ActiveJob does not load (Debian: ruby-activejob): {probe.stderr[:200]}"),
         )
     return Peer("ruby-activejob", argv)
 
@@ -63,7 +66,9 @@ def rails(rails_peer: Peer, peers: Peers) -> Peer:
 def need_scheduler() -> None:
     base = os.environ.get("INTEROP_RUBY_RESQUE_SCHEDULER")
     if not base or not os.path.isdir(os.path.join(base, "lib")):
-        pytest.skip("set INTEROP_RUBY_RESQUE_SCHEDULER to a resque-scheduler checkout (set(wait:) needs it)")
+        skip_missing_peer(
+            "INTEROP_RUBY_RESQUE_SCHEDULER", "set it to a resque-scheduler checkout (set(wait:) needs it)"
+        )
 
 
 def results(r: redis.Redis, by: str) -> list[dict[str, Any]]:
