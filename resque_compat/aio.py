@@ -1,7 +1,7 @@
 """The client for asyncio apps (FastAPI, Starlette, aiohttp), on ``redis.asyncio``.
 
 Same operations and the same bytes as :class:`resque_compat.client.Resque`: both take their
-commands and decoders from :mod:`resque_compat.commands` and the protocol layer, and only
+commands and decoders from :mod:`resque_compat.plans` and the protocol layer, and only
 the awaiting differs.
 
 >>> async with AsyncResque("redis://localhost:6379/0") as r:
@@ -24,24 +24,6 @@ from redis.asyncio.sentinel import Sentinel
 from resque_compat import replies
 from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.client import default_namespace
-from resque_compat.commands import (
-    Command,
-    QueuedJob,
-    WorkerInfo,
-    check_control,
-    decode_workers,
-    enqueue_plan,
-    info_dict,
-    is_true,
-    push_raw_commands,
-    queue_commands,
-    queued,
-    remove_queue_commands,
-    requeue_commands,
-    retry_plan,
-    server_url,
-    worker_row_commands,
-)
 from resque_compat.connection import RedisAddress, build_client, parse_address
 from resque_compat.failure import (
     BackendName,
@@ -55,9 +37,26 @@ from resque_compat.failure import (
     removal_marker,
 )
 from resque_compat.jobs.progress import DEFAULT_QUEUE, create_plan, read_status
+from resque_compat.plans import (
+    QueuedJob,
+    WorkerInfo,
+    check_control,
+    decode_workers,
+    enqueue_plan,
+    info_dict,
+    is_true,
+    push_raw_commands,
+    queued,
+    remove_queue_commands,
+    requeue_commands,
+    retry_plan,
+    server_url,
+    worker_row_commands,
+)
 from resque_compat.protocol import Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
 
@@ -243,7 +242,7 @@ class AsyncResque:
 
     async def queue_sizes(self) -> dict[str, int]:
         names = await self.queues()
-        sizes = await _run(self.redis, [("llen", self.keys.queue(n)) for n in names], transaction=False)
+        sizes = await _run(self.redis, [("LLEN", self.keys.queue(n)) for n in names], transaction=False)
         return dict(zip(names, (int(n) for n in sizes), strict=True))
 
     async def peek(self, queue: str, start: int = 0, count: int = 1) -> list[QueuedJob]:

@@ -14,7 +14,11 @@ from typing import Any
 
 import redis
 
-from resque_compat.commands import (
+from resque_compat.connection import RedisAddress, connect, parse_address
+from resque_compat.failure import BackendName, Failures, default_backend
+from resque_compat.jobs.progress import ResqueStatuses
+from resque_compat.jobs.retrying import PendingRetries
+from resque_compat.plans import (
     QueuedJob,
     WorkerInfo,
     check_control,
@@ -23,16 +27,11 @@ from resque_compat.commands import (
     info_dict,
     is_true,
     push_raw_commands,
-    queue_commands,
     queued,
     remove_queue_commands,
     server_url,
     worker_row_commands,
 )
-from resque_compat.connection import RedisAddress, connect, parse_address
-from resque_compat.failure import BackendName, Failures, default_backend
-from resque_compat.jobs.progress import ResqueStatuses
-from resque_compat.jobs.retrying import PendingRetries
 from resque_compat.protocol import (
     JobPayload,
     Keys,
@@ -41,7 +40,7 @@ from resque_compat.protocol import (
     normalize_class,
 )
 from resque_compat.replies import raw, text, to_int
-from resque_compat.resp import transaction
+from resque_compat.resp import queue_commands, transaction
 
 
 def default_namespace() -> str:

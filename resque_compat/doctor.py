@@ -23,9 +23,9 @@ import redis
 from resque_compat.activejob.job import is_wrapper, wrapped_job
 from resque_compat.client import Resque
 from resque_compat.cliutil import CliContext, fail
-from resque_compat.commands import WorkerInfo
 from resque_compat.connection import ConfigError, redact
 from resque_compat.envvars import help_epilog
+from resque_compat.plans import WorkerInfo
 from resque_compat.protocol import (
     JobPayload,
     ProtocolError,

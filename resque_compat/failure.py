@@ -15,10 +15,11 @@ from typing import Literal
 
 import redis
 
-from resque_compat.commands import Command, queue_commands, requeue_commands, retry_plan
+from resque_compat.plans import requeue_commands, retry_plan
 from resque_compat.protocol import Failure, JobPayload, Keys, ProtocolError
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.replies import raw, text
+from resque_compat.resp import Command, queue_commands
 
 BackendName = Literal["redis", "redis_multi_queue"]
 BACKENDS: tuple[BackendName, ...] = ("redis", "redis_multi_queue")
@@ -70,9 +71,9 @@ def removal_marker() -> str:
 def clear_commands(keys: Keys, list_name: str) -> list[Command]:
     """LLEN (the count cleared), UNLINK, and for a multi-queue list its ``failed_queues`` entry."""
     key = keys.failed_list(list_name)
-    commands: list[Command] = [("llen", key), ("unlink", key)]  # UNLINK: a million entries freed off-thread
+    commands: list[Command] = [("LLEN", key), ("UNLINK", key)]  # UNLINK: a million entries freed off-thread
     if list_name != "failed":
-        commands.append(("srem", keys.failed_queues, list_name))
+        commands.append(("SREM", keys.failed_queues, list_name))
     return commands
 
 

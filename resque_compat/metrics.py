@@ -28,8 +28,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from resque_compat.client import Resque
-from resque_compat.commands import decode_worker_state, is_true, worker_state
 from resque_compat.connection import redact
+from resque_compat.plans import decode_worker_state, is_true, worker_state
 from resque_compat.protocol import WorkerId
 from resque_compat.replies import text, to_int
 from resque_compat.scheduler.delayed import DelayedQueue

@@ -1,4 +1,5 @@
-"""RESP packing and a lean send path, for the two hot paths: enqueue and the worker's cycle.
+"""Commands as wire words, their RESP packing, and a lean send path for the two hot paths:
+enqueue and the worker's cycle.
 
 redis-py's generic pipeline (per-command objects, response callbacks, retry wrapper) costs
 more than the loopback round trip itself. Here a command list is packed into one buffer and
@@ -14,7 +15,12 @@ from typing import Any
 import redis
 from redis.connection import Connection
 
-Arg = str | bytes | int
+Arg = str | bytes | int | float
+
+#: One Redis command as the words sent on the wire: its name (``"SADD"``, ``"DEL"``), then
+#: its arguments. Every command plan (:mod:`resque_compat.plans`) is a list of these, so the
+#: same plan runs through :func:`transaction` or on any redis-py pipeline, sync or asyncio.
+Command = tuple[Arg, ...]
 
 
 def bulk(value: Arg) -> bytes:
@@ -28,7 +34,14 @@ def pack(args: Sequence[Arg]) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(bulk(a) for a in args)
 
 
-def transaction(client: redis.Redis, commands: Iterable[Sequence[Arg]]) -> list[Any]:
+def queue_commands(pipe: Any, commands: Iterable[Command]) -> None:
+    """Buffer ``commands`` on a redis-py pipeline, sync or asyncio (both buffer synchronously);
+    redis-py packs them as :func:`pack` does, so the bytes are the same."""
+    for command in commands:
+        pipe.execute_command(*command)
+
+
+def transaction(client: redis.Redis, commands: Iterable[Command]) -> list[Any]:
     """Run ``commands`` in one MULTI/EXEC round trip; returns EXEC's replies.
 
     Nothing is retried: a transaction whose reply was lost may have run, and a blind resend

@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from resque_compat import JobStatus, Resque, commands
+from resque_compat import JobStatus, Resque, plans
 from resque_compat.aio import AsyncResque
 from resque_compat.failure import FailureError
 from resque_compat.protocol import Failure, JobPayload, Keys, Raw, StatusRecord, WorkingOn, encode_json, timefmt
@@ -57,8 +57,8 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
     """Fixed clock and job ids (call it to restart the ids), so two clients writing the same
     jobs must write the same bytes."""
     counter = [itertools.count()]
-    monkeypatch.setattr(commands, "new_job_id", lambda: f"{next(counter[0]):032x}")
-    monkeypatch.setattr(commands, "time", types.SimpleNamespace(time=lambda: 1795724640.25))
+    monkeypatch.setattr(plans, "new_job_id", lambda: f"{next(counter[0]):032x}")
+    monkeypatch.setattr(plans, "time", types.SimpleNamespace(time=lambda: 1795724640.25))
 
     def reset() -> None:
         counter[0] = itertools.count()

@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from resque_compat.activejob.job import WRAPPER_CLASS, SerializedJob, build, wrapper_args
-from resque_compat.commands import Command, enqueue_plan
+from resque_compat.plans import enqueue_plan
 from resque_compat.protocol import Keys
+from resque_compat.resp import Command
 from resque_compat.scheduler.delayed import schedule_plan
 
 

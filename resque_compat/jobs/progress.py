@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from resque_compat.commands import Command, push_raw_commands, queue_commands
+from resque_compat.plans import push_raw_commands
 from resque_compat.protocol import JobPayload, Keys, ProtocolError, StatusRecord, decode_json, timefmt
 from resque_compat.protocol.progress import (
     COMPLETED,
@@ -36,6 +36,7 @@ from resque_compat.protocol.progress import (
     new_uuid,
 )
 from resque_compat.replies import raw, text
+from resque_compat.resp import Command, queue_commands
 
 #: resque-status's queue for classes without ``@queue``
 DEFAULT_QUEUE = "statused"
@@ -150,12 +151,12 @@ def create_plan(
     record = merged(None, uuid, None, {"options": opts})
     now = int(record.time)
     status_key = keys.resque_status(uuid)
-    commands: list[Command] = [("set", status_key, record.encode())]
+    commands: list[Command] = [("SET", status_key, record.encode())]
     if expire_in:
-        commands.append(("expire", status_key, expire_in))
-    commands.append(("zadd", keys.resque_statuses, {uuid: now}))
+        commands.append(("EXPIRE", status_key, expire_in))
+    commands.append(("ZADD", keys.resque_statuses, now, uuid))
     if expire_in:
-        commands.append(("zremrangebyscore", keys.resque_statuses, 0, now - expire_in))
+        commands.append(("ZREMRANGEBYSCORE", keys.resque_statuses, 0, now - expire_in))
     commands += push_raw_commands(keys, queue, JobPayload.new(class_name, [uuid, opts]).encode())
     return uuid, commands
 

@@ -13,6 +13,11 @@ from typing import Any
 from resque_compat.protocol.rubyfmt import ruby_join, sha1_hex
 
 
+def glob_escape(text: str) -> str:
+    """``text`` matched literally in a KEYS / SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 def normalize_namespace(namespace: str) -> str:
     """Return the literal key prefix for a namespace (``resque`` -> ``resque:``)."""
     if not namespace or namespace.endswith(":"):
@@ -41,6 +46,10 @@ class Keys:
         """Remove the namespace from a key Redis returned (KEYS, BLPOP)."""
         return key[len(self.prefix) :] if key.startswith(self.prefix) else key
 
+    def pattern(self, name_prefix: str = "") -> str:
+        """A SCAN pattern for every key of this namespace starting with ``name_prefix``."""
+        return glob_escape(self.prefix + name_prefix) + "*"
+
     # -- queues -----------------------------------------------------------------
     @cached_property
     def queues(self) -> str:
@@ -48,6 +57,11 @@ class Keys:
 
     def queue(self, name: str) -> str:
         return self.prefix + "queue:" + name
+
+    def queue_name(self, key: str) -> str | None:
+        """The queue a ``queue:<name>`` key (as BLPOP returns it) belongs to; None for another key."""
+        head = self.prefix + "queue:"
+        return key[len(head) :] if key.startswith(head) else None
 
     # -- workers ----------------------------------------------------------------
     @cached_property
@@ -119,13 +133,37 @@ class Keys:
     def delayed(self, timestamp: int) -> str:
         return self.prefix + self.delayed_member(timestamp)
 
+    def delayed_at(self, member: bytes) -> bytes:
+        """``delayed:<ts>`` for a schedule member exactly as stored (bytes read back from Redis)."""
+        return self.prefix.encode() + self.delayed_member_of(member)
+
     @staticmethod
     def delayed_member(timestamp: int) -> str:
         """What ``timestamps:<json>`` sets hold: ``delayed:<ts>`` *without* the namespace."""
         return f"delayed:{timestamp}"
 
+    @staticmethod
+    def delayed_member_of(member: bytes) -> bytes:
+        """:meth:`delayed_member` for a schedule member exactly as stored."""
+        return b"delayed:" + member
+
+    @staticmethod
+    def parse_delayed_member(member: str) -> int | None:
+        """The timestamp of a ``timestamps:`` set member (``delayed:<ts>``); None when it is not one."""
+        ts = member[len("delayed:") :] if member.startswith("delayed:") else ""
+        return int(ts) if ts.lstrip("-").isdigit() else None
+
     def timestamps(self, item_json: str) -> str:
         return self.prefix + "timestamps:" + item_json
+
+    def timestamps_of(self, item: bytes) -> bytes:
+        """:meth:`timestamps` for an item's stored bytes (which need not be UTF-8)."""
+        return (self.prefix + "timestamps:").encode() + item
+
+    @cached_property
+    def timestamps_pattern(self) -> str:
+        """SCAN pattern matching every ``timestamps:<item>`` set."""
+        return self.pattern("timestamps:")
 
     @cached_property
     def last_enqueued_at(self) -> str:
@@ -185,6 +223,11 @@ class Keys:
     def inflight(self, worker_id: str) -> str:
         """Reliable mode: the job a worker holds, moved here atomically from its queue."""
         return self.prefix + "compat:inflight:" + worker_id
+
+    @cached_property
+    def delayed_rejected(self) -> str:
+        """Delayed items no peer could enqueue (no class or queue), kept aside by the mover."""
+        return self.prefix + "compat:delayed:rejected"
 
     @cached_property
     def pending_retries(self) -> str:

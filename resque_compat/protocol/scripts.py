@@ -301,3 +301,208 @@ if ARGV[3] == 'give-up' then
 end
 return 1
 """
+
+
+# -- resque-scheduler: delayed items and the master lock --------------------------------------
+# (resque_compat.scheduler.mover, .delayed, .lock; every key in KEYS, computed by the caller)
+
+#: Shared Lua of the two move scripts: validate an item, split its top-level members into raw
+#: substrings (a scanner tracking strings, escapes and nesting, after ``cjson.decode`` proved
+#: it well formed), build ``{"class":<raw>,"args":<raw>}`` and push it. See
+#: :mod:`resque_compat.scheduler.mover` for why the job is not re-encoded with cjson.
+_DELAYED_LIB = r"""
+local function str_end(s, i)
+  local p = i + 1
+  while true do
+    local q = string.find(s, '["\\]', p)
+    if not q then return nil end
+    if string.byte(s, q) == 92 then p = q + 2 else return q end
+  end
+end
+
+local function skip_ws(s, p)
+  return string.find(s, '[^ \t\r\n]', p)
+end
+
+local function value_end(s, i)
+  local c = string.byte(s, i)
+  if c == 34 then return str_end(s, i) end
+  if c == 123 or c == 91 then
+    local depth, p = 1, i + 1
+    while true do
+      local q = string.find(s, '["{}%[%]]', p)
+      if not q then return nil end
+      local b = string.byte(s, q)
+      if b == 34 then
+        local e = str_end(s, q)
+        if not e then return nil end
+        p = e + 1
+      elseif b == 123 or b == 91 then
+        depth = depth + 1
+        p = q + 1
+      else
+        depth = depth - 1
+        if depth == 0 then return q end
+        p = q + 1
+      end
+    end
+  end
+  local q = string.find(s, '[,}%]%s]', i)
+  if not q then return nil end
+  return q - 1
+end
+
+-- top-level members of a JSON object as raw substrings, or nil
+local function members(s)
+  local ok, decoded = pcall(cjson.decode, s)
+  if not ok or type(decoded) ~= 'table' then return nil end
+  local i = skip_ws(s, 1)
+  if not i or string.byte(s, i) ~= 123 then return nil end
+  local out = {}
+  i = skip_ws(s, i + 1)
+  if i and string.byte(s, i) == 125 then return out end
+  while i do
+    if string.byte(s, i) ~= 34 then return nil end
+    local kend = str_end(s, i)
+    if not kend then return nil end
+    local okk, key = pcall(cjson.decode, string.sub(s, i, kend))
+    if not okk then return nil end
+    i = skip_ws(s, kend + 1)
+    if not i or string.byte(s, i) ~= 58 then return nil end
+    i = skip_ws(s, i + 1)
+    if not i then return nil end
+    local vend = value_end(s, i)
+    if not vend then return nil end
+    out[key] = string.sub(s, i, vend)
+    i = skip_ws(s, vend + 1)
+    if not i then return nil end
+    local c = string.byte(s, i)
+    if c == 125 then return out end
+    if c ~= 44 then return nil end
+    i = skip_ws(s, i + 1)
+  end
+  return nil
+end
+
+-- push one delayed item to its queue; returns 1 moved, 0 rejected. The caller named the
+-- item's keys: stamps (its timestamps: set), dest (queue:<want>); want is the queue it read
+-- from the item ('' none); an item whose queue reads otherwise here is kept aside, not moved.
+local function move_item(member, item, stamps, dest, want, queues_key, rejected_key)
+  redis.call('SREM', stamps, member)
+  local m = members(item)
+  local klass = m and m['class']
+  local queue_raw = m and m['queue']
+  local queue = nil
+  if queue_raw and string.byte(queue_raw, 1) == 34 then
+    local okq, q = pcall(cjson.decode, queue_raw)
+    if okq and type(q) == 'string' and q ~= '' then queue = q end
+  end
+  if not klass or string.byte(klass, 1) ~= 34 or not queue or queue ~= want then
+    redis.call('RPUSH', rejected_key, item)
+    return 0
+  end
+  local args = m['args']
+  if not args or args == 'null' or args == '{}' then
+    args = '[]'
+  elseif string.byte(args, 1) ~= 91 then
+    args = '[' .. args .. ']'
+  end
+  redis.call('SADD', queues_key, queue)
+  redis.call('RPUSH', dest, '{"class":' .. klass .. ',"args":' .. args .. '}')
+  return 1
+end
+
+local function forget_if_empty(list, schedule_key, ts)
+  if redis.call('LLEN', list) == 0 then
+    redis.call('DEL', list)
+    redis.call('ZREM', schedule_key, ts)
+    return 1
+  end
+  return 0
+end
+"""
+
+#: Move the head of one ``delayed:<ts>`` list, as far as it still holds items the caller read:
+#: each item at most once however many schedulers race (the LTRIM is atomic with the pushes).
+#: KEYS: 1 delayed_queue_schedule, 2 queues, 3 compat:delayed:rejected, 4 delayed:<ts>, then per
+#:       item i: 3+2i its timestamps:<item> set, 4+2i queue:<its queue> (or the rejected list)
+#: ARGV: 1 the schedule member <ts>, 2 delayed:<ts> (the timestamps: sets' member), 3 how many
+#:       items of the new head to return, then per item i: 2+2i the item's bytes, 3+2i its
+#:       queue name ("" when it has none)
+#: Returns {moved, rejected, taken from the head, items left in the list, the new head...}
+#: (the next batch's items, saving a read); taken 0 with items left means another scheduler
+#: moved what the caller read: the head returned is what to try next.
+MOVE_DELAYED_BATCH = (
+    _DELAYED_LIB
+    + r"""
+local list = KEYS[4]
+local n = (#ARGV - 3) / 2
+local index = {}
+for i = n, 1, -1 do index[ARGV[2 + 2 * i]] = i end
+local head = {}
+if n > 0 then head = redis.call('LRANGE', list, 0, n - 1) end
+local moved, rejected, taken = 0, 0, 0
+for _, item in ipairs(head) do
+  local i = index[item]
+  if not i then break end
+  taken = taken + 1
+  if move_item(ARGV[2], item, KEYS[3 + 2 * i], KEYS[4 + 2 * i], ARGV[3 + 2 * i], KEYS[2], KEYS[3]) == 1 then
+    moved = moved + 1
+  else
+    rejected = rejected + 1
+  end
+end
+if taken > 0 then redis.call('LTRIM', list, taken, -1) end
+forget_if_empty(list, KEYS[1], ARGV[1])
+local out = {moved, rejected, taken, redis.call('LLEN', list)}
+if out[4] > 0 and tonumber(ARGV[3]) > 0 then
+  for _, item in ipairs(redis.call('LRANGE', list, 0, tonumber(ARGV[3]) - 1)) do out[#out + 1] = item end
+end
+return out
+"""
+)
+
+#: Move one exact item now (resque-web's "Queue now" for one job).
+#: KEYS: 1 schedule, 2 queues, 3 rejected, 4 delayed:<ts>, 5 timestamps:<item>, 6 queue:<q>
+#: ARGV: 1 <ts>, 2 delayed:<ts>, 3 the item's bytes, 4 its queue name ("" none)
+#: Returns 1 when it was still there and moved (0 when another scheduler took it first).
+MOVE_DELAYED_ITEM = (
+    _DELAYED_LIB
+    + r"""
+if redis.call('LREM', KEYS[4], 1, ARGV[3]) == 0 then return 0 end
+local moved = move_item(ARGV[2], ARGV[3], KEYS[5], KEYS[6], ARGV[4], KEYS[2], KEYS[3])
+forget_if_empty(KEYS[4], KEYS[1], ARGV[1])
+return moved
+"""
+)
+
+#: LREM every copy of one item at one timestamp, drop its timestamps: member, and forget the
+#: timestamp when its list is now empty.
+#: KEYS: 1 schedule, 2 delayed:<ts>, 3 timestamps:<item>. ARGV: 1 <ts>, 2 delayed:<ts>, 3 the item.
+REMOVE_DELAYED_ITEM = """
+local n = redis.call('LREM', KEYS[2], 0, ARGV[3])
+redis.call('SREM', KEYS[3], ARGV[2])
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return n
+"""
+
+#: The scheduler master lock: GET == me -> EXPIRE; returns 1 when the lock is (still) ours.
+#: KEYS: 1 the lock. ARGV: 1 our value, 2 TTL seconds.
+RENEW_MASTER_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: GET == me -> DEL; never deletes another scheduler's lock. KEYS: 1 the lock. ARGV: 1 our value.
+RELEASE_MASTER_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

@@ -19,27 +19,15 @@ from datetime import datetime
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.commands import Command, enqueue_plan, queue_commands
+from resque_compat.plans import enqueue_plan
 from resque_compat.protocol import DelayedItem, Keys, ProtocolError, encode_json, inputs, timefmt
+from resque_compat.protocol.scripts import REMOVE_DELAYED_ITEM
 from resque_compat.replies import raw, text
+from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.mover import Mover, MoveResult
 
 #: ``(class_name, args)`` -> keep?  Used by :meth:`DelayedQueue.remove_selection`.
 Selector = Callable[[str, list[Any]], bool]
-
-#: LREM every copy of one item at one timestamp, drop its timestamps: member, and forget the
-#: timestamp when its list is now empty. KEYS: schedule. ARGV: prefix, timestamp, item.
-_REMOVE_ITEM = """
-local member = 'delayed:' .. ARGV[2]
-local list = ARGV[1] .. member
-local n = redis.call('LREM', list, 0, ARGV[3])
-redis.call('SREM', ARGV[1] .. 'timestamps:' .. ARGV[3], member)
-if redis.call('LLEN', list) == 0 then
-  redis.call('DEL', list)
-  redis.call('ZREM', KEYS[1], ARGV[2])
-end
-return n
-"""
 
 _PAGE = 1000
 
@@ -95,10 +83,10 @@ def item_bytes(queue: str, class_name: str, args: Sequence[Any]) -> bytes:
 
 def push_commands(keys: Keys, timestamp: int, raw: bytes, *, with_timestamps_set: bool = True) -> list[Command]:
     """resque-scheduler's ``delayed_push``: the commands, to run in one MULTI."""
-    commands: list[Command] = [("rpush", keys.delayed(timestamp), raw)]
+    commands: list[Command] = [("RPUSH", keys.delayed(timestamp), raw)]
     if with_timestamps_set:
-        commands.append(("sadd", keys.timestamps(raw.decode()), keys.delayed_member(timestamp)))
-    commands.append(("zadd", keys.delayed_schedule, {str(timestamp): timestamp}))
+        commands.append(("SADD", keys.timestamps_of(raw), keys.delayed_member(timestamp)))
+    commands.append(("ZADD", keys.delayed_schedule, timestamp, str(timestamp)))
     return commands
 
 
@@ -142,7 +130,7 @@ class DelayedQueue:
         self.redis = resque.redis
         self.keys = resque.keys
         self.mover = Mover(self.redis, self.keys, batch)
-        self._remove_item = self.redis.register_script(_REMOVE_ITEM)
+        self._remove_item = self.redis.register_script(REMOVE_DELAYED_ITEM)
 
     # -- scheduling ---------------------------------------------------------------
     def enqueue_at(self, at: float | int | datetime, queue: str, class_name: str, *args: Any) -> int | None:
@@ -241,7 +229,12 @@ class DelayedQueue:
 
     def remove_at(self, timestamp: int, raw: bytes) -> int:
         """Remove one stored item by its bytes at one timestamp."""
-        return int(self._remove_item(keys=[self.keys.delayed_schedule], args=[self.keys.prefix, timestamp, raw]))
+        keys: list[str | bytes] = [
+            self.keys.delayed_schedule,
+            self.keys.delayed(timestamp),
+            self.keys.timestamps_of(raw),
+        ]
+        return int(self._remove_item(keys=keys, args=[timestamp, Keys.delayed_member(timestamp), raw]))
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete every delayed item, ``timestamps:`` set and the schedule (``reset_delayed_queue``).
@@ -254,7 +247,7 @@ class DelayedQueue:
             if progress is not None:
                 progress(len(page))
         batch: list[bytes] = []
-        for key in self.redis.scan_iter(match=_glob_escape(self.keys.key("timestamps:")) + "*", count=_PAGE):
+        for key in self.redis.scan_iter(match=self.keys.timestamps_pattern, count=_PAGE):
             batch.append(key)
             if len(batch) >= _PAGE:
                 self.redis.delete(*batch)
@@ -297,9 +290,9 @@ class DelayedQueue:
         members = self.redis.smembers(self.keys.timestamps(raw.decode()))
         found = []
         for member in members:
-            ts_text = text(member).removeprefix("delayed:")
-            if ts_text.lstrip("-").isdigit():
-                found.append(DelayedJob(int(ts_text), raw, decode_item(raw).item))
+            ts = Keys.parse_delayed_member(text(member))
+            if ts is not None:
+                found.append(DelayedJob(ts, raw, decode_item(raw).item))
         return found
 
     def _find_exact(self, queue: str, class_name: str, args: list[Any]) -> list[DelayedJob]:
@@ -330,10 +323,6 @@ def _stamps(members: object) -> list[int]:
         if value.lstrip("-").isdigit():
             out.append(int(value))
     return out
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _check(what: str, value: str) -> None:

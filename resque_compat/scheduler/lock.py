@@ -20,26 +20,10 @@ import socket
 import redis
 
 from resque_compat.protocol import Keys
+from resque_compat.protocol.scripts import RELEASE_MASTER_LOCK, RENEW_MASTER_LOCK
 from resque_compat.replies import text
 
 DEFAULT_TIMEOUT = 180
-
-#: GET == me -> EXPIRE; returns 1 when the lock is (still) ours.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-#: GET == me -> DEL; never deletes another scheduler's lock.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 def default_lock_value() -> str:
@@ -66,8 +50,8 @@ class MasterLock:
         self.key = keys.scheduler_master_lock(lock_prefix)
         self.value = value or default_lock_value()
         self.timeout = timeout
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW_MASTER_LOCK)
+        self._release = client.register_script(RELEASE_MASTER_LOCK)
 
     def acquire(self) -> bool:
         """Take the lock if nobody holds it."""

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.commands import push_raw_commands, queue_commands
+from resque_compat.plans import push_raw_commands
 from resque_compat.protocol import UNSET, JobPayload, ProtocolError, ScheduleEntry, decode_json, timefmt
 from resque_compat.replies import raw, text
+from resque_compat.resp import queue_commands
 from resque_compat.scheduler.cron import CronError, CronExpression
 
 log = logging.getLogger("resque_compat.scheduler")

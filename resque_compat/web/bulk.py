@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.commands import requeue_commands, retry_plan
 from resque_compat.failure import decode_entry, removal_marker
+from resque_compat.plans import requeue_commands, retry_plan
 from resque_compat.protocol import ProtocolError
 from resque_compat.replies import raw
+from resque_compat.resp import queue_commands
 
 #: entries per batch (one LRANGE + one script); small enough that a script runs for milliseconds
 BATCH = 500
@@ -109,10 +110,19 @@ def get(task_id: str) -> Task | None:
         return _tasks.get(task_id)
 
 
+#: a finished task is shown on its list's page this long (seconds)
+SHOWN_AFTER_DONE = 600.0
+
+
 def for_list(namespace: str, list_name: str) -> list[Task]:
-    """Tasks on one list, newest first."""
+    """Running tasks on one list and those finished in the last SHOWN_AFTER_DONE s, newest first."""
+    shown_since = time.time() - SHOWN_AFTER_DONE
     with _lock:
-        found = [t for t in _tasks.values() if t.namespace == namespace and t.list == list_name]
+        found = [
+            t
+            for t in _tasks.values()
+            if t.namespace == namespace and t.list == list_name and (t.finished is None or t.finished > shown_since)
+        ]
     return sorted(found, key=lambda t: t.started, reverse=True)
 
 
@@ -197,9 +207,8 @@ def _statuses_back_to_waiting(resque: Resque, done: list[Any]) -> None:
     for (queue, payload, job), current in zip(tracked, currents, strict=True):
         if current is None:
             continue
-        for name, *args in requeue_commands(resque.keys, queue, payload, job, current):
-            if name == "set":  # the push itself was done by the script
-                pipe.set(*args)
+        # the push itself was done by the script: only the status's SET is left
+        queue_commands(pipe, [c for c in requeue_commands(resque.keys, queue, payload, job, current) if c[0] == "SET"])
     pipe.execute()
 
 

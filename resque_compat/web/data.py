@@ -17,17 +17,17 @@ from datetime import UTC
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.commands import (
+from resque_compat.failure import FailureEntry
+from resque_compat.plans import (
     WorkerInfo,
     decode_workers,
     info_dict,
-    queue_commands,
     server_url,
     worker_row_commands,
 )
-from resque_compat.failure import FailureEntry
 from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, WorkingOn, decode_json, timefmt
 from resque_compat.replies import raw, text, to_int
+from resque_compat.resp import queue_commands
 from resque_compat.web import present
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,12 @@
-"""The pure half of the client: which Redis commands an operation sends, and how replies decode.
+"""Command plans: the pure half of the client, which Redis commands an operation sends and how
+their replies decode (with the read model's rows, :class:`QueuedJob` and :class:`WorkerInfo`).
 
 The sync :class:`resque_compat.client.Resque` and the asyncio
 :class:`resque_compat.aio.AsyncResque` both build their writes here and only differ in how
-they send them, so the two write the same bytes by construction. A command is a tuple
-``(method, *args)`` naming a redis-py pipeline method; :func:`queue_commands` puts a list of
-them on a sync or an asyncio pipeline alike (both buffer synchronously).
+they send them, so the two write the same bytes by construction. Each command is a
+:data:`resque_compat.resp.Command`: the words sent on the wire, so a plan runs alike through
+:func:`resque_compat.resp.transaction` or on any redis-py pipeline
+(:func:`resque_compat.resp.queue_commands`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ from resque_compat.protocol import (
     timefmt,
 )
 from resque_compat.replies import text, to_int
-
-Command = tuple[Any, ...]
+from resque_compat.resp import Command
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,6 @@ def worker_state(has_job: bool, published: WorkerState | None, has_heartbeat: bo
     return "paused" if paused_by(published, has_heartbeat, paused_all) else "idle"
 
 
-def queue_commands(pipe: Any, commands: Iterable[Command]) -> None:
-    """Buffer ``commands`` on a redis-py pipeline (sync or asyncio)."""
-    for name, *args in commands:
-        getattr(pipe, name)(*args)
-
-
 def queued(raw: bytes) -> QueuedJob:
     try:
         return QueuedJob(raw, JobPayload.decode(raw))
@@ -152,19 +147,19 @@ def enqueue_plan(
         ids.append(job_id)
     if not payloads:
         return [], []
-    commands: list[Command] = [("sadd", keys.queues, queue), ("rpush", keys.queue(queue), *payloads)]
+    commands: list[Command] = [("SADD", keys.queues, queue), ("RPUSH", keys.queue(queue), *payloads)]
     if track:
         waiting = StatusRecord.waiting(int(now)).encode()
-        commands.extend(("set", keys.status(job_id), waiting) for job_id in ids if job_id is not None)
+        commands.extend(("SET", keys.status(job_id), waiting) for job_id in ids if job_id is not None)
     return ids, commands
 
 
 def push_raw_commands(keys: Keys, queue: str, payload: bytes) -> list[Command]:
-    return [("sadd", keys.queues, queue), ("rpush", keys.queue(queue), payload)]
+    return [("SADD", keys.queues, queue), ("RPUSH", keys.queue(queue), payload)]
 
 
 def remove_queue_commands(keys: Keys, queue: str) -> list[Command]:
-    return [("srem", keys.queues, queue), ("delete", keys.queue(queue))]
+    return [("SREM", keys.queues, queue), ("DEL", keys.queue(queue))]
 
 
 # -- workers --------------------------------------------------------------------------
@@ -174,14 +169,14 @@ _PER_WORKER = 5
 def worker_row_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
     """The reads behind :func:`decode_workers`: the heartbeat hash, pause-all-workers, then
     5 keys per worker."""
-    commands: list[Command] = [("hgetall", keys.heartbeat), ("get", keys.pause_all)]
+    commands: list[Command] = [("HGETALL", keys.heartbeat), ("GET", keys.pause_all)]
     for wid in ids:
         commands += [
-            ("get", keys.worker(wid)),
-            ("get", keys.worker_started(wid)),
-            ("get", keys.stat("processed", wid)),
-            ("get", keys.stat("failed", wid)),
-            ("get", keys.worker_state(wid)),
+            ("GET", keys.worker(wid)),
+            ("GET", keys.worker_started(wid)),
+            ("GET", keys.stat("processed", wid)),
+            ("GET", keys.stat("failed", wid)),
+            ("GET", keys.worker_state(wid)),
         ]
     return commands
 
@@ -288,5 +283,5 @@ def requeue_commands(
             waiting = StatusRecord.decode(current_status).advanced(JobStatus.WAITING)
         except ProtocolError:
             return commands
-        commands.append(("set", keys.status(job_id, job.status_prefix), waiting.encode()))
+        commands.append(("SET", keys.status(job_id, job.status_prefix), waiting.encode()))
     return commands
