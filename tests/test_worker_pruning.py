@@ -271,3 +271,15 @@ def test_a_dead_worker_whose_job_child_still_runs_is_left_to_the_child(r: redis.
         child.wait()
     pruning.try_prune(r, keys, Failures(r, keys), f"{hostname}:1:q", ["q"], heartbeat_interval=60, prune_interval=300)
     assert not r.sismember(keys.workers, dead) and r.llen(keys.failed) == 1
+
+
+def test_an_unparseable_heartbeat_is_warned_about_once(r: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """The periodic prune runs every few seconds: the operator gets the line once, not each time."""
+    keys = Keys()
+    r.hset(keys.heartbeat, "otherhost:1:q", "not a time")
+    with caplog.at_level("DEBUG", logger="resque_compat.worker"):
+        for _ in range(3):
+            pruning.try_prune(r, keys, Failures(r, keys), "me:1:q", ["q"], heartbeat_interval=60, prune_interval=300)
+    lines = [rec for rec in caplog.records if "is not a time" in rec.getMessage()]
+    assert [rec.levelname for rec in lines] == ["WARNING", "DEBUG", "DEBUG"]
+    assert r.hget(keys.heartbeat, "otherhost:1:q") == b"not a time"

@@ -328,6 +328,21 @@ def prune_dead_workers(
     ) or []  # fmt: skip
 
 
+#: (worker id, stored value) pairs already warned about: a periodic prune repeats itself every
+#: few seconds, the operator needs the line once (bounded: cleared when it grows large)
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(worker_id: str, value: str, message: str, *args: object) -> None:
+    if (worker_id, value) in _warned:
+        log.debug(message, *args)
+        return
+    if len(_warned) >= 1000:
+        _warned.clear()
+    _warned.add((worker_id, value))
+    log.warning(message, *args)
+
+
 def try_prune(
     client: redis.Redis,
     keys: Keys,
@@ -372,7 +387,7 @@ def _prune(
             continue
         seen = timefmt.parse(beat)
         if seen is None:
-            log.warning("not pruning %s: its heartbeat %r is not a time", worker_id, beat[:100])
+            _warn_once(worker_id, beat, "not pruning %s: its heartbeat %r is not a time", worker_id, beat[:100])
             continue
         if now - seen.timestamp() <= prune_interval:
             continue
