@@ -17,14 +17,15 @@ from resque_compat import Resque, failure, plans
 from resque_compat.aio import AsyncFailures, AsyncResque
 from resque_compat.failure import Failures
 from resque_compat.protocol import Failure, Raw
-from resque_compat.scheduler import delayed
+from resque_compat.scheduler import DelayedQueue, delayed
+from resque_compat.scheduler.delayed_aio import AsyncDelayedQueue
 
 #: operations only one side has, and why
 ASYNC_ONLY = {"aclose"}  # closing the client it made (sync redis-py clients need no close)
 #: operations without I/O, plain functions on both sides
 PURE = {"list_for"}
 
-PAIRS = [(Resque, AsyncResque), (Failures, AsyncFailures)]
+PAIRS = [(Resque, AsyncResque), (Failures, AsyncFailures), (DelayedQueue, AsyncDelayedQueue)]
 
 
 def operations(cls: type) -> dict[str, Any]:
@@ -52,6 +53,8 @@ def test_the_operations_the_issue_found_one_sided_exist_on_both_sides() -> None:
         assert hasattr(Resque, name) and hasattr(AsyncResque, name)
     for name in ("retry_all", "clear_retried", "save"):
         assert hasattr(Failures, name) and hasattr(AsyncFailures, name)
+    for name in ("enqueue_at", "remove", "move_due", "enqueue_job_now"):
+        assert hasattr(DelayedQueue, name) and hasattr(AsyncDelayedQueue, name)
 
 
 # -- the same commands ------------------------------------------------------------------------------
@@ -113,6 +116,21 @@ def sync_scenario(url: str) -> None:
     f.clear_retried()
     f.all(0, 10), f.count(), f.list_names()
     f.clear()
+    d = DelayedQueue(r, batch=2)
+    for i in range(5):
+        d.enqueue_at(LATER + i % 2, "q", "E", i)
+    d.push_raw(NOW - 5, b'{"class":"F","args":[],"queue":"q"}', with_timestamps_set=False)
+    d.push_raw(NOW - 5, b"junk")
+    d.enqueue_in(30, "q", "E", 9)
+    d.count(), d.timestamps(), d.timestamp_count(), d.next_timestamp(), d.jobs_at(LATER), list(d.all_jobs())
+    d.scheduled_at("q", "E", 1), d.find(lambda c, a: a == [2])
+    d.move_due()
+    d.enqueue_job_now("q", "E", 0)
+    d.enqueue_timestamp_now(LATER + 1)
+    d.remove("q", "E", 2)
+    d.remove_selection(lambda c, a: a == [4])
+    d.remove_at(LATER, b"nothing")
+    d.clear()
 
 
 async def async_scenario(url: str) -> None:
@@ -145,6 +163,22 @@ async def async_scenario(url: str) -> None:
         await f.clear_retried()
         await f.all(0, 10), await f.count(), await f.list_names()
         await f.clear()
+        d = AsyncDelayedQueue(r, batch=2)
+        for i in range(5):
+            await d.enqueue_at(LATER + i % 2, "q", "E", i)
+        await d.push_raw(NOW - 5, b'{"class":"F","args":[],"queue":"q"}', with_timestamps_set=False)
+        await d.push_raw(NOW - 5, b"junk")
+        await d.enqueue_in(30, "q", "E", 9)
+        await d.count(), await d.timestamps(), await d.timestamp_count(), await d.next_timestamp()
+        await d.jobs_at(LATER), [job async for job in d.all_jobs()]
+        await d.scheduled_at("q", "E", 1), await d.find(lambda c, a: a == [2])
+        await d.move_due()
+        await d.enqueue_job_now("q", "E", 0)
+        await d.enqueue_timestamp_now(LATER + 1)
+        await d.remove("q", "E", 2)
+        await d.remove_selection(lambda c, a: a == [4])
+        await d.remove_at(LATER, b"nothing")
+        await d.clear()
 
 
 #: connection set-up and the test's own calls, not the operations compared
@@ -166,5 +200,7 @@ def test_sync_and_async_send_the_same_commands(frozen: Callable[[], None], redis
     frozen()
     two = sent(redis_url, lambda: asyncio.run(async_scenario(redis_url)))
     assert len(one) > 60
-    assert {b"MULTI", b"EXEC", b"SADD", b"RPUSH", b"ZADD", b"LREM", b"EVALSHA", b"SET"} <= {w[0].upper() for w in one}
+    assert {b"MULTI", b"EXEC", b"SADD", b"RPUSH", b"ZADD", b"LREM", b"EVALSHA", b"SET", b"SCAN"} <= {
+        w[0].upper() for w in one
+    }
     assert one == two
