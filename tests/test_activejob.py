@@ -249,6 +249,7 @@ def test_python_values_written_as_rails_writes_them() -> None:
         (datetime(2026, 1, 1), "naive datetime"),
         ({1: "a"}, "Only string and symbol hash keys"),
         ({"_aj_symbol_keys": 1}, "reserved key"),
+        ({"_aj_anything": 1}, "reserved key"),
         (object(), "Unsupported argument type: object"),
         (float("nan"), "cannot be written as JSON"),
         ({1, 2}, "Unsupported argument type: set"),
@@ -259,7 +260,11 @@ def test_values_without_a_format_raise(value: Any, reason: str) -> None:
         encode_arguments([value])
 
 
-_keys = st.one_of(st.text(max_size=5), st.text(max_size=5).map(Symbol)).filter(lambda k: not k.startswith("_aj_"))
+def _not_reserved(key: str) -> bool:
+    return not key.startswith("_aj_")
+
+
+_keys = st.one_of(st.text(max_size=5), st.text(max_size=5).map(Symbol)).filter(_not_reserved)
 _leaves = st.one_of(
     st.none(),
     st.booleans(),
@@ -278,7 +283,7 @@ _values = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
         st.dictionaries(_keys, inner, max_size=3),
-        st.dictionaries(st.text(max_size=5), inner, max_size=3).map(HashWithIndifferentAccess),
+        st.dictionaries(st.text(max_size=5).filter(_not_reserved), inner, max_size=3).map(HashWithIndifferentAccess),
     ),
     max_leaves=10,
 )
@@ -287,7 +292,7 @@ _values = st.recursive(
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=150)
 @given(
     st.lists(_values, max_size=4),
-    st.dictionaries(st.from_regex(r"[a-z_]{1,6}", fullmatch=True), _values, max_size=3),
+    st.dictionaries(st.from_regex(r"[a-z_]{1,6}", fullmatch=True).filter(_not_reserved), _values, max_size=3),
 )
 def test_round_trip_through_json(args: list[Any], kwargs: dict[str, Any]) -> None:
     wire = json.loads(encode_json(encode_arguments(args, kwargs)))

@@ -279,7 +279,6 @@ def test_api_refuses_an_oversized_body(app: Any) -> None:
         ["enqueue", "q", "A", "[1e999]"],
         ["enqueue", "q", "A", "[NaN]"],
         ["enqueue", "q", "A", "[" * 100_000 + "]" * 100_000],
-        ["enqueue", "q", "A", "[99999999999999999999999]"],
         ["enqueue", "--in", "inf", "q", "A"],
         ["enqueue", "--in", "nan", "q", "A"],
         ["enqueue", "--in", "0", "q", "A"],
@@ -479,6 +478,7 @@ def test_retry_all_of_a_long_list_runs_in_batches_in_the_background(r: redis.Red
 
     monkeypatch.setattr(bulk, "BATCH", 100)
     monkeypatch.setattr(bulk, "INLINE_LIMIT", 50)
+    monkeypatch.setattr(bulk, "_tasks", {})
     _failures(r, 1000)
     with client_for(app, "localhost") as c:
         started = c.post("/api/failed/requeue/all", json={}).json()
@@ -517,6 +517,7 @@ def test_a_second_bulk_run_on_the_same_list_is_refused_while_one_runs(
 
     monkeypatch.setattr(bulk, "INLINE_LIMIT", 0)
     monkeypatch.setattr(bulk, "_retry_all", slow)
+    monkeypatch.setattr(bulk, "_tasks", {})
     _failures(r, 10)
     with client_for(app, "localhost") as c:
         first = c.post("/api/failed/requeue/all", json={})

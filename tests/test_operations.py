@@ -309,7 +309,7 @@ def test_schedule_list_shows_the_schedulers_true_next_run(redis_url: str, r: red
     resque = Resque(redis_url)
     store = ScheduleStore(resque)
     cli("schedule", "add", "tick", "--every", "10m", "--class", "J", "--queue", "q")
-    cli("schedule", "add", "nightly", "--cron", "0 3 * * *", "--class", "J", "--queue", "q")
+    cli("schedule", "add", "nightly", "--cron", "0 3 * * * UTC", "--class", "J", "--queue", "q")
     rows = {s["name"]: s for s in json.loads(cli("schedule", "list", "--json").stdout)}
     assert rows["tick"]["next"] is None and rows["tick"]["next_from"] == "unknown"  # no scheduler ran it yet
     assert rows["nightly"]["next_from"] == "cron" and rows["nightly"]["next"].endswith("T03:00:00Z")

@@ -8,8 +8,14 @@ otherwise), and exactly one pruner may report having handled it.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
@@ -172,3 +178,108 @@ def test_unreadable_record_is_failed_once_as_text(r: redis.Redis) -> None:
     record = json.loads(raw)
     assert record["payload"] == "not json" and record["exception"] == "Resque::DirtyExit" and record["queue"] == ""
     _assert_unregistered(r, keys)
+
+
+# -- statuses end with the job; the lock is released; a dead holder's lock is broken ----------
+HOST = "thishost"
+GONE_PID = "999999999"  # no process has this pid
+TRACKED = b'{"class":"Slow","args":[1],"id":"j1","prefix":"acme"}'
+
+
+def _tracked_dead_worker(r: redis.Redis, keys: Keys, *, reliable: bool, status: bytes) -> str:
+    dead = f"{HOST}:{GONE_PID}:q"
+    pipe = r.pipeline(transaction=False)
+    pipe.sadd(keys.workers, dead)
+    pipe.set(keys.worker(dead), b'{"queue":"q","run_at":"2026-11-26T20:20:39Z","payload":' + TRACKED + b"}")
+    if reliable:
+        pipe.rpush(keys.inflight(dead), TRACKED)
+    pipe.set(keys.status("j1", "acme"), status)
+    pipe.execute()
+    return dead
+
+
+def _prune_as(r: redis.Redis, me: str = f"{HOST}:1:q", host: str = HOST) -> list[str] | None:
+    keys = Keys()
+    return pruning.try_prune(
+        r, keys, Failures(r, keys), me, ["q"], heartbeat_interval=60, prune_interval=300, host=host
+    )
+
+
+@pytest.mark.parametrize("reliable", [False, True], ids=["default", "reliable"])
+def test_a_pruned_jobs_status_ends(r: redis.Redis, reliable: bool) -> None:
+    """php fork prefix included: failed (3, 24 h TTL), or waiting (1, no TTL) when requeued."""
+    keys = Keys()
+    dead = _tracked_dead_worker(r, keys, reliable=reliable, status=b'{"status":2,"updated":1,"started":1}')
+    assert _prune_as(r) == [dead]
+    status = json.loads(r.get(keys.status("j1", "acme")) or b"{}")
+    if reliable:
+        assert status["status"] == 1 and status["started"] == 1
+        assert r.ttl(keys.status("j1", "acme")) == -1
+        assert r.lrange(keys.queue("q"), 0, -1) == [TRACKED]
+    else:
+        assert status["status"] == 3 and status["started"] == 1
+        assert 86000 < r.ttl(keys.status("j1", "acme")) <= 86400
+    assert not r.exists(keys.prune_lock)  # released once the prune was done
+
+
+def test_an_untracked_or_final_status_is_left_alone(r: redis.Redis) -> None:
+    keys = Keys()
+    _tracked_dead_worker(r, keys, reliable=False, status=b'{"status":4,"updated":1}')
+    _prune_as(r)
+    assert r.get(keys.status("j1", "acme")) == b'{"status":4,"updated":1}'
+    r.flushdb()
+    _tracked_dead_worker(r, keys, reliable=False, status=b"")
+    r.delete(keys.status("j1", "acme"))
+    _prune_as(r)
+    assert not r.exists(keys.status("j1", "acme"))  # php-resque writes no status for untracked jobs
+
+
+def test_the_prune_lock_of_a_live_pruner_is_respected_and_a_dead_ones_broken(r: redis.Redis) -> None:
+    keys = Keys()
+    r.set(keys.prune_lock, f"otherhost:{os.getpid()}:q", ex=60)
+    assert _prune_as(r) is None
+    assert r.get(keys.prune_lock) == f"otherhost:{os.getpid()}:q".encode()  # another host: never broken
+    r.set(keys.prune_lock, f"{HOST}:{GONE_PID}:q", ex=60)  # same host, process gone (killed mid-prune)
+    assert _prune_as(r) == []
+    assert not r.exists(keys.prune_lock)
+    # compare-and-delete: a lock taken by someone else meanwhile is not ours to release
+    r.set(keys.prune_lock, "someone-else", ex=60)
+    pruning.release_lock(r, keys, f"{HOST}:1:q")
+    assert r.get(keys.prune_lock) == b"someone-else"
+
+
+def test_a_dead_worker_whose_job_child_still_runs_is_left_to_the_child(r: redis.Redis) -> None:
+    """The child finishes and records the job itself: pruning now would fail a job that completes."""
+    keys = Keys()
+    hostname = socket.gethostname()
+    dead = f"{hostname}:{GONE_PID}:q"
+    r.sadd(keys.workers, dead)
+    r.set(keys.worker(dead), RECORD)
+    title = f"resque-9.9.9: Processing q since 1 [Slow] (worker {GONE_PID})"
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"import setproctitle,time; setproctitle.setproctitle({title!r}); time.sleep(60)"]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not Path(f"/proc/{child.pid}/cmdline").read_bytes().startswith(title.encode()):
+            assert time.monotonic() < deadline, "the child never set its title"
+            time.sleep(0.02)
+        assert _prune_as(r, f"{hostname}:1:q", hostname) == []
+        assert r.sismember(keys.workers, dead) and r.get(keys.worker(dead)) == RECORD
+    finally:
+        child.kill()
+        child.wait()
+    pruning.try_prune(r, keys, Failures(r, keys), f"{hostname}:1:q", ["q"], heartbeat_interval=60, prune_interval=300)
+    assert not r.sismember(keys.workers, dead) and r.llen(keys.failed) == 1
+
+
+def test_an_unparseable_heartbeat_is_warned_about_once(r: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """The periodic prune runs every few seconds: the operator gets the line once, not each time."""
+    keys = Keys()
+    r.hset(keys.heartbeat, "otherhost:1:q", "not a time")
+    with caplog.at_level("DEBUG", logger="resque_compat.worker"):
+        for _ in range(3):
+            pruning.try_prune(r, keys, Failures(r, keys), "me:1:q", ["q"], heartbeat_interval=60, prune_interval=300)
+    lines = [rec for rec in caplog.records if "is not a time" in rec.getMessage()]
+    assert [rec.levelname for rec in lines] == ["WARNING", "DEBUG", "DEBUG"]
+    assert r.hget(keys.heartbeat, "otherhost:1:q") == b"not a time"

@@ -244,7 +244,7 @@ def _encode_plain(value: Mapping[Any, Any]) -> dict[str, Any]:
                 f"Only string and symbol hash keys may be serialized as job arguments, but {key!r} is a "
                 f"{type(key).__qualname__}"
             )
-        if key in RESERVED_KEYS:
+        if key.startswith("_aj_"):  # Rails reserves its markers; we read any other _aj_ key as unknown
             raise SerializationError(f"Can't serialize a Hash with reserved key {key!r}")
         out[str(key)] = encode_value(item)
     return out

@@ -28,10 +28,12 @@ return 1
 #: The worker's whole Redis side of one job cycle, in one round trip (resque_compat.worker.cycle).
 #: (1) finish the previous job: failure record + stat:failed (if it failed), stat:processed,
 #: final status with its 24 h expiry, inflight cleared; or "release" it back to the head of its
-#: queue; (2) when asked, LPOP our control list and read pause-all-workers; (3) reserve: LPOP
-#: (reliable: LMOVE into our inflight list) over the queues in priority order, or "adopt" an
-#: item a blocking pop already took, and SET worker:<id> to {"queue","run_at","payload"} with
-#: the item's bytes verbatim (a non-JSON item is stored as a JSON string so the record stays
+#: queue (a tracked job's status back to waiting, no expiry); (2) when asked, LPOP our control
+#: list and read pause-all-workers; (3) reserve: LPOP (reliable: LMOVE into our inflight list)
+#: over the queues in priority order, or "adopt" the item a blocking BLMOVE put into our
+#: inflight list (default mode: taken out of it, so the record and the removal are one step;
+#: reliable: kept there), and SET worker:<id> to {"queue","run_at","payload"} with the item's
+#: bytes verbatim (a non-JSON item is stored as a JSON string so the record stays
 #: JSON). Going idle DELs worker:<id>. Recovery (ARGV[9] = per-worker processed count before
 #: this finish): if the count already moved, the lost call ran; return what it reserved.
 #: KEYS: 1 worker:<id>, 2 stat:processed, 3 stat:processed:<id>, 4 stat:failed,
@@ -40,7 +42,7 @@ return 1
 #: ARGV: 1 finish ("", "ok", "fail", "release"), 2 failure bytes (release: the item),
 #:       3 failure list name to SADD into failed_queues ("" none), 4 final status bytes ("" none),
 #:       5 check control/pause ("1"), 6 reserve ("1", "0", "adopt"), 7 run_at, 8 reliable ("1"),
-#:       9 recovering ("" or count), 10 adopted item (reserve "guard": the item the finish is for),
+#:       9 recovering ("" or count), 10 reserve "guard": the item the finish is for,
 #:       11 adopted queue as JSON, 12.. queues as JSON
 #: Returns {kind, processed}: kind 0 idle, 1 job (+ item, queue index), 2 paused,
 #: 3 control (+ command), 4 recovered reservation (+ worker:<id> record).
@@ -72,6 +74,7 @@ end
 if finish == 'release' then
   redis.call('LPUSH', KEYS[9], ARGV[2])
   if ARGV[8] == '1' then redis.call('DEL', KEYS[8]) end
+  if ARGV[4] ~= '' then redis.call('SET', KEYS[11], ARGV[4]) end
 elseif finish ~= '' then
   if finish == 'fail' then
     if ARGV[3] ~= '' then redis.call('SADD', KEYS[10], ARGV[3]) end
@@ -102,7 +105,11 @@ local item = nil
 local qjson = nil
 local index = 0
 if ARGV[6] == 'adopt' then
-  item = ARGV[10]
+  if ARGV[8] == '1' then
+    item = redis.call('LINDEX', KEYS[8], 0)
+  else
+    item = redis.call('LPOP', KEYS[8])
+  end
   qjson = ARGV[11]
 elseif ARGV[6] == '1' then
   for i = 12, #KEYS do
@@ -134,12 +141,16 @@ return {0, processed}
 #: same dead worker exactly one handles its job. The caller read worker:<id> and the head of
 #: the in-flight list first and built the failure from them; if either changed meanwhile
 #: (another pruner got there), nothing is written and the caller reads again.
+#: A tracked job's status (KEYS[9], when it exists: php-resque writes nothing for an untracked
+#: job) ends with it: ARGV[10] (waiting, no TTL) when requeued, ARGV[9] (failed, 24 h) when failed.
 #: KEYS: 1 worker:<id>, 2 inflight list, 3 queue list (requeue target), 4 queues set,
-#:       5 workers set, 6 failure list, 7 failed_queues, 8 stat:failed
+#:       5 workers set, 6 failure list, 7 failed_queues, 8 stat:failed, 9 status key (or any
+#:       unused key name when the job is not tracked)
 #: ARGV: 1 mode ("dead": unregistering; "orphan": only in-flight items, only while the worker
 #:       is not registered), 2 worker id, 3 expected record ("" none), 4 expected first
 #:       in-flight item ("" none), 5 queue name, 6 failure bytes ("" none), 7 failure list name
-#:       to SADD into failed_queues ("" none), 8 count the failure in stat:failed ("1")
+#:       to SADD into failed_queues ("" none), 8 count the failure in stat:failed ("1"),
+#:       9 failed status bytes ("" none), 10 waiting status bytes ("" none)
 #: Returns {what, n}: what -1 changed (read again), 0 nothing to claim, 1 requeued n in-flight
 #: items to the head of the queue, 2 failed.
 CLAIM_DEAD_WORKER = """
@@ -155,6 +166,7 @@ if ARGV[4] ~= '' then
   while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do n = n + 1 end
   redis.call('SADD', KEYS[4], ARGV[5])
   if dead then redis.call('DEL', KEYS[1]) end
+  if ARGV[10] ~= '' and redis.call('EXISTS', KEYS[9]) == 1 then redis.call('SET', KEYS[9], ARGV[10]) end
   return {1, n}
 end
 if not dead or ARGV[3] == '' then return {0, 0} end
@@ -163,7 +175,16 @@ if ARGV[6] == '' then return {0, 0} end
 if ARGV[7] ~= '' then redis.call('SADD', KEYS[7], ARGV[7]) end
 redis.call('RPUSH', KEYS[6], ARGV[6])
 if ARGV[8] == '1' then redis.call('INCRBY', KEYS[8], 1) end
+if ARGV[9] ~= '' and redis.call('EXISTS', KEYS[9]) == 1 then redis.call('SET', KEYS[9], ARGV[9], 'EX', 86400) end
 return {2, 1}
+"""
+
+#: Release the ``pruning_dead_workers_in_progress`` lock only if we still hold it (compare and
+#: delete), so a lock another pruner took after ours expired is left alone; Ruby's ``SET NX
+#: EX`` acquisition is unchanged. KEYS: 1 the lock; ARGV: 1 our worker id. Returns 1 if released.
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 #: resque-retry's ``before_perform_retry``: ``SETNX -1`` + ``INCR`` the attempt counter, with

@@ -139,12 +139,12 @@ class Scheduler:
                 try:
                     self.run_pass()
                     self.history.tick()  # master or not: one sampler per minute, deployment-wide
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except _WAIT_ON as exc:
                     if once:
                         raise
                     if down_since is None:
                         down_since = time.monotonic()
-                        log.error("Redis unavailable (%s); retrying with backoff", exc)  # noqa: TRY400 - expected, no traceback wanted
+                        log.error("%s; retrying with backoff", _why(exc))  # noqa: TRY400 - expected, no traceback wanted
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX)
                     continue
@@ -190,3 +190,19 @@ class Scheduler:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+
+#: Errors that mean "not now": Redis down, restarting, loading, or refusing writes (out of
+#: memory, a read-only replica). A pass refused this way wrote nothing (each move is atomic),
+#: so the scheduler waits and tries again.
+_WAIT_ON = (
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+)  # fmt: skip
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return f"Redis refuses writes: out of memory (maxmemory) ({exc})"
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return f"Redis refuses writes: read-only replica ({exc})"
+    return f"Redis unavailable ({exc})"

@@ -110,10 +110,19 @@ def get(task_id: str) -> Task | None:
         return _tasks.get(task_id)
 
 
+#: a finished task is shown on its list's page this long (seconds)
+SHOWN_AFTER_DONE = 600.0
+
+
 def for_list(namespace: str, list_name: str) -> list[Task]:
-    """Tasks on one list, newest first."""
+    """Running tasks on one list and those finished in the last SHOWN_AFTER_DONE s, newest first."""
+    shown_since = time.time() - SHOWN_AFTER_DONE
     with _lock:
-        found = [t for t in _tasks.values() if t.namespace == namespace and t.list == list_name]
+        found = [
+            t
+            for t in _tasks.values()
+            if t.namespace == namespace and t.list == list_name and (t.finished is None or t.finished > shown_since)
+        ]
     return sorted(found, key=lambda t: t.started, reverse=True)
 
 

@@ -120,7 +120,9 @@ def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
 @click.command("work", epilog=help_epilog("work"))
 @click.option("-q", "--queues", metavar="Q1,Q2", help="Queues in priority order; globs and !exclude. [env: QUEUE]")
 @click.option("--interval", type=float, help="Seconds between polls when idle; 0 = --burst. [env: INTERVAL; 5]")
-@click.option("--blocking/--polling", default=None, help="BLPOP instead of LPOP polling. [env: BLOCKING]")
+@click.option(
+    "--blocking/--polling", default=None, help="Block on the first queue (BLMOVE) instead of polling. [env: BLOCKING]"
+)
 @click.option("-c", "--count", type=int, help="Run a pool of N worker processes. [env: COUNT]")
 @click.option("--fork/--no-fork", default=None, help="Fork per job (default) or run jobs in-process.")
 @click.option("--burst", is_flag=True, default=False, help="Work until the queues are empty, then exit.")
@@ -183,7 +185,10 @@ def work(  # noqa: PLR0917 - one parameter per click option
     except WorkerConfigError as exc:
         fail(str(exc), 2)
         return
-    setup(log_format, level_for(config.verbose), text_format=WORKER_TEXT)
+    # The worker's own lines (start, summaries, pruning, exit) show by default; one line per
+    # job only from -v on (failures are WARNINGs, so those show by default too).
+    setup(log_format, min(logging.INFO, level_for(config.verbose)), text_format=WORKER_TEXT)
+    logging.getLogger("resque_compat.worker.job").setLevel(level_for(config.verbose))
     if metrics_port and config.count > 1 and metrics_port + config.count - 1 > 65535:
         fail(f"--metrics-port {metrics_port} leaves no room for {config.count} workers (PORT+k must be <= 65535)", 2)
     import_job_modules(config.imports)

@@ -3,7 +3,9 @@
 Precedence: an explicit CLI option, then the environment (``QUEUE``/``QUEUES``, ``INTERVAL``,
 ``BLOCKING``, ``COUNT``, ``PIDFILE``, ``VERBOSE``/``VVERBOSE``/``LOGGING``, ``APP_INCLUDE``,
 ``FORK_PER_JOB``, ``HEARTBEAT_INTERVAL``, ``PRUNE_INTERVAL``, ``RESQUE_PROCLINE_PREFIX``,
-``JOB_TIMEOUT``, ``RESQUE_RELIABLE``), then Ruby's defaults. ``INTERVAL=0`` means Ruby's
+``JOB_TIMEOUT``, ``RESQUE_RELIABLE``, ``MIN_INTERVAL``/``MAX_INTERVAL``/``BACKOFF_INTERVAL``,
+``TERM_CHILD``/``RESQUE_TERM_TIMEOUT``/``RESQUE_PRE_SHUTDOWN_TIMEOUT``, ``GRACEFUL_TERM``,
+``RESQUE_SUMMARY_INTERVAL``), then Ruby's defaults. ``INTERVAL=0`` means Ruby's
 ``work(0)``: drain the queues, then exit (``--burst``).
 """
 
@@ -43,6 +45,22 @@ class WorkerConfig:
     prune_interval: float = 300.0
     failure_backend: BackendName = "redis"
     procline_prefix: str = ""
+    #: Ruby 3.0's polling back-off: after a job the next empty poll sleeps ``min_interval``,
+    #: each further one ``backoff_interval`` longer, up to ``max_interval`` (both default to
+    #: ``interval``, so the sleep is a constant ``interval`` unless they are set)
+    min_interval: float | None = None
+    max_interval: float | None = None
+    backoff_interval: float = 0.1
+    #: Ruby's ``TERM_CHILD``: TERM/INT/USR1 send TERM to the job's child (a TermException the job
+    #: can catch), then KILL after ``term_timeout`` s (``RESQUE_TERM_TIMEOUT``), first waiting
+    #: ``pre_shutdown_timeout`` s for it to end by itself (``RESQUE_PRE_SHUTDOWN_TIMEOUT``)
+    term_child: bool = False
+    term_timeout: float = 4.0
+    pre_shutdown_timeout: float = 0.0
+    #: Ruby's ``GRACEFUL_TERM``: TERM acts as QUIT (finish the job, then exit)
+    graceful_term: bool = False
+    #: seconds between the one-line INFO summaries of a long-running worker (0: none)
+    summary_interval: float = 60.0
     #: how often, at most, a busy worker asks Redis for control commands and pause-all-workers
     check_interval: float = 0.25
     #: how often, at most, a busy worker re-resolves queue patterns against the ``queues`` set
@@ -58,10 +76,20 @@ class WorkerConfig:
             raise WorkerConfigError(f"count must be >= 1, got {self.count}")
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
             raise WorkerConfigError(f"timeout must be a finite number > 0 of seconds, got {self.timeout}")
+        for name in ("min_interval", "max_interval", "backoff_interval", "term_timeout", "pre_shutdown_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise WorkerConfigError(f"{name.upper()} must be a finite number >= 0, got {value}")
         if not all(math.isfinite(v) and v > 0 for v in (self.heartbeat_interval, self.prune_interval)):
             raise WorkerConfigError("HEARTBEAT_INTERVAL and PRUNE_INTERVAL must be > 0")
         if self.failure_backend not in BACKENDS:
             raise WorkerConfigError(f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})")
+
+    def poll_intervals(self) -> tuple[float, float, float]:
+        """Ruby 3.0's ``work``: (min, max, backoff), each clamped to max."""
+        top = self.interval if self.max_interval is None else self.max_interval
+        low = min(self.interval if self.min_interval is None else self.min_interval, top)
+        return low, top, min(self.backoff_interval, top)
 
     @functools.cached_property
     def has_patterns(self) -> bool:
@@ -134,6 +162,14 @@ class WorkerConfig:
             prune_interval=_float(env, "PRUNE_INTERVAL", 300.0),
             failure_backend=backend,  # type: ignore[arg-type]
             procline_prefix=env.get("RESQUE_PROCLINE_PREFIX", ""),
+            min_interval=_float(env, "MIN_INTERVAL", -1.0) if env.get("MIN_INTERVAL", "").strip() else None,
+            max_interval=_float(env, "MAX_INTERVAL", -1.0) if env.get("MAX_INTERVAL", "").strip() else None,
+            backoff_interval=_float(env, "BACKOFF_INTERVAL", 0.1),
+            term_child="TERM_CHILD" in env,  # Ruby: set at all, even empty
+            term_timeout=_float(env, "RESQUE_TERM_TIMEOUT", 4.0),
+            pre_shutdown_timeout=_float(env, "RESQUE_PRE_SHUTDOWN_TIMEOUT", 0.0),
+            graceful_term="GRACEFUL_TERM" in env,
+            summary_interval=_float(env, "RESQUE_SUMMARY_INTERVAL", 60.0),
         )
 
 

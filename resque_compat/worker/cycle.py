@@ -135,12 +135,13 @@ class Cycle:
         *,
         check: bool,
         reserve: bool,
-        adopt: tuple[str, bytes] | None = None,
+        adopt: str | None = None,
         recovering: int | None = None,
         guard: bytes | None = None,
     ) -> CycleResult:
-        """One cycle call. ``guard``: finish only if ``worker:<id>`` still holds that item, reserve
-        nothing (a forked child finishing for a worker that died while the job ran)."""
+        """One cycle call. ``adopt``: record the item a blocking pop moved from that queue into
+        our in-flight list. ``guard``: finish only if ``worker:<id>`` still holds that item,
+        reserve nothing (a forked child finishing for a worker that died while the job ran)."""
         sadd_name = ""
         list_key = self._failed_key
         status_key = self._worker_key
@@ -148,7 +149,10 @@ class Cycle:
             finish_args: list[str | bytes] = [b"", b"", b"", b""]
         elif finish.release_item is not None:
             list_key = bulk(self.keys.queue(finish.queue))
-            finish_args = [b"release", finish.release_item, b"", b""]
+            waiting = b""
+            if finish.status_key is not None and finish.status is not None:
+                status_key, waiting = finish.status_key, finish.status
+            finish_args = [b"release", finish.release_item, b"", waiting]
         else:
             if finish.failure is not None:
                 name = failure_list_name(self.failure_backend, finish.queue)
@@ -168,8 +172,8 @@ class Cycle:
             self.run_at(),
             b"1" if self.reliable else b"",
             b"" if recovering is None else str(recovering),
-            guard if guard is not None else adopt[1] if adopt is not None else b"",
-            encode_json(adopt[0]) if adopt is not None else b"",
+            guard if guard is not None else b"",
+            encode_json(adopt) if adopt is not None else b"",
         ]
         queued = mode == "1"
         numkeys = _STATIC_KEY_COUNT + 3 + (len(self._queues) if queued else 0)

@@ -16,7 +16,6 @@ import select
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from types import FrameType
 
@@ -92,7 +91,7 @@ class Pool:
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
-                traceback.print_exc()
+                log.exception("pool child %d (slot %d) failed", os.getpid(), slot)
             finally:
                 with contextlib.suppress(Exception):
                     sys.stdout.flush()

@@ -37,8 +37,15 @@ def waiting(queues: list[str] | tuple[str, ...]) -> None:
     set_title("Waiting for " + ",".join(queues))
 
 
-def processing(queue: str, since: float, class_name: str) -> None:
-    set_title(f"Processing {queue} since {int(since)} [{class_name}]")
+def processing(queue: str, since: float, class_name: str, worker_pid: int | None = None) -> None:
+    """A forked job child adds ``(worker <pid>)``: a same-host pruner that finds the worker
+    dead but this child alive leaves the job to the child, which records it itself."""
+    mark = f" {child_mark(worker_pid)}" if worker_pid is not None else ""
+    set_title(f"Processing {queue} since {int(since)} [{class_name}]{mark}")
+
+
+def child_mark(worker_pid: int | str) -> str:
+    return f"(worker {worker_pid})"
 
 
 def forked(pid: int, at: float) -> None:

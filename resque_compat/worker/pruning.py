@@ -1,6 +1,9 @@
 """Unregistering workers and pruning dead ones, with Ruby Resque 3.0's rules.
 
-At startup, under the ``pruning_dead_workers_in_progress`` lock (``SET NX EX <heartbeat>``):
+At startup and then every ½-1 heartbeat interval (jittered; the worker's heartbeat thread),
+under the ``pruning_dead_workers_in_progress`` lock (``SET NX EX <heartbeat>``, as Ruby takes
+it; released by compare-and-delete when the prune is done, so a restarted worker does not find
+it held for a minute; a lock whose holder is a dead process of this host is broken at once):
 
 1. every worker whose heartbeat is older than the prune interval is unregistered, whatever its
    host, and a job it held is failed with ``Resque::PruneDeadWorkerDirtyExit``;
@@ -10,8 +13,11 @@ At startup, under the ``pruning_dead_workers_in_progress`` lock (``SET NX EX <he
 
 Ids whose pid is not a number (node-resque's ``MultiWorker``: ``host:pid+1:queues``) are never
 pruned by rule 2, and a process counts as live when its command line contains ``resque`` (the
-titles of Ruby, PHP and our workers all do). A dead worker's reliable-mode in-flight job goes
-back to the head of its queue instead of being failed.
+titles of Ruby, PHP and our workers all do). A dead worker's in-flight item (reliable mode's
+job, or a blocking pop not yet recorded) goes back to the head of its queue instead of being
+failed. A dead worker whose forked job child still runs (its title ends ``(worker <pid>)``) is
+left alone until the child has recorded the job. A tracked job's status ends with the claim:
+3 with the 24 h expiry when failed, 1 when requeued.
 
 The lock expires after one heartbeat interval, so two pruners can reach the same dead worker.
 Its job is claimed in one script (``claim_job``): exactly one of our pruners requeues or fails
@@ -31,9 +37,20 @@ from collections.abc import Iterable
 import redis
 
 from resque_compat.failure import Failures
-from resque_compat.protocol import Keys, ProtocolError, WorkerId, WorkingOn, decode_json, timefmt
-from resque_compat.protocol.scripts import CLAIM_DEAD_WORKER
+from resque_compat.protocol import (
+    JobPayload,
+    JobStatus,
+    Keys,
+    ProtocolError,
+    StatusRecord,
+    WorkerId,
+    WorkingOn,
+    decode_json,
+    timefmt,
+)
+from resque_compat.protocol.scripts import CLAIM_DEAD_WORKER, RELEASE_LOCK
 from resque_compat.replies import raw, text
+from resque_compat.worker import procline
 from resque_compat.worker.runner import failure_record
 
 log = logging.getLogger("resque_compat.worker")
@@ -114,14 +131,19 @@ def claim_job(
                     record_raw, exception=exception, error=error, backtrace=[], worker_id=worker_id, queue=""
                 )
                 list_name = failures.list_for("")
+        status_key, failed_status, waiting_status = _ending_statuses(
+            client, keys, first or (bytes(record.payload) if record is not None else b"")
+        )
         reply = claim(
             keys=[
                 keys.worker(worker_id), inflight, keys.queue(queue), keys.queues, keys.workers,
                 keys.failed_list(list_name), keys.failed_queues, keys.stat("failed"),
+                status_key or keys.worker(worker_id),
             ],
             args=[
                 "orphan" if orphan else "dead", worker_id, record_raw, first, queue, failure,
                 "" if list_name == "failed" else list_name, "1" if counted else "",
+                failed_status, waiting_status,
             ],
         )  # fmt: skip
         what, moved = int(reply[0]), int(reply[1])
@@ -137,6 +159,29 @@ def claim_job(
         return None
     log.warning("worker %s kept changing while being pruned; left as it is", worker_id)
     return None
+
+
+def _ending_statuses(client: redis.Redis, keys: Keys, payload: bytes) -> tuple[str | None, bytes, bytes]:
+    """A tracked job's status key and what it becomes when its dead worker's job is failed
+    (3) or requeued (1), so no status stays "running" once no process runs the job. Empty
+    when the job is not tracked or its status cannot be read (then it is left alone)."""
+    try:
+        job = JobPayload.decode(payload)
+    except ProtocolError:
+        return None, b"", b""
+    if not job.job_id:
+        return None, b"", b""
+    key = keys.status(job.job_id, job.status_prefix)
+    current = client.get(key)
+    if current is None:
+        return None, b"", b""
+    try:
+        status = StatusRecord.decode(raw(current))
+    except ProtocolError:
+        return None, b"", b""
+    if status.state in (JobStatus.FAILED, JobStatus.COMPLETE):
+        return None, b"", b""  # already final: a late pruner does not overwrite it
+    return key, status.advanced(JobStatus.FAILED).encode(), status.advanced(JobStatus.WAITING).encode()
 
 
 def _decode_record(raw: bytes) -> WorkingOn | None:
@@ -187,10 +232,11 @@ def _fallback_queue(item: bytes, worker_id: str) -> str:
     return "failed_inflight"
 
 
-def resque_pids() -> set[str] | None:
-    """Pids of processes whose command line contains ``resque`` (php-resque's test, which is
-    wider than Ruby's ``resque-[0-9]``): from /proc, else ``ps``. None when unknowable."""
-    pids: set[str] = set()
+def resque_processes() -> dict[str, str] | None:
+    """pid -> command line of processes whose command line contains ``resque`` (php-resque's
+    test, which is wider than Ruby's ``resque-[0-9]``): from /proc, else ``ps``. None when
+    unknowable."""
+    found: dict[str, str] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -205,8 +251,8 @@ def resque_pids() -> set[str] | None:
             except OSError:
                 continue
             if b"resque" in cmdline and b"resque-web" not in cmdline:
-                pids.add(entry)
-        return pids
+                found[entry] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+        return found
     try:
         out = subprocess.run(["ps", "-A", "-o", "pid=,command="], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -214,8 +260,54 @@ def resque_pids() -> set[str] | None:
     for line in out.splitlines():
         pid, _, command = line.strip().partition(" ")
         if "resque" in command and "resque-web" not in command:
-            pids.add(pid)
-    return pids
+            found[pid] = command
+    return found
+
+
+def resque_pids() -> set[str] | None:
+    """Pids of live resque processes (see :func:`resque_processes`)."""
+    found = resque_processes()
+    return None if found is None else set(found)
+
+
+def _finishing_child(processes: dict[str, str], worker_pid: str) -> str | None:
+    """The pid of a live job child of the dead worker ``worker_pid`` (its title ends with
+    ``procline.child_mark``): it finishes and records its job itself, so the worker is left
+    registered until it has; pruning it now would record a job that completes as failed."""
+    mark = procline.child_mark(worker_pid)
+    for pid, command in processes.items():
+        if command.rstrip().endswith(mark):
+            return pid
+    return None
+
+
+def acquire_lock(client: redis.Redis, keys: Keys, me: str, seconds: float, host: str | None = None) -> bool:
+    """Ruby's ``SET pruning_dead_workers_in_progress <id> EX <heartbeat> NX``. A lock held by a
+    worker of this host whose process is gone (it died mid-prune, or was killed before Ruby
+    semantics let the lock expire) is broken at once, by compare-and-delete."""
+    ex = max(1, int(seconds))
+    if client.set(keys.prune_lock, me, ex=ex, nx=True):
+        return True
+    holder = client.get(keys.prune_lock)
+    if holder is None:
+        return bool(client.set(keys.prune_lock, me, ex=ex, nx=True))
+    parsed = WorkerId.parse(text(holder))
+    if parsed.host != (host or socket.gethostname()) or not parsed.pid.isdigit() or _alive(parsed.pid):
+        return False
+    if client.register_script(RELEASE_LOCK)(keys=[keys.prune_lock], args=[text(holder)]):
+        log.info("broke the prune lock of %s (its process is gone)", text(holder))
+    return bool(client.set(keys.prune_lock, me, ex=ex, nx=True))
+
+
+def release_lock(client: redis.Redis, keys: Keys, me: str) -> None:
+    """Compare-and-delete: only our own lock is released."""
+    client.register_script(RELEASE_LOCK)(keys=[keys.prune_lock], args=[me])
+
+
+def _alive(pid: str) -> bool:
+    """A live resque process (the pruner's own test; a zombie or a reused pid is not one)."""
+    found = resque_processes()
+    return found is None or pid in found
 
 
 def prune_dead_workers(
@@ -230,10 +322,61 @@ def prune_dead_workers(
     host: str | None = None,
 ) -> list[str]:
     """Ruby's ``prune_dead_workers`` (see the module docstring). Returns the pruned ids."""
-    if not client.set(keys.prune_lock, me, ex=max(1, int(heartbeat_interval)), nx=True):
-        return []
-    my_queues = set(queues)
+    return try_prune(
+        client, keys, failures, me, queues,
+        heartbeat_interval=heartbeat_interval, prune_interval=prune_interval, host=host,
+    ) or []  # fmt: skip
+
+
+#: (worker id, stored value) pairs already warned about: a periodic prune repeats itself every
+#: few seconds, the operator needs the line once (bounded: cleared when it grows large)
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(worker_id: str, value: str, message: str, *args: object) -> None:
+    if (worker_id, value) in _warned:
+        log.debug(message, *args)
+        return
+    if len(_warned) >= 1000:
+        _warned.clear()
+    _warned.add((worker_id, value))
+    log.warning(message, *args)
+
+
+def try_prune(
+    client: redis.Redis,
+    keys: Keys,
+    failures: Failures,
+    me: str,
+    queues: Iterable[str],
+    *,
+    heartbeat_interval: float,
+    prune_interval: float,
+    host: str | None = None,
+) -> list[str] | None:
+    """One prune under the lock, which is released when done. None: another pruner holds it."""
     hostname = host or socket.gethostname()
+    if not acquire_lock(client, keys, me, heartbeat_interval, hostname):
+        return None
+    try:
+        return _prune(client, keys, failures, me, set(queues), hostname=hostname, prune_interval=prune_interval)
+    finally:
+        try:
+            release_lock(client, keys, me)
+        except redis.RedisError as exc:  # it expires by itself
+            log.debug("could not release the prune lock: %s", exc)
+
+
+def _prune(
+    client: redis.Redis,
+    keys: Keys,
+    failures: Failures,
+    me: str,
+    my_queues: set[str],
+    *,
+    hostname: str,
+    prune_interval: float,
+) -> list[str]:
     workers = sorted(text(m) for m in client.smembers(keys.workers))
     beats = {text(k): text(v) for k, v in client.hgetall(keys.heartbeat).items()}
     secs, _ = client.time()
@@ -244,12 +387,11 @@ def prune_dead_workers(
             continue
         seen = timefmt.parse(beat)
         if seen is None:
-            log.warning("not pruning %s: its heartbeat %r is not a time", worker_id, beat[:100])
+            _warn_once(worker_id, beat, "not pruning %s: its heartbeat %r is not a time", worker_id, beat[:100])
             continue
         if now - seen.timestamp() <= prune_interval:
             continue
-        log.info("pruning dead worker %s (last heartbeat %s)", worker_id, beat)
-        unregister(
+        what = unregister(
             client,
             keys,
             failures,
@@ -257,8 +399,9 @@ def prune_dead_workers(
             exception="Resque::PruneDeadWorkerDirtyExit",
             error=f"Worker {worker_id} did not gracefully exit while processing {{class}}",
         )
+        log.warning("pruned dead worker %s (last heartbeat %s)%s", worker_id, beat, _held(what))
         pruned.append(worker_id)
-    live: set[str] | None = None
+    live: dict[str, str] | None = None
     for worker_id in workers:
         if worker_id in pruned or worker_id == me:
             continue
@@ -268,16 +411,28 @@ def prune_dead_workers(
         if "*" not in my_queues and set(parsed.queue_list) != my_queues:
             continue
         if live is None:
-            live = resque_pids()
+            live = resque_processes()
             if live is None:
                 log.warning("cannot list processes; not pruning same-host workers")
                 return pruned
         if parsed.pid in live:
             continue
-        log.info("pruning dead worker %s (pid %s is gone)", worker_id, parsed.pid)
-        unregister(client, keys, failures, worker_id)
+        child = _finishing_child(live, parsed.pid)
+        if child is not None:
+            log.info("worker %s is gone; its job child %s is finishing the job", worker_id, child)
+            continue
+        what = unregister(client, keys, failures, worker_id)
+        log.warning("pruned dead worker %s (pid %s is gone)%s", worker_id, parsed.pid, _held(what))
         pruned.append(worker_id)
     return pruned
+
+
+def _held(what: str | None) -> str:
+    if what == "failed":
+        return "; its job was recorded as failed (DirtyExit)"
+    if what == "requeued":
+        return "; its job went back to its queue"
+    return ""
 
 
 def requeue_orphans(client: redis.Redis, keys: Keys, failures: Failures) -> int:

@@ -3,8 +3,11 @@ one Redis round trip per job, fork per job or in-process, signals, and reconnect
 
 Signals, as Ruby Resque: QUIT finishes the job then exits; TERM/INT kill the job now (fork:
 SIGKILL to the child; no fork: ``Resque::TermException`` raised in the job), record it as
-failed and exit; USR1 kills the job and keeps working; USR2 pauses; CONT resumes. The control
-list (``resque-compat`` CLI, any host) sends pause / resume / stop / kill-job.
+failed (reliable mode: back at the head of its queue) and exit; USR1 kills the job and keeps
+working; USR2 pauses; CONT resumes. ``TERM_CHILD``: TERM to the child first (a TermException
+in the job), KILL after ``RESQUE_TERM_TIMEOUT``; ``GRACEFUL_TERM``: TERM acts as QUIT. A second
+TERM/INT leaves at once, the job in hand to the pruner; so does a stop with Redis unreachable.
+The control list (``resque-compat`` CLI, any host) sends pause / resume / stop / kill-job.
 
 Counting: ``stat:processed`` counts every reserved job; ``stat:failed`` every failure record
 this worker writes, dirty exits included (Ruby does not count those it records in the parent).
@@ -13,9 +16,10 @@ Guarantees. A reserved job always ends in one of: finished (counted), a failure 
 full payload (retryable), or, in ``--reliable`` mode, back at the head of its queue. Reserving
 and recording the reservation are one atomic script, so dying in between loses nothing; a
 connection cut is recovered without losing or double-counting a job (see ``cycle``). Reliable
-mode is at-least-once: a job whose worker died mid-run runs again. Limits: in blocking mode
-without ``--reliable``, an item whose BLPOP reply is lost to a connection cut is gone (as with
-every BLPOP worker); a control command whose cycle reply is lost is dropped.
+mode is at-least-once: a job whose worker died mid-run runs again. Blocking mode BLMOVEs into
+the worker's in-flight list, and the next call records the item from there, so neither a kill
+nor a lost reply between the pop and the record loses it. Limit: a control command whose
+cycle reply is lost is dropped.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ import contextlib
 import fcntl
 import gc
 import logging
+import math
 import os
+import random
 import select
 import signal
 import struct
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,9 +50,10 @@ from resque_compat.failure import Failures
 from resque_compat.history import Sampler
 from resque_compat.jobs.progress import ResqueStatuses
 from resque_compat.jobs.retrying import WorkerRetries, retry_line
-from resque_compat.logs import job_fields, mask_args
+from resque_compat.logs import JOB_FIELDS, escape_controls, job_fields, mask_args
 from resque_compat.protocol import (
     UNSET,
+    Failure,
     JobStatus,
     ProtocolError,
     StatusRecord,
@@ -59,7 +65,7 @@ from resque_compat.protocol import (
 )
 from resque_compat.protocol.records import WorkerState
 from resque_compat.registry import JobRegistry, UnresolvableJobError, default_registry
-from resque_compat.replies import raw, text
+from resque_compat.replies import text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.cycle import Cycle, CycleResult, Finish, Kind
@@ -79,6 +85,8 @@ if TYPE_CHECKING:  # the metrics extra is optional
     from resque_compat.metrics import WorkerMetrics
 
 log = logging.getLogger("resque_compat.worker")
+#: one line per job: successes at INFO (``-v``), failures at WARNING (shown by default)
+job_log = logging.getLogger("resque_compat.worker.job")
 T = TypeVar("T")
 #: the class label of a queue item that is not a job
 MALFORMED = "(malformed)"
@@ -92,10 +100,31 @@ _TRANSIENT_REPLIES = (
 _RETRY_GIVE_UP = 30.0
 
 
+class _ExitNow(BaseException):
+    """Raised by a second TERM/INT to leave whatever the worker is doing at once."""
+
+
 def _transient(exc: Exception) -> bool:
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) or _refusal(exc):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
+
+
+def _refusal(exc: Exception) -> bool:
+    """Redis answers but will not write now (redis-py names these errors and drops the code)."""
+    return isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError))
+
+
+def _why(exc: Exception) -> str:
+    """The log line's reason, in an operator's words."""
+    detail = redact(str(exc))
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or detail.startswith("OOM"):
+        return f"Redis refuses writes: out of memory (maxmemory) ({detail})"
+    if isinstance(exc, redis.exceptions.ReadOnlyError) or detail.startswith("READONLY"):
+        return f"Redis refuses writes: read-only replica ({detail})"
+    if isinstance(exc, redis.exceptions.BusyLoadingError) or detail.startswith("LOADING"):
+        return f"Redis is loading its data ({detail})"
+    return f"Redis connection lost ({detail})"
 
 
 class Worker:
@@ -133,6 +162,8 @@ class Worker:
         # state set by signal handlers and the control list
         self._stop = False  # QUIT/stop: no new jobs, exit when idle
         self._stop_now = False  # TERM/INT: kill the job in hand
+        self._exit_now = False  # a second TERM/INT: leave at once
+        self._shutting_down = False
         self._paused = False  # USR2
         self._remote_paused = False  # control "pause"
         self._kill_job = False
@@ -145,8 +176,12 @@ class Worker:
         self._beat_thread: threading.Thread | None = None
         self._history = Sampler(self.redis, self.keys)  # ticked by the heartbeat thread, never by a job
         self._registered = False
+        self._next_prune = time.monotonic()
         self._saved_signals: dict[signal.Signals, Any] = {}
         self.jobs_done = 0
+        self.jobs_failed = 0
+        self._started_at = self._summary_at = time.monotonic()
+        self._summary_counts = (0, 0)
         self._exiting: set[int] = set()  # children that reported their outcome and are exiting
         self._status_in_hand: tuple[str | None, StatusRecord | None] = (None, None)
         self._published_state = b""
@@ -157,6 +192,13 @@ class Worker:
         try:
             self.startup()
             self._loop()
+            return 0
+        except _ExitNow:
+            return 0
+        except redis.RedisError as exc:
+            if not self._stop:
+                raise
+            log.warning("Redis unreachable while stopping (%s); exiting anyway", redact(str(exc)))
             return 0
         finally:
             self.shutdown()
@@ -178,30 +220,37 @@ class Worker:
         )
         self._retry(lambda: self.redis.hdel(self.keys.heartbeat, self.id), "clear the heartbeat")
         self._retry(self._beat, "write the heartbeat")
+        self._retry(self._prune, "prune dead workers")
         self._beat_thread = threading.Thread(target=self._beat_loop, name="resque-heartbeat", daemon=True)
         self._beat_thread.start()
-        pruned = self._retry(
-            lambda: pruning.prune_dead_workers(
-                self.redis,
-                self.keys,
-                self.failures,
-                self.id,
-                self.config.queues,
-                heartbeat_interval=self.config.heartbeat_interval,
-                prune_interval=self.config.prune_interval,
-            ),
-            "prune dead workers",
-        )
-        if pruned:
-            log.info("pruned %d dead worker(s): %s", len(pruned), ", ".join(pruned))
-        if self.config.reliable:
-            self._retry(lambda: pruning.requeue_orphans(self.redis, self.keys, self.failures), "requeue orphans")
         self.hooks.run("before_first_fork", self)
         self._retry(self._register, "register")
         if self.config.fork:
             gc.freeze()  # what exists now is shared with every child: no copy-on-write for it
         self._resolve_queues()
-        log.info("worker %s started (%s)", self.id, "fork per job" if self.config.fork else "no fork")
+        self._log_start()
+
+    def _log_start(self) -> None:
+        """The start line an operator checks first: who, which queues, how, and what it can run."""
+        config = self.config
+        classes = len(self.registry)
+        mode = ", ".join([
+            "fork per job" if config.fork else "no fork",
+            "blocking" if config.blocking else f"polling every {_seconds(config.interval)}",
+            "reliable" if config.reliable else "default (at most once)",
+            *(["burst"] if config.burst else []),
+            *([f"timeout {_seconds(config.timeout)}"] if config.timeout else []),
+        ])  # fmt: skip
+        log.info(
+            "worker %s started: queues %s; %s; %d job class(es) registered",
+            self.id, ",".join(config.queues), mode, classes,
+        )  # fmt: skip
+        if not classes:
+            log.warning(
+                "no job classes are registered: every job will fail with UnknownJobError; "
+                "load the modules that define them with --import MODULE (or APP_INCLUDE=module1,module2)"
+            )
+        self._started_at = self._summary_at = time.monotonic()
 
     def _register(self) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -219,23 +268,36 @@ class Worker:
         self._beat()
 
     def shutdown(self) -> None:
-        """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks."""
-        self._reap_exited(wait=10.0)
+        """Stop the heartbeat, unregister as Ruby does, run worker_exit hooks. After a second
+        TERM/INT, or with Redis unreachable, a job still recorded is left to the pruner."""
+        self._shutting_down = True
+        self._reap_exited(wait=0.0 if self._exit_now else 10.0)
         self._beat_stop.set()
         if self._beat_thread is not None:
-            self._beat_thread.join(timeout=5)
-        if self._registered:
+            self._beat_thread.join(timeout=0.5 if self._stop_now else 5.0)
+        if self._registered and self._exit_now:
+            log.warning("exited at once: %s stays registered until a pruner takes it and any job it held", self.id)
+        elif self._registered:
             try:
-                self._retry(lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id), "unregister")
+                self._retry(
+                    lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id),
+                    "unregister",
+                    give_up=0.5 if self._stop_now else 5.0,
+                )
                 self._registered = False
             except redis.RedisError as exc:
-                log.warning("could not unregister %s: %s", self.id, redact(str(exc)))
+                log.warning(
+                    "could not unregister %s (%s): a pruner will take it and any job it held", self.id, redact(str(exc))
+                )
         self.hooks.run_logged("worker_exit", self)
         self._restore_signals()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        log.info("worker %s exited after %d job(s)", self.id, self.jobs_done)
+        elapsed = time.monotonic() - self._started_at
+        log.info(
+            "worker %s exited: processed %d, failed %d in %.1f s", self.id, self.jobs_done, self.jobs_failed, elapsed
+        )
 
     # -- the loop -----------------------------------------------------------------------
     def _loop(self) -> None:
@@ -243,6 +305,8 @@ class Worker:
         finish: Finish | None = None
         last_check = 0.0
         idle = True
+        low, high, backoff = config.poll_intervals()
+        poll = min(max(config.interval, low), high)  # Ruby 3.0: back off from MIN to MAX_INTERVAL
         while True:
             if self._parent is not None and os.getppid() != self._parent:
                 log.warning("pool supervisor is gone; stopping")
@@ -262,6 +326,7 @@ class Worker:
             job = self._job_of(result)
             if job is not None:
                 idle = False
+                poll = low
                 finish = self._process(*job)
                 continue
             idle = True
@@ -281,15 +346,17 @@ class Worker:
                 return
             procline.waiting(self.queues)
             if config.blocking:
-                popped = self._blocking_pop()
-                if popped is not None:
-                    adopted = self._call(None, check=False, reserve=False, adopt=popped)
-                    job = self._job_of(adopted, default_queue=popped[0])
+                moved_from = self._blocking_pop()
+                if moved_from is not None:
+                    adopted = self._call(None, check=False, reserve=False, adopt=moved_from)
+                    job = self._job_of(adopted, default_queue=moved_from)
                     if job is not None:
                         idle = False
                         finish = self._process(*job)
             else:
-                self._sleep(config.interval)
+                poll = min(poll + backoff, high)
+                log.debug("sleeping for %g s", poll)
+                self._sleep(poll)
 
     def _job_of(self, result: CycleResult, default_queue: str = "") -> tuple[str, bytes] | None:
         if result.kind is Kind.JOB and result.item is not None:
@@ -308,9 +375,7 @@ class Worker:
         if self.queues != self.cycle.queues:
             self.cycle.set_queues(self.queues)
 
-    def _call(
-        self, finish: Finish | None, *, check: bool, reserve: bool, adopt: tuple[str, bytes] | None = None
-    ) -> CycleResult:
+    def _call(self, finish: Finish | None, *, check: bool, reserve: bool, adopt: str | None = None) -> CycleResult:
         """One cycle call; on a dropped connection back off, reconnect, and retry in recovery mode."""
         assert self.cycle is not None
         recovering: int | None = None
@@ -323,10 +388,12 @@ class Worker:
                 if not _transient(exc):
                     raise
                 if recovering is None:
-                    log.warning("Redis connection lost (%s); reconnecting", redact(str(exc)))
+                    log.warning("%s; %s", _why(exc), "waiting and retrying" if _refusal(exc) else "reconnecting")
                 recovering = self._processed_seen
-                if self._stop_now and time.monotonic() - started > _RETRY_GIVE_UP:
-                    log.warning("giving up on Redis after %.0f s while shutting down", _RETRY_GIVE_UP)
+                if self._stop and (finish is None or self._stop_now or time.monotonic() - started > _RETRY_GIVE_UP):
+                    # shutting down: what Redis has not recorded is left to the pruner
+                    if finish is not None:
+                        log.warning("Redis unreachable while stopping: the job's end is left to the pruner")
                     raise
                 self._sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -335,22 +402,27 @@ class Worker:
                 self._processed_seen = result.processed
             if finish is not None and finish.release_item is None:
                 self.jobs_done += 1
+                self.jobs_failed += finish.failed
             if recovering is not None:
-                log.warning("reconnected to Redis")
+                log.warning("Redis is back (after %.1f s)", time.monotonic() - started)
                 self._retry(self._reregister, "re-register")
             return result
 
-    def _retry(self, func: Callable[[], T], what: str) -> T:
-        """Idempotent Redis work: retry through connection loss with backoff."""
+    def _retry(self, func: Callable[[], T], what: str, give_up: float | None = None) -> T:
+        """Idempotent Redis work: retry through connection loss and refused writes with backoff;
+        while stopping, give up after ``give_up`` s (TERM/INT: 1 s, else 30 s)."""
         delay = 0.1
         started = time.monotonic()
         while True:
             try:
                 return func()
             except redis.RedisError as exc:
-                if not _transient(exc) or (self._stop_now and time.monotonic() - started > _RETRY_GIVE_UP):
+                if not _transient(exc):
                     raise
-                log.warning("cannot %s: %s; retrying in %.1f s", what, redact(str(exc)), delay)
+                limit = give_up if give_up is not None else 0.5 if self._stop_now else _RETRY_GIVE_UP
+                if self._exit_now or (self._stop and time.monotonic() - started > limit):
+                    raise
+                log.warning("cannot %s: %s; retrying in %.1f s", what, _why(exc), delay)
                 self._sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -386,6 +458,15 @@ class Worker:
                     status_key, status = self._pickup_status(*carried)
                     self._status_in_hand = (status_key, status)
             outcome = self._run_forked(job) if self.config.fork else self._run_here(job)
+            if not outcome.ok and self._stop_now and self.config.reliable:
+                # interrupted by shutdown: reliable mode gives it back, at the head of its queue
+                log.warning(
+                    "requeued (Job{%s} | %s) interrupted by shutdown", queue, call.class_name,
+                    extra=job_fields(job_id=payload.job_id, class_name=call.class_name, queue=queue, worker=self.id,
+                                     duration=time.monotonic() - started, outcome="requeued"),
+                )  # fmt: skip
+                waiting = status.advanced(JobStatus.WAITING).encode() if status is not None else None
+                return Finish(queue, release_item=item, status_key=status_key, status=waiting)
             self._ended(queue, payload.job_id, call.class_name, outcome, started=started)
             if call.definition.retry is not None:
                 return self._settle(job, outcome, status_key, status)
@@ -403,6 +484,7 @@ class Worker:
         settled, attempt = self._retry(lambda: self._settle_failure(job, outcome, status_key, status), "retry")
         self._processed_seen = settled.processed
         self.jobs_done += 1
+        self.jobs_failed += 1
         policy = job.definition.retry
         assert policy is not None
         line = retry_line(
@@ -437,19 +519,32 @@ class Worker:
     def _ended(
         self, queue: str, job_id: str | None, class_name: str, outcome: Outcome, *, started: float, why: str = ""
     ) -> None:
-        """The job line (INFO; WARNING when the job could not even start) and the metrics.
+        """The job line and the metrics. A success is INFO on ``resque_compat.worker.job`` (shown
+        with ``-v``); a failure is one WARNING there (shown by default) with the exception's
+        class and message, its backtrace below at ``-v``, and all three as JSON fields.
         The duration is the job's own (a forked child sends it back), else what we saw."""
         kind = "skipped" if outcome.skipped else "ok" if outcome.ok else "failed"
         duration = outcome.duration or time.monotonic() - started
         if self.metrics is not None:
             self.metrics.observe(class_name, kind, duration)
-        level = logging.WARNING if why else logging.INFO
-        if log.isEnabledFor(level):
-            fields = job_fields(
-                job_id=job_id, class_name=class_name, queue=queue, worker=self.id, duration=duration, outcome=kind
-            )
-            word = "done" if kind == "ok" else kind
-            log.log(level, "%s: (Job{%s} | %s)%s", word, queue, class_name, f": {why}" if why else "", extra=fields)
+        level = logging.INFO if outcome.ok else logging.WARNING
+        if not job_log.isEnabledFor(level):
+            return
+        fields = job_fields(
+            job_id=job_id, class_name=class_name, queue=queue, worker=self.id, duration=duration, outcome=kind
+        )
+        if outcome.ok:
+            job_log.info("%s: (Job{%s} | %s)", "done" if kind == "ok" else kind, queue, class_name, extra=fields)
+            return
+        exception, error, backtrace = _failure_parts(outcome, why)
+        fields[JOB_FIELDS].update(exception=exception, error=error, backtrace=backtrace)
+        record = job_log.makeRecord(
+            job_log.name, logging.WARNING, __file__, 0, "failed: (Job{%s} | %s): %s: %s",
+            (queue, class_name, exception, _clip(error)), None, extra=fields,
+        )  # fmt: skip
+        if backtrace and job_log.isEnabledFor(logging.INFO):  # below the line, as a traceback is
+            record.exc_text = "\n".join(escape_controls(f"    {line}") for line in backtrace)
+        job_log.handle(record)
 
     def _pickup_status(self, job_id: str | None, prefix: str) -> tuple[str | None, StatusRecord | None]:
         """Tracked jobs (payload ``id`` with a status key): status 2, ``started`` kept."""
@@ -523,7 +618,7 @@ class Worker:
         try:
             os.close(read_fd)
             self._child_signals()
-            procline.processing(job.queue, time.time(), job.class_name)
+            procline.processing(job.queue, time.time(), job.class_name, worker_pid=self.pid)
             try:
                 self.hooks.run("after_fork", job)
             except Exception as exc:
@@ -539,7 +634,7 @@ class Worker:
             if os.getppid() != self.pid:
                 self._finish_orphaned(job, outcome)
         except BaseException:
-            traceback.print_exc()
+            log.exception("job child %d of %s failed outside the job", os.getpid(), job.class_name)
         finally:
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
@@ -594,18 +689,38 @@ class Worker:
         os.close(self._wake_w)
 
     def _wait_child(self, job: Job, pid: int, read_fd: int) -> Outcome:
-        timeout = self.config.timeout
+        config = self.config
+        timeout = config.timeout
         deadline = time.monotonic() + timeout if timeout else None
         buf = bytearray()
         killed: str | None = None
+        # TERM_CHILD: TERM at term_at (after RESQUE_PRE_SHUTDOWN_TIMEOUT), KILL at kill_at
+        term_at = kill_at = math.inf
         while True:
+            now = time.monotonic()
             if self._kill_job and killed is None:
+                if config.term_child:
+                    term_at = now + config.pre_shutdown_timeout
+                    kill_at = term_at + config.term_timeout
+                    killed = "term"
+                else:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    killed = "signal"
+            if now >= term_at:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                term_at = math.inf
+            if now >= kill_at:
+                log.warning("job child %d still running %g s after TERM: killing it", pid, config.term_timeout)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                killed = "signal"
+                kill_at = math.inf
             wait: float | None = None
+            if min(term_at, kill_at) < math.inf:
+                wait = max(0.0, min(term_at, kill_at) - now)
             if deadline is not None and killed is None:
-                wait = deadline - time.monotonic()
+                wait = deadline - now
                 if wait <= 0:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
@@ -633,6 +748,9 @@ class Worker:
                 return self.runner.dirty_exit(
                     job, job.queue, "Resque::JobTimeout", f"Job exceeded the {timeout:g} s timeout: {how}"
                 )
+            if killed == "term":
+                error = f"SIGTERM, then killed after {config.term_timeout:g} s: {how}"
+                return self.runner.dirty_exit(job, job.queue, "Resque::TermException", error)
             return self.runner.dirty_exit(
                 job, job.queue, "Resque::DirtyExit", f"Child process received unhandled signal {how}"
             )
@@ -645,37 +763,32 @@ class Worker:
         )
 
     # -- blocking mode ------------------------------------------------------------------
-    def _blocking_pop(self) -> tuple[str, bytes] | None:
-        """BLPOP the queues (reliable mode: BLMOVE from the first queue into our in-flight list,
-        the others being polled by the cycle between pops), at most 1 s at a time so signals
-        and control commands are seen promptly."""
+    def _blocking_pop(self) -> str | None:
+        """BLMOVE from the first queue into our in-flight list (the other queues are polled by
+        the cycle between pops), at most 1 s at a time so signals and control commands are
+        seen promptly. Returns the queue when an item may be in the in-flight list (moved, or
+        the reply was lost): the adopt call then records it, atomically, from that list, so a
+        kill -9 at any instant leaves the item in Redis, where a pruner finds it."""
         timeout = max(0.01, min(self.config.interval, 1.0))
         if not self.queues:
             self._sleep(timeout)
             return None
+        first = self.queues[0]
         try:
-            if self.config.reliable:
-                first = self.queues[0]
-                item = self.redis.blmove(
-                    self.keys.queue(first),
-                    self.keys.inflight(self.id),
-                    timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds
-                    "LEFT",
-                    "RIGHT",
-                )
-                return (first, raw(item)) if item is not None else None
-            popped = self.redis.blpop([self.keys.queue(q) for q in self.queues], timeout)
+            item = self.redis.blmove(
+                self.keys.queue(first),
+                self.keys.inflight(self.id),
+                timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds
+                "LEFT",
+                "RIGHT",
+            )
         except redis.RedisError as exc:
             if not _transient(exc):
                 raise
             log.warning("Redis connection lost while waiting (%s); reconnecting", redact(str(exc)))
             self._sleep(1.0)
-            return None
-        if not popped:
-            return None
-        key, item = popped
-        queue = self.keys.strip(text(key))[len("queue:") :]
-        return (queue, raw(item))
+            return first  # the move may have happened: the adopt call finds out
+        return first if item is not None else None
 
     # -- signals and control -------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -715,18 +828,33 @@ class Worker:
             self._drain()
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
-        log.info("QUIT: exiting after the current job")
+        log.warning("QUIT: exiting after the current job")
         self._stop = True
         self._wake()
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         name = _signal_name(signum)
-        log.info("%s: killing the current job and exiting", name)
+        if signum == signal.SIGTERM and self.config.graceful_term and not self._stop_now:
+            log.warning("%s (GRACEFUL_TERM): exiting after the current job", name)
+            self._stop = True
+            self._wake()
+            return
+        if self._stop_now:  # the second INT/TERM: out at once, the job in hand left to the pruner
+            log.warning("second %s: exiting now", name)
+            if self._child_pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._child_pid, signal.SIGKILL)
+            self._exit_now = True
+            self._wake()
+            if not self._shutting_down:  # in shutdown() its retries see _exit_now and stop
+                raise _ExitNow(name)
+            return
+        log.warning("%s: %s the current job and exiting", name, "stopping" if self.config.term_child else "killing")
         self._stop = self._stop_now = True
         self._kill_current(name)
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
-        log.info("USR1: killing the current job")
+        log.warning("USR1: killing the current job")
         self._kill_current("SIGUSR1")
 
     def _kill_current(self, name: str) -> None:
@@ -793,12 +921,49 @@ class Worker:
         self.redis.set(self.keys.worker_state(self.id), record, ex=max(ttl, 1))
         self._published_state = record
 
+    def _prune(self) -> None:
+        """Prune dead workers under Ruby's lock (released when done), then send orphaned
+        in-flight lists back to their queues. When another pruner holds the lock, try again
+        in about a second, else after a jittered fraction of the heartbeat interval, so live
+        workers keep pruning and a restarted worker finds its dead predecessor at once."""
+        config = self.config
+        self._next_prune = time.monotonic() + random.uniform(1.0, 2.0)  # if this one fails
+        pruned = pruning.try_prune(
+            self.redis, self.keys, self.failures, self.id, config.queues,
+            heartbeat_interval=config.heartbeat_interval, prune_interval=config.prune_interval,
+        )  # fmt: skip
+        if pruned is None:
+            self._next_prune = time.monotonic() + random.uniform(0.5, 1.5)
+            return
+        moved = pruning.requeue_orphans(self.redis, self.keys, self.failures)
+        if moved:
+            log.warning("requeued the in-flight jobs of %d worker(s) no longer registered", moved)
+        self._next_prune = time.monotonic() + config.heartbeat_interval * random.uniform(0.5, 1.0)
+
+    def _summary(self) -> None:
+        """Every ``summary_interval`` s, one INFO line: what was done since the last one."""
+        every = self.config.summary_interval
+        now = time.monotonic()
+        if not every or now - self._summary_at < every:
+            return
+        done, failed = self.jobs_done, self.jobs_failed
+        last_done, last_failed = self._summary_counts
+        rate = (done - last_done) / (now - self._summary_at)
+        busy = self._child_pid is not None or self._job_running
+        state = "paused" if self._paused or self._remote_paused else "busy" if busy else "idle"
+        log.info(
+            "summary: processed %d (+%d), failed %d (+%d), %.1f jobs/s over %.0f s; %s",
+            done, done - last_done, failed, failed - last_failed, rate, now - self._summary_at, state,
+        )  # fmt: skip
+        self._summary_at, self._summary_counts = now, (done, failed)
+
     def _beat_loop(self) -> None:
-        """Heartbeat every HEARTBEAT_INTERVAL s; while a job runs, also read the control list
-        (between jobs the cycle call does that); once a minute, maybe record the history."""
+        """Heartbeat every HEARTBEAT_INTERVAL s, prune dead workers now and then (``_prune``);
+        while a job runs, also read the control list (between jobs the cycle call does that);
+        once a minute, maybe record the history."""
         interval = self.config.heartbeat_interval
         next_beat = time.monotonic() + interval
-        while not self._beat_stop.wait(min(0.5, max(0.0, next_beat - time.monotonic()))):
+        while not self._beat_stop.wait(min(0.5, max(0.0, min(next_beat, self._next_prune) - time.monotonic()))):
             try:
                 if self._child_pid is not None or self._job_running:
                     command = self.redis.lpop(self.keys.control(self.id))
@@ -809,6 +974,9 @@ class Worker:
                     next_beat = time.monotonic() + interval
                 elif self._state_record() != self._published_state:
                     self._publish_state()  # a pause, resume or stop shows within half a second
+                if time.monotonic() >= self._next_prune and not self._stop:
+                    self._prune()
+                self._summary()
                 self._history.tick()
             except redis.RedisError as exc:
                 log.debug("heartbeat: %s", redact(str(exc)))
@@ -837,6 +1005,23 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"SIG{signum}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _failure_parts(outcome: Outcome, why: str) -> tuple[str, str, list[str]]:
+    """(exception class, message, backtrace) of a failed outcome's record."""
+    try:
+        record = Failure.decode(_failure_bytes(outcome))
+    except (ProtocolError, TypeError):
+        return "?", why, []
+    return record.exception, record.error, list(record.backtrace)
+
+
+def _clip(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
 def _failure_bytes(outcome: Outcome) -> bytes:

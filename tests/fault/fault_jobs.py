@@ -59,3 +59,17 @@ def hang_job(tag: str) -> None:
     """Runs far past any test timeout."""
     _redis().hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
     time.sleep(120)
+
+
+@job("StubbornJob")
+def stubborn_job(tag: str) -> None:
+    """Catches the termination exception (``TERM_CHILD``) and goes on for up to 60 s: a job
+    slow to stop, so a second TERM/INT has something to cut short."""
+    client = _redis()
+    client.hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # the point: a job that will not stop
+            client.hset("fault:termed", tag, "1")

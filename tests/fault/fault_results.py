@@ -9,11 +9,14 @@ scenario still shows what it lost.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-COLUMNS = ("faults", "jobs", "completed", "failed", "requeued", "refused", "lost", "doubled")
+COLUMNS = ("faults", "jobs", "completed", "failed", "requeued", "refused", "lost", "doubled", "completed_failed")
+#: column titles where the field name is not the title
+TITLES = {"completed_failed": "completed but recorded failed"}
 
 
 @dataclass
@@ -24,7 +27,10 @@ class ScenarioResult:
     ``completed`` / ``failed`` (in a failure list with their full payload) / ``requeued``
     (back on a queue): where they ended; ``refused``: enqueue calls that raised a clear
     error and wrote nothing; ``lost``: acknowledged jobs found nowhere; ``doubled``: jobs
-    that ran or were stored more than once where that is not allowed.
+    that ran or were stored more than once where that is not allowed; ``completed_failed``:
+    jobs that completed and were also recorded as failed (a pruner or a lost write taking a
+    finished job for a dead one; must be 0); ``recovery``: per fault, seconds from the kill to
+    the job being out of the dead worker's hands (in ``failed``, or back on its queue).
     """
 
     scenario: str
@@ -37,6 +43,8 @@ class ScenarioResult:
     refused: int = 0
     lost: int = 0
     doubled: int = 0
+    completed_failed: int = 0
+    recovery: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     outcome: str = "not run"
     seconds: float = 0.0
@@ -47,6 +55,12 @@ class ScenarioResult:
     @property
     def accounted(self) -> int:
         return self.completed + self.failed + self.requeued
+
+    def recovery_cell(self) -> str:
+        """``p50 / max`` seconds, or empty when the scenario measures no recovery."""
+        if not self.recovery:
+            return ""
+        return f"{statistics.median(self.recovery):.2f} / {max(self.recovery):.2f}"
 
 
 class ResultsTable:
@@ -61,14 +75,20 @@ class ResultsTable:
         return row
 
     def markdown(self) -> str:
-        head = "| scenario | " + " | ".join(COLUMNS) + " | result | notes |"
-        rule = "|" + "---|" * (len(COLUMNS) + 3)
+        titles = [TITLES.get(c, c) for c in COLUMNS]
+        head = "| scenario | " + " | ".join(titles) + " | recovery s (p50 / max) | result | notes |"
+        rule = "|" + "---|" * (len(COLUMNS) + 4)
         lines = [head, rule]
         for row in self.rows:
             cells = [str(getattr(row, c)) for c in COLUMNS]
-            lines.append(f"| {row.scenario} | " + " | ".join(cells) + f" | {row.outcome} | {'; '.join(row.notes)} |")
+            lines.append(
+                f"| {row.scenario} | " + " | ".join(cells)
+                + f" | {row.recovery_cell()} | {row.outcome} | {'; '.join(row.notes)} |"
+            )  # fmt: skip
         totals = [str(sum(getattr(row, c) for row in self.rows)) for c in COLUMNS]
-        lines.append("| **total** | " + " | ".join(totals) + " | | |")
+        every = [s for row in self.rows for s in row.recovery]
+        overall = f"{statistics.median(every):.2f} / {max(every):.2f}" if every else ""
+        lines.append("| **total** | " + " | ".join(totals) + f" | {overall} | | |")
         return "\n".join(lines) + "\n"
 
     def write(self, directory: Path) -> tuple[Path, Path]:
@@ -79,8 +99,9 @@ class ResultsTable:
         md.write_text(
             f"# Fault suite results ({stamp})\n\n"
             "jobs: acknowledged or seeded; failed: in a failure list with the full payload; "
-            "refused: enqueue raised a clear error and wrote nothing; lost: acknowledged and found nowhere.\n\n"
-            + self.markdown()
+            "refused: enqueue raised a clear error and wrote nothing; lost: acknowledged and found nowhere; "
+            "completed but recorded failed: must be 0; recovery: seconds from a kill -9 to the job being "
+            "out of the dead worker's hands (in failed, or back on its queue).\n\n" + self.markdown()
         )
         totals = {c: sum(getattr(row, c) for row in self.rows) for c in COLUMNS}
         js.write_text(

@@ -38,10 +38,11 @@ def _mode_args(fork: bool, reliable: bool) -> list[str]:
 
 def _finish(farm: Farm, tags: list[str], result: ScenarioResult, victims: set[str], reliable: bool) -> None:
     acc = farm.record(tags, result, victims=victims, reliable=reliable, retries_allowed=reliable)
-    details = farm.log_tail() if acc.lost or result.doubled or acc.bad_payloads else ""
+    details = farm.log_tail() if acc.lost or result.doubled or acc.bad_payloads or result.completed_failed else ""
     assert not acc.lost, f"lost: {sorted(acc.lost)}\n{details}"
     assert not acc.bad_payloads, acc.bad_payloads
     assert result.doubled == 0, details
+    assert result.completed_failed == 0, f"completed but recorded failed\n{details}"
     assert result.accounted == len(tags)
 
 
