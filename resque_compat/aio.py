@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
@@ -29,31 +30,40 @@ from resque_compat.failure import (
     BackendName,
     FailureEntry,
     FailureError,
+    changed_while_clearing,
     check_backend,
     clear_commands,
     decode_entry,
     default_backend,
     failure_list_name,
+    not_a_list,
     removal_marker,
+    save_commands,
 )
 from resque_compat.jobs.progress import DEFAULT_QUEUE, create_plan, read_status
 from resque_compat.plans import (
+    REMOVE_PAGE,
+    JobMatcher,
     QueuedJob,
     WorkerInfo,
     check_control,
+    class_matcher,
     decode_workers,
+    dequeue_matcher,
+    destroy_payload,
     enqueue_plan,
     info_dict,
     is_true,
     push_raw_commands,
     queued,
+    removal_page,
     remove_queue_commands,
     requeue_commands,
     retry_plan,
     server_url,
     worker_row_commands,
 )
-from resque_compat.protocol import Keys, ProtocolError, StatusRecord
+from resque_compat.protocol import Failure, Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.resp import Command, queue_commands
@@ -135,8 +145,61 @@ class AsyncFailures:
         if not await self._set_or_remove(keys=[key], args=[index, entry.raw, removal_marker(), "1"]):
             raise FailureError(f"failure {index} changed while removing; list it again")
 
+    async def save(self, record: Failure, pipe: aioredis.client.Pipeline | None = None) -> None:
+        """Record a failure (``stat:failed`` is the caller's, as in the sync client)."""
+        commands = save_commands(self.keys, self.backend, record)
+        if pipe is not None:
+            queue_commands(pipe, commands)
+        else:
+            await _run(self.redis, commands, transaction=False)
+
+    async def retry_all(
+        self, list_name: str = "failed", queue: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Requeue every entry (Ruby's ``requeue_all``; ``queue`` = ``requeue_queue``);
+        ``progress(1)`` after each entry looked at."""
+        done = 0
+        for i in range(await self.count(list_name)):
+            entry = await self.get(i, list_name)
+            if entry.record is not None and (queue is None or entry.record.queue == queue):
+                try:
+                    await self.retry(i, list_name)
+                    done += 1
+                except FailureError:
+                    pass
+            if progress is not None:
+                progress(1)
+        return done
+
     async def clear(self, list_name: str = "failed") -> int:
-        return int((await _run(self.redis, clear_commands(self.keys, list_name), transaction=True))[0])
+        """Delete a failure list; refused (nothing deleted) when the key is not a list."""
+        key = self.keys.failed_list(list_name)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            kind = replies.text(await pipe.type(key))
+            if kind not in ("list", "none"):
+                raise not_a_list(list_name, kind)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            queue_commands(pipe, clear_commands(self.keys, list_name))
+            try:
+                return int((await pipe.execute())[0])
+            except redis.WatchError:
+                raise changed_while_clearing(list_name) from None
+
+    async def clear_retried(self, list_name: str = "failed") -> int:
+        """Remove every entry that has been retried (has ``retried_at``)."""
+        removed = 0
+        index = 0
+        while True:
+            item = await self.redis.lindex(self.keys.failed_list(list_name), index)
+            if item is None:
+                return removed
+            entry = decode_entry(list_name, index, replies.raw(item))
+            if entry.record is not None and entry.record.retried_at:
+                await self.remove(index, list_name)
+                removed += 1
+            else:
+                index += 1
 
 
 async def _run(client: aioredis.Redis, commands: Sequence[Command], *, transaction: bool) -> list[Any]:
@@ -254,6 +317,31 @@ class AsyncResque:
 
     async def remove_queue(self, queue: str) -> None:
         await _run(self.redis, remove_queue_commands(self.keys, queue), transaction=True)
+
+    async def destroy(self, queue: str, class_name: str, *args: Any) -> int:
+        """:meth:`resque_compat.client.Resque.destroy`, the same commands."""
+        if args:
+            return int(await self.redis.lrem(self.keys.queue(queue), 0, destroy_payload(class_name, args)))  # type: ignore[arg-type]
+        return await self._remove_matching(queue, class_matcher(class_name))
+
+    async def dequeue(
+        self, queue: str, class_name: str, *, job_id: str | None = None, args: dict[str, Any] | None = None
+    ) -> int:
+        """:meth:`resque_compat.client.Resque.dequeue` (php-resque's rules), the same commands."""
+        return await self._remove_matching(queue, dequeue_matcher(class_name, job_id, args))
+
+    async def _remove_matching(self, queue: str, matches: JobMatcher) -> int:
+        key = self.keys.queue(queue)
+        removed = 0
+        start = 0
+        while True:
+            raws = [replies.raw(item) for item in await self.redis.lrange(key, start, start + REMOVE_PAGE - 1)]
+            commands = removal_page(self.keys, queue, raws, matches)
+            if commands:
+                removed += sum(int(n) for n in await _run(self.redis, commands, transaction=False))
+            if len(raws) < REMOVE_PAGE:
+                return removed
+            start += REMOVE_PAGE - len(commands)
 
     # -- status -------------------------------------------------------------------
     async def status(self, job_id: str, prefix: str = "") -> StatusRecord | None:

@@ -16,29 +16,34 @@ import redis
 
 from resque_compat.connection import RedisAddress, connect, parse_address
 from resque_compat.failure import BackendName, Failures, default_backend
-from resque_compat.jobs.progress import ResqueStatuses
+from resque_compat.jobs.progress import DEFAULT_QUEUE, ResqueStatuses
 from resque_compat.jobs.retrying import PendingRetries
 from resque_compat.plans import (
+    REMOVE_PAGE,
+    JobMatcher,
     QueuedJob,
     WorkerInfo,
     check_control,
+    class_matcher,
     decode_workers,
+    dequeue_matcher,
+    destroy_payload,
     enqueue_plan,
     info_dict,
     is_true,
     push_raw_commands,
     queued,
+    removal_page,
     remove_queue_commands,
     server_url,
     worker_row_commands,
 )
 from resque_compat.protocol import (
-    JobPayload,
     Keys,
     StatusRecord,
     decode_json,
-    normalize_class,
 )
+from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.replies import raw, text, to_int
 from resque_compat.resp import queue_commands, transaction
 
@@ -151,51 +156,52 @@ class Resque:
     def destroy(self, queue: str, class_name: str, *args: Any) -> int:
         """Ruby's ``Resque::Job.destroy``: with args, remove items whose bytes equal Ruby's
         encoding of ``{class,args}``; without, every item of that class."""
-        key = self.keys.queue(queue)
         if args:
-            return int(self.redis.lrem(key, 0, JobPayload.new(class_name, list(args)).encode()))  # type: ignore[arg-type]
-        return self._remove_matching(queue, lambda job: job.class_ == class_name)
+            return int(self.redis.lrem(self.keys.queue(queue), 0, destroy_payload(class_name, args)))  # type: ignore[arg-type]
+        return self._remove_matching(queue, class_matcher(class_name))
 
     def dequeue(
         self, queue: str, class_name: str, *, job_id: str | None = None, args: dict[str, Any] | None = None
     ) -> int:
         """php-resque's ``Resque::dequeue`` rules: by class, by class + id, or by class +
         args (the job's ``args[0]`` values all found among ``args``'s values)."""
-        want_class = normalize_class(class_name)
+        return self._remove_matching(queue, dequeue_matcher(class_name, job_id, args))
 
-        def matches(job: JobPayload) -> bool:
-            if normalize_class(job.class_) != want_class:
-                return False
-            if job_id is not None:
-                return job.job_id == job_id
-            if args is not None:
-                first = job.args[0] if job.args else None
-                if not isinstance(first, dict) or not first:
-                    return False
-                given = list(args.values())
-                return all(v in given for v in first.values())
-            return True
-
-        return self._remove_matching(queue, matches)
-
-    def _remove_matching(self, queue: str, matches: Any) -> int:
-        """Scan in pages and LREM each matching item by its exact bytes (count 1 per copy
-        seen), so jobs pushed or popped meanwhile are never touched."""
+    def _remove_matching(self, queue: str, matches: JobMatcher) -> int:
+        """Scan in pages and LREM each matching item (see :func:`removal_page`)."""
         key = self.keys.queue(queue)
         removed = 0
         start = 0
-        page = 1000
         while True:
-            raws = [raw(item) for item in self.redis.lrange(key, start, start + page - 1)]
-            hits = [item for item in raws if (job := queued(item).payload) is not None and matches(job)]
-            if hits:
+            raws = [raw(item) for item in self.redis.lrange(key, start, start + REMOVE_PAGE - 1)]
+            commands = removal_page(self.keys, queue, raws, matches)
+            if commands:
                 pipe = self.redis.pipeline(transaction=False)
-                for hit in hits:
-                    pipe.lrem(key, 1, hit)  # type: ignore[arg-type]
+                queue_commands(pipe, commands)
                 removed += sum(int(n) for n in pipe.execute())
-            if len(raws) < page:
+            if len(raws) < REMOVE_PAGE:
                 return removed
-            start += page - len(hits)
+            start += REMOVE_PAGE - len(commands)
+
+    # -- delayed (resque-scheduler's layout) --------------------------------------------
+    def enqueue_at(self, at: float | int | datetime, queue: str, class_name: str, *args: Any) -> int | None:
+        """Schedule a job for a resque-scheduler (Ruby, or ``resque-compat scheduler``) to
+        enqueue at ``at`` (unix seconds or a datetime); returns the timestamp, or None when
+        ``at`` is not in the future and the job was enqueued now. The same bytes as
+        :meth:`resque_compat.scheduler.DelayedQueue.enqueue_at`."""
+        from resque_compat.scheduler.delayed import schedule_plan  # noqa: PLC0415 - the scheduler imports the client
+
+        ts, commands = schedule_plan(self.keys, at, queue, class_name, args)
+        pipe = self.redis.pipeline(transaction=True)
+        queue_commands(pipe, commands)
+        pipe.execute()
+        return ts
+
+    def enqueue_in(self, seconds: float, queue: str, class_name: str, *args: Any) -> int | None:
+        """``enqueue_at(now + seconds, ...)``."""
+        from resque_compat.scheduler.delayed import delay_to_time  # noqa: PLC0415 - the scheduler imports the client
+
+        return self.enqueue_at(delay_to_time(seconds), queue, class_name, *args)
 
     # -- status -------------------------------------------------------------------
     def status(self, job_id: str, prefix: str = "") -> StatusRecord | None:
@@ -236,6 +242,20 @@ class Resque:
     def retries(self) -> PendingRetries:
         """Pending retries (jobs with a ``Retry`` policy): ``entries``, ``retry_now``, ``give_up``."""
         return PendingRetries(self.redis, self.keys, self.failures.backend)
+
+    def create_status_job(
+        self, class_name: str, options: dict[str, Any] | None = None, *, queue: str = DEFAULT_QUEUE
+    ) -> str:
+        """resque-status's ``MyJob.create(options)``; the uuid (``statuses.create``)."""
+        return self.statuses.create(class_name, options, queue=queue)
+
+    def resque_status(self, uuid: str) -> ResqueStatus | None:
+        """A resque-status record (``status:<uuid>``), or None."""
+        return self.statuses.get(uuid)
+
+    def kill_status_job(self, uuid: str) -> None:
+        """Ask a resque-status job to stop at its next progress report (``SADD _kill``)."""
+        self.statuses.kill(uuid)
 
     def stop_tracking(self, job_id: str, prefix: str = "") -> None:
         """php-resque's ``Resque_Job_Status::stop``."""

@@ -77,6 +77,21 @@ def clear_commands(keys: Keys, list_name: str) -> list[Command]:
     return commands
 
 
+def save_commands(keys: Keys, backend: BackendName, record: Failure) -> list[Command]:
+    """Record a failure: RPUSH onto its list, and a multi-queue list named in ``failed_queues``."""
+    name = failure_list_name(backend, record.queue)
+    commands: list[Command] = [] if name == "failed" else [("SADD", keys.failed_queues, name)]
+    return [*commands, ("RPUSH", keys.failed_list(name), record.encode())]
+
+
+def not_a_list(list_name: str, kind: str) -> FailureError:
+    return FailureError(f"{list_name!r} is not a failure list (it holds a {kind}); nothing cleared")
+
+
+def changed_while_clearing(list_name: str) -> FailureError:
+    return FailureError(f"{list_name!r} changed type while clearing; nothing cleared")
+
+
 def failure_list_name(backend: BackendName, queue: str) -> str:
     """The failure list (without namespace) a failure of ``queue`` goes to under ``backend``."""
     return Keys.failed_queue_name(queue) if backend == "redis_multi_queue" else "failed"
@@ -105,10 +120,7 @@ class Failures:
         """Record a failure (the ``stat:failed`` counters are the caller's: Ruby counts only
         exceptions raised inside the job, not dirty exits)."""
         target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
-        name = self.list_for(record.queue)
-        if name != "failed":
-            target.sadd(self.keys.failed_queues, name)
-        target.rpush(self.keys.failed_list(name), record.encode())
+        queue_commands(target, save_commands(self.keys, self.backend, record))
         if pipe is None:
             target.execute()
 
@@ -201,13 +213,13 @@ class Failures:
             pipe.watch(key)  # type: ignore[no-untyped-call]
             kind = text(pipe.type(key))
             if kind not in ("list", "none"):
-                raise FailureError(f"{list_name!r} is not a failure list (it holds a {kind}); nothing cleared")
+                raise not_a_list(list_name, kind)
             pipe.multi()
             queue_commands(pipe, clear_commands(self.keys, list_name))
             try:
                 return int(pipe.execute()[0])
             except redis.WatchError:
-                raise FailureError(f"{list_name!r} changed type while clearing; nothing cleared") from None
+                raise changed_while_clearing(list_name) from None
 
     def clear_retried(self, list_name: str = "failed") -> int:
         """Remove every entry that has been retried (has ``retried_at``)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from resque_compat.protocol import (
     WorkingOn,
     inputs,
     new_job_id,
+    normalize_class,
     timefmt,
 )
 from resque_compat.replies import text, to_int
@@ -160,6 +161,52 @@ def push_raw_commands(keys: Keys, queue: str, payload: bytes) -> list[Command]:
 
 def remove_queue_commands(keys: Keys, queue: str) -> list[Command]:
     return [("SREM", keys.queues, queue), ("DEL", keys.queue(queue))]
+
+
+# -- removing queued jobs ---------------------------------------------------------------
+#: how many queue items one LRANGE of a removal scan reads
+REMOVE_PAGE = 1000
+
+#: ``job`` -> remove it?
+JobMatcher = Callable[[JobPayload], bool]
+
+
+def destroy_payload(class_name: str, args: Sequence[Any]) -> bytes:
+    """What Ruby's ``Resque::Job.destroy`` with args LREMs: its own encoding of ``{class,args}``."""
+    return JobPayload.new(class_name, list(args)).encode()
+
+
+def class_matcher(class_name: str) -> JobMatcher:
+    """``Resque::Job.destroy`` without args: every job of that exact class."""
+    return lambda job: job.class_ == class_name
+
+
+def dequeue_matcher(class_name: str, job_id: str | None, args: Mapping[str, Any] | None) -> JobMatcher:
+    """php-resque's ``Resque::dequeue`` rules: by class, by class + id, or by class + args (the
+    job's ``args[0]`` values all found among ``args``'s values)."""
+    want_class = normalize_class(class_name)
+
+    def matches(job: JobPayload) -> bool:
+        if normalize_class(job.class_) != want_class:
+            return False
+        if job_id is not None:
+            return job.job_id == job_id
+        if args is not None:
+            first = job.args[0] if job.args else None
+            if not isinstance(first, dict) or not first:
+                return False
+            given = list(args.values())
+            return all(v in given for v in first.values())
+        return True
+
+    return matches
+
+
+def removal_page(keys: Keys, queue: str, raws: Sequence[bytes], matches: JobMatcher) -> list[Command]:
+    """LREM count 1 of each matching item of one page, by its exact bytes, so that jobs pushed or
+    popped meanwhile are never touched."""
+    key = keys.queue(queue)
+    return [("LREM", key, 1, item) for item in raws if (job := queued(item).payload) is not None and matches(job)]
 
 
 # -- workers --------------------------------------------------------------------------

@@ -3,76 +3,14 @@ Redis Cluster enforces), and a batch read before another scheduler moved it move
 
 from __future__ import annotations
 
-import re
-import threading
 from typing import Any
 
 import redis
+from monitor import Monitor, parse
 
 from resque_compat import Resque
 from resque_compat.scheduler import DelayedQueue, Mover
 from resque_compat.scheduler.lock import MasterLock
-
-_QUOTED = re.compile(rb'"((?:[^"\\]|\\.)*)"')
-_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b", b'"': b'"', b"\\": b"\\"}
-
-
-def _unescape(text: bytes) -> bytes:
-    """Undo MONITOR's quoting (sdscatrepr: backslash escapes and \\xHH)."""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        if text[i : i + 1] == b"\\":
-            nxt = text[i + 1 : i + 2]
-            if nxt == b"x":
-                out += bytes([int(text[i + 2 : i + 4], 16)])
-                i += 4
-                continue
-            out += _ESCAPES.get(nxt, nxt)
-            i += 2
-            continue
-        out += text[i : i + 1]
-        i += 1
-    return bytes(out)
-
-
-def _parse(line: bytes) -> tuple[bool, list[bytes]]:
-    """(issued by a script?, the command's words) of one MONITOR line."""
-    head, _, rest = line.partition(b"] ")
-    return head.endswith(b" lua"), [_unescape(m) for m in _QUOTED.findall(rest)]
-
-
-class Monitor:
-    """Every command the server runs while the block is open, scripts' own calls included."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = redis.Redis.from_url(url)
-        self.lines: list[bytes] = []
-        self._ready = threading.Event()
-
-    def _listen(self) -> None:
-        conn = self.client.connection_pool.get_connection()
-        conn.send_command("MONITOR")
-        conn.read_response()  # +OK
-        self._ready.set()
-        while True:
-            line = conn.read_response(disable_decoding=True)
-            assert isinstance(line, bytes)
-            if b'"ECHO" "monitor-done"' in line:
-                break
-            self.lines.append(line)
-        conn.disconnect()
-
-    def __enter__(self) -> Monitor:
-        self.thread = threading.Thread(target=self._listen, daemon=True)
-        self.thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        redis.Redis.from_url(self.url).echo("monitor-done")
-        self.thread.join(10)
 
 
 def undeclared_keys(url: str, lines: list[bytes]) -> tuple[int, list[tuple[bytes, bytes]]]:
@@ -82,7 +20,7 @@ def undeclared_keys(url: str, lines: list[bytes]) -> tuple[int, list[tuple[bytes
     scripts = 0
     bad: list[tuple[bytes, bytes]] = []
     for line in lines:
-        from_script, words = _parse(line)
+        from_script, words = parse(line)
         if not words:
             continue
         if not from_script:

@@ -229,12 +229,8 @@ class DelayedQueue:
 
     def remove_at(self, timestamp: int, raw: bytes) -> int:
         """Remove one stored item by its bytes at one timestamp."""
-        keys: list[str | bytes] = [
-            self.keys.delayed_schedule,
-            self.keys.delayed(timestamp),
-            self.keys.timestamps_of(raw),
-        ]
-        return int(self._remove_item(keys=keys, args=[timestamp, Keys.delayed_member(timestamp), raw]))
+        call_keys, args = remove_call(self.keys, timestamp, raw)
+        return int(self._remove_item(keys=call_keys, args=args))
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete every delayed item, ``timestamps:`` set and the schedule (``reset_delayed_queue``).
@@ -287,32 +283,56 @@ class DelayedQueue:
             last = f"({self.redis.zscore(self.keys.delayed_schedule, text(members[-1])) or 0}"
 
     def _find_by_timestamps_set(self, raw: bytes) -> list[DelayedJob]:
-        members = self.redis.smembers(self.keys.timestamps(raw.decode()))
-        found = []
-        for member in members:
-            ts = Keys.parse_delayed_member(text(member))
-            if ts is not None:
-                found.append(DelayedJob(ts, raw, decode_item(raw).item))
-        return found
+        return jobs_in_timestamps_set(raw, self.redis.smembers(self.keys.timestamps_of(raw)))
 
     def _find_exact(self, queue: str, class_name: str, args: list[Any]) -> list[DelayedJob]:
         raw = item_bytes(queue, class_name, args)
         found = {(job.timestamp, job.raw): job for job in self._find_by_timestamps_set(raw)}
-        want_args = encode_json(args)
+        want = ExactJob(queue, class_name, raw, encode_json(args))
         for job in self.all_jobs():
-            item = job.item
-            if (
-                item is not None
-                and item.class_ == class_name
-                and item.queue == queue
-                and (job.raw == raw or encode_json(item.args) == want_args)
-            ):
+            if want.matches(job):
                 found[(job.timestamp, job.raw)] = job
         return list(found.values())
 
     def _remove_all(self, jobs: list[DelayedJob]) -> int:
         unique = {(job.timestamp, job.raw) for job in jobs}
         return sum(self.remove_at(ts, raw) for ts, raw in unique)
+
+
+def remove_call(keys: Keys, timestamp: int, raw: bytes) -> tuple[list[str | bytes], list[str | bytes | int]]:
+    """KEYS and ARGV of :data:`REMOVE_DELAYED_ITEM`."""
+    call_keys: list[str | bytes] = [keys.delayed_schedule, keys.delayed(timestamp), keys.timestamps_of(raw)]
+    return call_keys, [timestamp, Keys.delayed_member(timestamp), raw]
+
+
+def jobs_in_timestamps_set(raw: bytes, members: object) -> list[DelayedJob]:
+    """The item ``raw`` at each timestamp its ``timestamps:`` set names (Ruby's O(1) lookup)."""
+    found = []
+    for member in members if isinstance(members, (set, list)) else []:
+        ts = Keys.parse_delayed_member(text(member))
+        if ts is not None:
+            found.append(DelayedJob(ts, raw, decode_item(raw).item))
+    return found
+
+
+@dataclass(frozen=True)
+class ExactJob:
+    """One exact job to find among items of any peer's encoding: its bytes as Ruby writes
+    them, or the same class, queue and args in another key order or encoder."""
+
+    queue: str
+    class_name: str
+    raw: bytes
+    args_json: bytes
+
+    def matches(self, job: DelayedJob) -> bool:
+        item = job.item
+        return (
+            item is not None
+            and item.class_ == self.class_name
+            and item.queue == self.queue
+            and (job.raw == self.raw or encode_json(item.args) == self.args_json)
+        )
 
 
 def _stamps(members: object) -> list[int]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -57,6 +58,43 @@ def item_queue(item: bytes) -> str:
     except UnicodeEncodeError:  # a lone surrogate: not a key name any peer could use
         return ""
     return queue
+
+
+Call = tuple[list[str | bytes], list[str | bytes | int]]
+
+
+def item_keys(keys: Keys, item: bytes) -> tuple[bytes, str, str]:
+    """An item's ``timestamps:`` set, where it goes (its queue, or the rejected list), its queue."""
+    queue = item_queue(item)
+    return keys.timestamps_of(item), keys.queue(queue) if queue else keys.delayed_rejected, queue
+
+
+def _fixed_keys(keys: Keys, member: bytes) -> list[str | bytes]:
+    return [keys.delayed_schedule, keys.queues, keys.delayed_rejected, keys.delayed_at(member)]
+
+
+def batch_call(keys: Keys, member: bytes, items: list[bytes], batch: int) -> Call:
+    """KEYS and ARGV of :data:`MOVE_DELAYED_BATCH` for ``items`` read from the head of ``delayed:<member>``."""
+    call_keys = _fixed_keys(keys, member)
+    args: list[str | bytes | int] = [member, Keys.delayed_member_of(member), batch]
+    for item in items:
+        stamps, dest, queue = item_keys(keys, item)
+        call_keys += [stamps, dest]
+        args += [item, queue]
+    return call_keys, args
+
+
+def batch_reply(reply: list[Any]) -> tuple[int, int, int, list[bytes]]:
+    """``(moved, rejected, items left, the new head)`` from the batch script's reply."""
+    moved, rejected, _taken, left, *head = reply
+    return int(moved), int(rejected), int(left), [raw(i) for i in head]
+
+
+def item_call(keys: Keys, timestamp: int, item: bytes) -> Call:
+    """KEYS and ARGV of :data:`MOVE_DELAYED_ITEM`."""
+    member = str(timestamp).encode()
+    stamps, dest, queue = item_keys(keys, item)
+    return [*_fixed_keys(keys, member), stamps, dest], [member, Keys.delayed_member_of(member), item, queue]
 
 
 @dataclass
@@ -98,14 +136,6 @@ class Mover:
     def rejected_key(self) -> str:
         return self.keys.delayed_rejected
 
-    def _fixed_keys(self, member: bytes) -> list[str | bytes]:
-        return [self.keys.delayed_schedule, self.keys.queues, self.keys.delayed_rejected, self.keys.delayed_at(member)]
-
-    def _item_keys(self, item: bytes) -> tuple[bytes, str, str]:
-        """The item's ``timestamps:`` set, where it goes, and the queue it names."""
-        queue = item_queue(item)
-        return self.keys.timestamps_of(item), self.keys.queue(queue) if queue else self.keys.delayed_rejected, queue
-
     def _due(self, now: float | None) -> bytes | None:
         at = int(time.time() if now is None else now)
         due = self.redis.zrangebyscore(self.keys.delayed_schedule, "-inf", at, start=0, num=1)
@@ -117,14 +147,8 @@ class Mover:
     def _batch_at(self, member: bytes, items: list[bytes]) -> tuple[int, int, int, list[bytes]]:
         """One atomic batch of ``items`` (read from the head) at one timestamp:
         ``(moved, rejected, items left, the new head)``."""
-        keys = self._fixed_keys(member)
-        args: list[str | bytes | int] = [member, Keys.delayed_member_of(member), self.batch]
-        for item in items:
-            stamps, dest, queue = self._item_keys(item)
-            keys += [stamps, dest]
-            args += [item, queue]
-        moved, rejected, _taken, left, *head = self._move_batch(keys=keys, args=args)
-        return int(moved), int(rejected), int(left), [raw(i) for i in head]
+        call_keys, args = batch_call(self.keys, member, items, self.batch)
+        return batch_reply(self._move_batch(keys=call_keys, args=args))
 
     def move_batch(
         self, now: float | None = None, timestamp: int | str | None = None
@@ -183,10 +207,8 @@ class Mover:
 
     def move_item(self, timestamp: int, item: bytes) -> bool:
         """Move one exact item (its stored bytes) now; False when it is no longer there."""
-        member = str(timestamp).encode()
-        stamps, dest, queue = self._item_keys(item)
-        keys = [*self._fixed_keys(member), stamps, dest]
-        return bool(self._move_item(keys=keys, args=[member, Keys.delayed_member_of(member), item, queue]))
+        call_keys, args = item_call(self.keys, timestamp, item)
+        return bool(self._move_item(keys=call_keys, args=args))
 
 
 __all__ = ["DEFAULT_BATCH", "MoveResult", "Mover"]
