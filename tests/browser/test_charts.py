@@ -46,7 +46,8 @@ def test_overview_draws_the_seeded_hour(page: Any, r: redis.Redis, seeded_histor
     for ago in GAP:  # no sample: a gap, and the minute after it has no rate either
         assert by_time[end - ago * 60] is None
     assert by_time[end - (min(GAP) - 1) * 60] is None
-    assert all(by_time[end - ago * 60] > 30 for ago in range(min(GAP) - 1))
+    # the seed processes at least 15 a minute whatever the hour (its rate follows a slow sine)
+    assert all(by_time[end - ago * 60] >= 15 for ago in range(min(GAP) - 1))
     seeded_in_range = sum(1 for t in seeded_history if t // 60 * 60 in by_time)
     assert sum(1 for v in queued if v is not None) == seeded_in_range >= 60 - len(GAP) - 2
     shot(page, "chart-overview")
