@@ -33,11 +33,11 @@ from resque_compat.protocol.history import (
     MAX_NAME,
     MAX_QUEUES,
     OTHER_CLASS,
-    RECORD_SAMPLE,
     TIERS,
     HistorySample,
     encode_sample,
 )
+from resque_compat.protocol.scripts import RECORD_SAMPLE
 from resque_compat.replies import raw, text
 
 log = logging.getLogger("resque_compat.history")
