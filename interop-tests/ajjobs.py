@@ -1,6 +1,5 @@
-"""ActiveJob jobs for resque-compat's own worker in the interop suite (``work --import ajjobs``),
-and the Python values Rails' every-kind job (``peers/ruby/activejob.rb``, ``Interop.kinds``)
-must arrive as.
+"""ActiveJob jobs for resque-compat's own worker in the interop suite (``work --import ajjobs``);
+the Python values Rails' every-kind job must arrive as are ``tests/rails_kinds.py``.
 
 ``AjEchoJob`` and ``AjFailJob`` RPUSH ``{"by": "python-activejob", "job_class", "job_id",
 "executions", "args", "kwargs", "resolved"}`` to ``<ns>:interop:results``: ``args``/``kwargs``
@@ -12,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 import resque_compat
@@ -20,43 +19,11 @@ from resque_compat import Resque
 from resque_compat.activejob import (
     Duration,
     GlobalID,
-    HashWithIndifferentAccess,
-    RubyDateTime,
     RubyModule,
-    Symbol,
-    TimeWithZone,
     current,
 )
 
 RESULTS = "interop:results"
-
-#: Interop.kinds as Python values (a BigDecimal travels as its string on Rails 6.1).
-EXPECTED_ARGS: list[Any] = [
-    1,
-    -(2**62),
-    1.5,
-    "two",
-    None,
-    True,
-    False,
-    [1, "a", [None]],
-    {"k": "v", "n": {"deep": [1]}},
-    {Symbol("sym"): 1, "str": 2},
-    HashWithIndifferentAccess(a=1),
-    Symbol("sym"),
-    datetime(2026, 11, 29, 10, 0, 0, 123456, tzinfo=UTC),
-    datetime(2026, 11, 29, 10, 0, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
-    RubyDateTime(2026, 11, 29, 10, 0, 0, tzinfo=timezone(timedelta(hours=-3))),
-    date(2026, 11, 29),
-    TimeWithZone(2026, 11, 29, 19, 0, 0, tzinfo=timezone(timedelta(hours=9))),
-    Duration(3600, {"hours": 1}),
-    Duration(172980, {"days": 2, "minutes": 3}),
-    Duration(2629746, {"months": 1}),
-    "12.345",
-    RubyModule("Person"),
-    GlobalID("gid://interop/Person/42"),
-]
-EXPECTED_KWARGS: dict[str, Any] = {"lang": "en", "at": Symbol("noon")}
 
 
 def exact_types(value: Any) -> Any:

@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 import redis
-from ajjobs import EXPECTED_ARGS, EXPECTED_KWARGS, exact_types
+from ajjobs import exact_types
 from harness import HERE, PEERS_DIR, RUBY, Peer, Peers, our_cli, wait_for
+from rails_kinds import EVERY_KIND_ARGS, EVERY_KIND_KWARGS
 from skip_policy import peer_reason, skip_missing_peer
 
 from resque_compat import Resque
@@ -111,8 +112,8 @@ def test_rails_jobs_run_on_our_worker(  # noqa: PLR0917 - pytest passes fixtures
     assert [e["job_id"] for e in ran] == ids
     for entry in ran:
         assert entry["job_class"] == "AjEchoJob" and entry["executions"] == 1
-        assert entry["args"] == exact_types(EXPECTED_ARGS)
-        assert entry["kwargs"] == exact_types(EXPECTED_KWARGS)
+        assert entry["args"] == exact_types(EVERY_KIND_ARGS)
+        assert entry["kwargs"] == exact_types(EVERY_KIND_KWARGS)
         assert entry["resolved"] == ["Person#42"]
     assert r.llen("resque:failed") == 0
 
@@ -120,8 +121,8 @@ def test_rails_jobs_run_on_our_worker(  # noqa: PLR0917 - pytest passes fixtures
 def test_our_jobs_run_on_rails(rails: Peer, peers: Peers, redis_server: RedisServer, r: redis.Redis) -> None:
     """Ruby's record of the job Rails enqueued is the reference for the ones we enqueue."""
     ruby_enqueued = rails.run(redis_server, "kinds", Q)
-    args = [Decimal("12.345") if a == "12.345" else a for a in EXPECTED_ARGS]  # a Decimal goes as Rails 6.1 writes it
-    ours = [Resque(redis_server.url).enqueue_active_job("AjEchoJob", *args, queue=Q, kwargs=EXPECTED_KWARGS)]
+    args = [Decimal("12.345") if a == "12.345" else a for a in EVERY_KIND_ARGS]  # a Decimal goes as Rails 6.1 writes it
+    ours = [Resque(redis_server.url).enqueue_active_job("AjEchoJob", *args, queue=Q, kwargs=EVERY_KIND_KWARGS)]
     cli = our_cli(
         redis_server, "enqueue", Q, "AjEchoJob", json.dumps([1, "two", {"k": "v"}]), "--active-job",
         "--kwargs", '{"lang": "en"}',
@@ -131,7 +132,7 @@ def test_our_jobs_run_on_rails(rails: Peer, peers: Peers, redis_server: RedisSer
     delayed = False
     if os.environ.get("INTEROP_RUBY_RESQUE_SCHEDULER"):
         ours.append(
-            Resque(redis_server.url).enqueue_active_job("AjEchoJob", *args, queue=Q, kwargs=EXPECTED_KWARGS, wait=1)
+            Resque(redis_server.url).enqueue_active_job("AjEchoJob", *args, queue=Q, kwargs=EVERY_KIND_KWARGS, wait=1)
         )
         stamps = [int(x) for x in r.zrange("resque:delayed_queue_schedule", 0, -1)]
         wait_for(lambda: time.time() >= max(stamps) + 0.05, timeout=30, what="the delayed job to fall due")

@@ -9,7 +9,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import redis
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rails_kinds import EVERY_KIND_ARGS, EVERY_KIND_KWARGS
 from test_worker_wire import run_burst
 
 from resque_compat import Resque, Retry
@@ -28,12 +29,10 @@ from resque_compat.activejob import (
     Duration,
     GlobalID,
     HashWithIndifferentAccess,
-    RubyDateTime,
     RubyKeywords,
     RubyModule,
     SerializationError,
     Symbol,
-    TimeWithZone,
     build,
     current,
     decode_arguments,
@@ -52,34 +51,6 @@ VECTORS = {
     v["name"]: v
     for v in json.loads((Path(__file__).resolve().parent.parent / "spec/vectors/activejob.json").read_text())["vectors"]
 }
-
-#: What Rails' every_kind vector (interop-tests/peers/ruby/activejob.rb, Interop.kinds) reads as here.
-EVERY_KIND_ARGS: list[Any] = [
-    1,
-    -(2**62),
-    1.5,
-    "two",
-    None,
-    True,
-    False,
-    [1, "a", [None]],
-    {"k": "v", "n": {"deep": [1]}},
-    {Symbol("sym"): 1, "str": 2},
-    HashWithIndifferentAccess(a=1),
-    Symbol("sym"),
-    datetime(2026, 11, 29, 10, 0, 0, 123456, tzinfo=UTC),
-    datetime(2026, 11, 29, 10, 0, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
-    RubyDateTime(2026, 11, 29, 10, 0, 0, tzinfo=timezone(timedelta(hours=-3))),
-    date(2026, 11, 29),
-    TimeWithZone(2026, 11, 29, 19, 0, 0, tzinfo=timezone(timedelta(hours=9))),
-    Duration(3600, {"hours": 1}),
-    Duration(172980, {"days": 2, "minutes": 3}),
-    Duration(2629746, {"months": 1}),
-    "12.345",  # a BigDecimal: Rails 6.1 writes its string, and hands the job a String
-    RubyModule("Person"),
-    GlobalID("gid://interop/Person/42"),
-]
-EVERY_KIND_KWARGS = {"lang": "en", "at": Symbol("noon")}
 
 
 def exact_types(value: Any) -> Any:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from resque_compat.protocol import JobPayload, Keys
+from resque_compat.protocol import JobPayload, Keys, ProtocolError
+from resque_compat.protocol.history import decode_sample
 from resque_compat.protocol.progress import ResqueStatus, merged, status_name
-from resque_compat.protocol.retries import delayed_retry_item, suppressed_failure
+from resque_compat.protocol.retries import PendingRetry, delayed_retry_item, suppressed_failure
 from resque_compat.protocol.rubyfmt import ruby_float, ruby_inspect, ruby_join, sha1_hex
 
 VECTORS = json.loads((Path(__file__).resolve().parent.parent / "spec" / "vectors" / "plugins.json").read_text())
@@ -111,3 +115,50 @@ def test_names_are_total_for_absurdly_nested_args() -> None:
     name = Keys.retry_name("A", [deep, hashes])
     assert name == Keys.retry_name("A", [deep, hashes]) and name.startswith("resque-retry:A:")
     assert status_name("B", {"a": hashes}) == "B(…)"
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [("4", 25), ("4.0x", 25), ("0x1A", 100), ("inf", 100), ("nan", 100), ("1_0", 10), ("1__0", 100), (".4e1", 25),
+     ("e5", 100), (" +4", 25), ("", 100), ("-", 100)],
+)  # fmt: skip
+def test_pct_complete_reads_strings_as_rubys_to_f(total: str, expected: int) -> None:
+    """``String#to_f`` reads the numeric prefix (``"inf"`` and ``"0x1A"`` are 0, so the total counts as 1)."""
+    assert ResqueStatus.from_dict({"status": "working", "num": 1, "total": total}).pct_complete == expected
+
+
+def test_pct_complete_of_a_huge_string_is_quick() -> None:
+    """A megabyte of junk in ``total`` is read once, not once per trailing character (that took hours)."""
+    record = ResqueStatus.decode(b'{"status":"working","num":1,"total":"' + b"7" * 10 + b"x" * 1_000_000 + b'"}')
+    assert record.pct_complete == 0
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_stored = (
+    st.binary(max_size=200)
+    | _json.map(lambda v: json.dumps(v).encode())
+    | st.dictionaries(
+        st.sampled_from(
+            ["time", "status", "uuid", "num", "total", "message", "class", "at", "attempt", "t", "processed"]
+        ),
+        _json,
+    ).map(lambda d: json.dumps(d).encode())
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(_stored)
+def test_stored_plugin_records_never_crash_their_readers(stored: bytes) -> None:
+    """Whatever a peer, a bug or a person stored, a reader gets a record or a ProtocolError."""
+    with contextlib.suppress(ProtocolError):
+        status = ResqueStatus.decode(stored)
+        assert isinstance(status.json_with_pct()["pct_complete"], int)
+        assert status.killable is not status.final
+    with contextlib.suppress(ProtocolError):
+        PendingRetry.decode(stored)
+    with contextlib.suppress(ProtocolError):
+        decode_sample(stored)

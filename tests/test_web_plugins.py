@@ -70,6 +70,8 @@ def test_retry_now_and_give_up_from_the_page_and_api(client: Any, r: redis.Redis
     assert again.status_code == 404 and "no pending retry" in again.json()["error"]
     gave = api(client, "/api/retrying/give_up", {"name": pending["xss"]})
     assert gave.status_code == 200 and r.llen("resque:failed") == 1
+    unreadable = api(client, "/api/retrying/now", {"name": "broken-entry"})
+    assert unreadable.status_code == 409 and "unreadable" in unreadable.json()["error"]  # it can only be given up
     assert api(client, "/api/retrying/give_up", {"name": "broken-entry"}).status_code == 200
     assert api(client, "/api/retrying/now", {"name": 5}).status_code == 400
     assert client.get("/api/retrying").json()["total"] == 0

@@ -97,9 +97,3 @@ class Retry:
         if self.jitter:
             seconds *= self._rand.uniform(1 - self.jitter, 1 + self.jitter)
         return int(seconds)
-
-    def counter_ttl(self, attempt: int) -> int | None:
-        """resque-retry's ``EXPIRE key <delay + expire_retry_key_after>``."""
-        if self.expire_after is None:
-            return None
-        return max(1, int(self.base_delay(attempt) + self.expire_after))

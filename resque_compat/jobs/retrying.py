@@ -249,6 +249,10 @@ class RetryError(LookupError):
     """A steering action that cannot be done (no such retry, or it already moved on)."""
 
 
+class NoPendingRetryError(RetryError):
+    """No pending retry by that name (the dashboard answers 404; other RetryErrors are 409s)."""
+
+
 class PendingRetries:
     """Pending retries for operators: list, run now, give up (CLI and dashboard)."""
 
@@ -267,7 +271,7 @@ class PendingRetries:
     def get(self, name: str) -> PendingEntry:
         value = self.redis.hget(self.keys.pending_retries, name)
         if value is None:
-            raise RetryError(f"no pending retry {name!r}")
+            raise NoPendingRetryError(f"no pending retry {name!r}")
         return _decode_entry(name, raw(value))
 
     def retry_now(self, name: str) -> None:

@@ -8,6 +8,7 @@ exactly as Ruby's ``Hash#merge`` does, so the key order matches Ruby's byte for 
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any
@@ -20,7 +21,6 @@ WORKING = "working"
 COMPLETED = "completed"
 FAILED = "failed"
 KILLED = "killed"
-STATUSES = (QUEUED, WORKING, COMPLETED, FAILED, KILLED)
 
 
 class ResqueStatus(Record, kw_only=True, omit_defaults=True):
@@ -72,19 +72,24 @@ class ResqueStatus(Record, kw_only=True, omit_defaults=True):
         return out
 
 
+#: the numeric prefix Ruby's ``String#to_f`` reads (underscores between digits allowed)
+_RUBY_FLOAT = re.compile(r"\s*([+-]?(?:\d+(?:_\d+)*)?(?:\.\d+(?:_\d+)*)?(?:[eE][+-]?\d+(?:_\d+)*)?)")
+
+
 def _to_f(value: Any) -> float:
-    """Ruby's lenient ``to_f``: numbers as they are, numeric strings parsed, the rest 0."""
+    """Ruby's lenient ``to_f``: numbers as they are, a string's numeric prefix, the rest 0.
+    One regex match, so a huge stored string costs linear time (a reader stays total)."""
     if isinstance(value, bool) or value is None:
         return 0.0
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        text = value.strip()
-        while text:
-            try:
-                return float(text)
-            except ValueError:
-                text = text[:-1]
+        match = _RUBY_FLOAT.match(value)
+        prefix = match.group(1).replace("_", "") if match else ""
+        try:
+            return float(prefix) if any(c.isdigit() for c in prefix) else 0.0
+        except ValueError:  # an exponent without a mantissa ("e5"): Ruby reads 0
+            return 0.0
     return 0.0
 
 

@@ -4,11 +4,12 @@ own resque-web tabs show them. Loaders return JSON-ready dicts; actions return a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.jobs.progress import STATUS_FILTERS, progress_view
-from resque_compat.jobs.retrying import RetryError
+from resque_compat.jobs.retrying import NoPendingRetryError, RetryError
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.web import present
 from resque_compat.web.actions import BadRequestError, ConflictError
@@ -30,30 +31,25 @@ def retrying(resque: Resque) -> dict[str, Any]:
 
 
 def retry_now(resque: Resque, name: str) -> dict[str, Any]:
-    try:
-        resque.retries.retry_now(_name(name))
-    except RetryError as exc:
-        raise _lookup(exc) from None
+    _steer(resque.retries.retry_now, name)
     return {"message": f"Queued {name} now", "name": name}
 
 
 def give_up(resque: Resque, name: str) -> dict[str, Any]:
-    try:
-        resque.retries.give_up(_name(name))
-    except RetryError as exc:
-        raise _lookup(exc) from None
+    _steer(resque.retries.give_up, name)
     return {"message": f"Gave up {name}; its last failure is in the failed list", "name": name}
 
 
-def _name(name: str) -> str:
+def _steer(action: Callable[[str], None], name: str) -> None:
+    """Run a steering action on a pending retry: an unknown one is a 404, one that moved on a 409."""
     if not name:
         raise BadRequestError("name is required")
-    return name
-
-
-def _lookup(exc: RetryError) -> LookupError:
-    text = str(exc)
-    return NotFoundError(text) if text.startswith("no pending retry") else ConflictError(text)
+    try:
+        action(name)
+    except NoPendingRetryError as exc:
+        raise NotFoundError(str(exc)) from None
+    except RetryError as exc:
+        raise ConflictError(str(exc)) from None
 
 
 def _status_row(record: ResqueStatus) -> dict[str, Any]:

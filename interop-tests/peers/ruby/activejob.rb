@@ -14,10 +14,9 @@
 # AjEchoJob and AjFailJob RPUSH {"by":"ruby-activejob","job_class","job_id","executions",
 # "inspect","classes"} to interop:results: `inspect` is arguments.inspect, `classes` each
 # argument's class (hash and array members too).
-require 'json'
-require 'logger'
 require 'bigdecimal'
 require 'resque'
+require_relative 'driver'
 require 'active_job'
 require 'active_support/all'
 require 'global_id'
@@ -120,23 +119,8 @@ class AjFlakyJob < ActiveJob::Base
   end
 end
 
-def out(obj)
-  $stdout.puts(JSON.generate(obj))
-  $stdout.flush
-end
-
-def fail!(message, code = 1)
-  out('error' => message)
-  exit code
-end
-
-Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
-redis = Redis.new(url: "redis://#{ENV.fetch('PEER_REDIS', '127.0.0.1:6379')}")
-Resque.redis = Redis::Namespace.new(ENV.fetch('PEER_NAMESPACE', 'resque'), redis: redis)
-Resque.logger = Logger.new($stderr)
-Resque.logger.level = ENV['VERBOSE'] ? Logger::DEBUG : Logger::WARN
-ActiveJob::Base.logger = Logger.new($stderr)
-ActiveJob::Base.logger.level = ENV['VERBOSE'] ? Logger::DEBUG : Logger::WARN
+connect_resque
+ActiveJob::Base.logger = peer_logger
 ActiveJob::Base.queue_adapter = :resque
 
 command, *argv = ARGV

@@ -4,9 +4,8 @@
 #
 # Env: PEER_REDIS=host:port (default 127.0.0.1:6379), PEER_NAMESPACE (default "resque"),
 #      VERBOSE=1 for worker logging on stderr. Each command prints one JSON line on stdout.
-require 'json'
-require 'logger'
 require 'resque'
+require_relative 'driver'
 
 module Interop
   RESULTS = 'interop:results'
@@ -40,16 +39,6 @@ end
 class Interop_Echo < Interop::Echo; end
 class Interop_Fail < Interop::Fail; end
 
-def out(obj)
-  $stdout.puts(JSON.generate(obj))
-  $stdout.flush
-end
-
-def fail!(message, code = 1)
-  out('error' => message)
-  exit code
-end
-
 def job_class(name)
   Object.const_get(name)
 rescue NameError
@@ -82,11 +71,7 @@ def stats
   { 'processed' => Resque::Stat[:processed], 'failed' => Resque::Stat[:failed] }
 end
 
-Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
-redis = Redis.new(url: "redis://#{ENV.fetch('PEER_REDIS', '127.0.0.1:6379')}")
-Resque.redis = Redis::Namespace.new(ENV.fetch('PEER_NAMESPACE', 'resque'), redis: redis)
-Resque.logger = Logger.new($stderr)
-Resque.logger.level = ENV['VERBOSE'] ? Logger::DEBUG : Logger::WARN
+connect_resque
 
 command, *argv = ARGV
 case command

@@ -13,6 +13,7 @@ require 'resque-scheduler'
 require 'resque-retry'
 require 'resque/failure/redis'
 require 'resque/plugins/status'
+require_relative 'driver'
 
 # Only the final failure reaches `failed` (resque-retry's suppression backend).
 Resque::Failure::MultipleWithRetrySuppression.classes = [Resque::Failure::Redis]
@@ -65,44 +66,35 @@ module Interop
   end
 end
 
-def plugin_out(obj)
-  $stdout.puts(JSON.generate(obj))
-  $stdout.flush
-end
-
 PLUGIN_COMMANDS = %w[status_create status_get status_kill status_ids retry_key work_one].freeze
 
 if PLUGIN_COMMANDS.include?(ARGV[0])
-  Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
-  redis = Redis.new(url: "redis://#{ENV.fetch('PEER_REDIS', '127.0.0.1:6379')}")
-  Resque.redis = Redis::Namespace.new(ENV.fetch('PEER_NAMESPACE', 'resque'), redis: redis)
-  Resque.logger = Logger.new($stderr)
-  Resque.logger.level = ENV['VERBOSE'] ? Logger::DEBUG : Logger::WARN
+  connect_resque
   command, *argv = ARGV
   case command
   when 'status_create' # CLASS OPTIONS_JSON [QUEUE]: MyJob.create / enqueue_to, prints the uuid
     klass = Object.const_get(argv[0])
     options = JSON.parse(argv[1] || '{}')
     uuid = argv[2] ? klass.enqueue_to(argv[2], klass, options) : klass.create(options)
-    plugin_out('uuid' => uuid)
+    out('uuid' => uuid)
   when 'status_get' # UUID: Status::Hash.get, as the web tab's .js route shows it (pct_complete added)
     status = Resque::Plugins::Status::Hash.get(argv[0])
-    plugin_out(status.nil? ? nil : JSON.parse(status.json).merge('killable' => status.killable?))
+    out(status.nil? ? nil : JSON.parse(status.json).merge('killable' => status.killable?))
   when 'status_kill' # UUID
     Resque::Plugins::Status::Hash.kill(argv[0])
-    plugin_out('ok' => true)
+    out('ok' => true)
   when 'status_ids'
-    plugin_out(Resque::Plugins::Status::Hash.status_ids)
+    out(Resque::Plugins::Status::Hash.status_ids)
   when 'retry_key' # CLASS ARGS_JSON: resque-retry's key for these args, and the attempt stored there
     klass = Object.const_get(argv[0])
     key = klass.redis_retry_key(*JSON.parse(argv[1] || '[]'))
-    plugin_out('key' => key, 'attempt' => Resque.redis.get(key))
+    out('key' => key, 'attempt' => Resque.redis.get(key))
   when 'work_one' # QUEUES: reserve and run exactly one job with a Ruby worker (forking)
     worker = Resque::Worker.new(*argv[0].split(','))
     worker.prepare
     job = worker.reserve
     worker.work_one_job(job) if job
-    plugin_out('ran' => job ? job.payload : nil)
+    out('ran' => job ? job.payload : nil)
   end
 else
   load File.join(__dir__, 'peer.rb')
