@@ -528,28 +528,3 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-# -- history (resque_compat.history: one sample per tier step) ---------------------------------
-
-#: The history sampler's write. KEYS[1] the state hash, KEYS[2..] the tier lists; ARGV[1] the
-#: sample, ARGV[2] the TTL, then
-#: per tier its field name, the sample's bucket and the cap. A tier takes the sample only when
-#: its bucket is newer than the last one recorded, so one sample per step, even with racing samplers.
-RECORD_SAMPLE = """
-local recorded = 0
-for i = 2, #KEYS do
-  local a = 3 + (i - 2) * 3
-  local field, bucket, cap = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local last = tonumber(redis.call('HGET', KEYS[1], field) or '')
-  if last == nil or bucket > last then
-    redis.call('LPUSH', KEYS[i], ARGV[1])
-    redis.call('LTRIM', KEYS[i], 0, cap - 1)
-    redis.call('HSET', KEYS[1], field, bucket)
-    recorded = recorded + 1
-  end
-  redis.call('EXPIRE', KEYS[i], ARGV[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return recorded
-"""
