@@ -19,6 +19,7 @@ from resque_compat.cliutil import (
     handle_errors,
     hide_secrets_from_title,
     parse_json,
+    pass_cli,
     progress,
     short,
     table,
@@ -32,9 +33,6 @@ from resque_compat.scheduler.delayed import DelayedQueue
 from resque_compat.scheduler.lock import DEFAULT_TIMEOUT
 from resque_compat.scheduler.mover import DEFAULT_BATCH
 from resque_compat.scheduler.recurring import Recurring, ScheduleError, ScheduleStore, load_schedule_file, next_run
-
-#: our own instance: cli.py imports this module, and mypy cannot type its pass_cli through the cycle
-pass_cli = click.make_pass_decorator(CliContext)
 
 
 def _when(ts: float) -> str:
