@@ -501,6 +501,24 @@ def test_retry_all_of_a_long_list_runs_in_batches_in_the_background(r: redis.Red
         assert cleared["done_count"] == 1000 and r.lrange(NS + "failed", 0, -1) == [b"broken"]
 
 
+def test_retry_all_pushes_each_entry_to_its_own_queue(r: redis.Redis, app: Any) -> None:
+    """One batch spans several queues: each queue list is a declared key of the batch's script."""
+    pipe = r.pipeline(transaction=False)
+    for i in range(30):
+        queue = f"q{i % 3}"
+        record = {"failed_at": "2026/11/26 20:20:42 UTC", "payload": {"class": "A", "args": [i]},
+                  "exception": "E", "error": "e", "backtrace": [], "worker": "w", "queue": queue}  # fmt: skip
+        pipe.rpush(NS + "failed", json.dumps(record))
+    pipe.execute()
+    with client_for(app, "localhost") as c:
+        task = c.post("/api/failed/requeue/all", json={}).json()["task"]
+    assert task["done"] and task["done_count"] == 30, task
+    for n in range(3):
+        args = [json.loads(item)["args"][0] for item in r.lrange(f"{NS}queue:q{n}", 0, -1)]
+        assert args == list(range(n, 30, 3))
+    assert r.smembers(NS + "queues") == {b"q0", b"q1", b"q2"}
+
+
 def test_a_second_bulk_run_on_the_same_list_is_refused_while_one_runs(
     r: redis.Redis, app: Any, monkeypatch: Any
 ) -> None:

@@ -528,3 +528,47 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+# -- failure lists in bulk (the dashboard's "Retry all" and "Clear retried", resque_compat.web.bulk) --
+
+#: One batch of "Retry all". KEYS: 1 failure list, 2 queues set, 3.. the batch's queue lists.
+#: ARGV: 1..2 the batch's first and last index (read with one LRANGE), then groups of (index,
+#: expected bytes, marked bytes, queue name, KEYS index of its queue list, payload). Each entry
+#: still holding its expected bytes is replaced by its marked copy (``retried_at`` set) and its
+#: payload pushed back, as Ruby's ``requeue`` does. Returns one 1/0 per group.
+RETRY_BATCH = """
+local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+local current = redis.call('LRANGE', KEYS[1], first, last)
+local out = {}
+for i = 3, #ARGV, 6 do
+  local index = tonumber(ARGV[i])
+  if current[index - first + 1] == ARGV[i + 1] then
+    redis.call('LSET', KEYS[1], index, ARGV[i + 2])
+    redis.call('SADD', KEYS[2], ARGV[i + 3])
+    redis.call('RPUSH', KEYS[tonumber(ARGV[i + 4])], ARGV[i + 5])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+#: One batch of "Clear retried". KEYS: 1 failure list. ARGV: 1 the task's removal marker, 2..3
+#: the batch's first and last index, then pairs (index, expected bytes): each entry still holding
+#: its bytes becomes the marker (one LREM at the end removes them all, so indexes do not shift
+#: while the walk goes on). Returns how many were marked.
+MARK_BATCH = """
+local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
+local current = redis.call('LRANGE', KEYS[1], first, last)
+local marked = 0
+for i = 4, #ARGV, 2 do
+  local index = tonumber(ARGV[i])
+  if current[index - first + 1] == ARGV[i + 1] then
+    redis.call('LSET', KEYS[1], index, ARGV[1])
+    marked = marked + 1
+  end
+end
+return marked
+"""

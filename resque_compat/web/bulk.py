@@ -20,6 +20,7 @@ from resque_compat.client import Resque
 from resque_compat.failure import decode_entry, removal_marker
 from resque_compat.plans import requeue_commands, retry_plan
 from resque_compat.protocol import ProtocolError
+from resque_compat.protocol.scripts import MARK_BATCH, RETRY_BATCH
 from resque_compat.replies import raw
 from resque_compat.resp import queue_commands
 
@@ -29,47 +30,6 @@ BATCH = 500
 INLINE_LIMIT = 2 * BATCH
 #: finished tasks kept for their progress to be read
 KEEP_FINISHED = 20
-
-#: KEYS[1] failure list, KEYS[2] queues set; ARGV[1..2] the batch's first and last index (read
-#: with one LRANGE), then groups of (index, expected bytes, marked bytes, queue name, queue key,
-#: payload). Each entry still holding its expected bytes is
-#: replaced by its marked copy (``retried_at`` set) and its payload pushed back, as Ruby's
-#: ``requeue`` does. Returns one 1/0 per group.
-RETRY_BATCH = """
-local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
-local current = redis.call('LRANGE', KEYS[1], first, last)
-local out = {}
-for i = 3, #ARGV, 6 do
-  local index = tonumber(ARGV[i])
-  if current[index - first + 1] == ARGV[i + 1] then
-    redis.call('LSET', KEYS[1], index, ARGV[i + 2])
-    redis.call('SADD', KEYS[2], ARGV[i + 3])
-    redis.call('RPUSH', ARGV[i + 4], ARGV[i + 5])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-end
-return out
-"""
-
-#: KEYS[1] failure list; ARGV[1] the task's removal marker, ARGV[2..3] the batch's first and
-#: last index, then pairs (index, expected bytes):
-#: each entry still holding its bytes becomes the marker (one LREM at the end removes them all,
-#: so indexes do not shift while the walk goes on). Returns how many were marked.
-MARK_BATCH = """
-local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
-local current = redis.call('LRANGE', KEYS[1], first, last)
-local marked = 0
-for i = 4, #ARGV, 2 do
-  local index = tonumber(ARGV[i])
-  if current[index - first + 1] == ARGV[i + 1] then
-    redis.call('LSET', KEYS[1], index, ARGV[1])
-    marked = marked + 1
-  end
-end
-return marked
-"""
 
 
 class BusyError(LookupError):
@@ -172,6 +132,7 @@ def _retry_all(resque: Resque, task: Task) -> None:
         if not items:
             break
         args: list[Any] = [start, start + len(items) - 1]
+        queue_keys: dict[str, int] = {}
         plans = []
         for offset, item in enumerate(items):
             entry = decode_entry(task.list, start + offset, item)
@@ -184,10 +145,11 @@ def _retry_all(resque: Resque, task: Task) -> None:
                 task.skipped += 1
                 continue
             queue = entry.record.queue
-            args += [entry.index, item, marked, queue, keys.queue(queue), payload]
+            queue_keys.setdefault(keys.queue(queue), len(queue_keys) + 3)  # its KEYS index
+            args += [entry.index, item, marked, queue, queue_keys[keys.queue(queue)], payload]
             plans.append((queue, payload, job))
         if plans:
-            flags = script(keys=[key, keys.queues], args=args)
+            flags = script(keys=[key, keys.queues, *queue_keys], args=args)
             done = [plan for plan, flag in zip(plans, flags, strict=True) if flag]
             task.done_count += len(done)
             task.skipped += len(plans) - len(done)
