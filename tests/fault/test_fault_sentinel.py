@@ -81,7 +81,7 @@ def test_workers_follow_sentinel_failover(
 ) -> None:
     """Real ``resque-compat work`` processes on ``redis+sentinel://`` keep working across
     ``SENTINEL FAILOVER``: a forking worker and a reliable in-process one each hold a job
-    through the switch, a blocking worker waits in BLPOP on the primary being demoted. Jobs
+    through the switch, a blocking worker waits in BLMOVE on the primary being demoted. Jobs
     enqueued before and after the failover each run exactly once; a job in flight at the
     switch may instead end in ``failed`` (counted), never lost.
 
@@ -105,7 +105,7 @@ def test_workers_follow_sentinel_failover(
         wait_for(lambda: farm.job_held_by(forking.pid) and farm.job_held_by(reliable.pid), what="both to hold a job")
         blocking = farm.start("--blocking")
         old = sentinel.primary.client()
-        wait_for(lambda: any(c.get("cmd") == "blpop" for c in old.client_list()), what="a worker blocked in BLPOP")
+        wait_for(lambda: any(c.get("cmd") == "blmove" for c in old.client_list()), what="a worker blocked in BLMOVE")
 
         sentinel.failover()
         fault_result.faults += 1
