@@ -13,12 +13,15 @@ from typing import Any
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
+from skip_policy import package_reason
 
 from resque_compat import Resque
 from resque_compat.embedded import RedisServer
 from resque_compat.web import create_app
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (dev extra)")
+schemathesis = pytest.importorskip(
+    "schemathesis", reason=package_reason("schemathesis", "not installed (the dev extra)")
+)
 import web_seed  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 import redis
+from skip_policy import skip_missing_package
 
 from conftest import CHROMIUM, CHROMIUM_ARGS, _missing_chromium, shot
 
@@ -19,10 +19,13 @@ def test_a_rebound_host_name_gets_nothing(dashboard_url: str, r: redis.Redis) ->
     """attacker.example resolves to 127.0.0.1 (as DNS rebinding makes it): the dashboard refuses it.
     A browser of its own (first in this module, before the shared one starts): the name mapping is
     a launch flag."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+    try:
+        from playwright import sync_api  # noqa: PLC0415 - the dev extra; a skip names it when absent
+    except ImportError:
+        skip_missing_package("playwright", "the playwright Python package is not installed (the dev extra)")
     problem = _missing_chromium()
     if problem:
-        pytest.skip(problem)
+        skip_missing_package("chromium", problem)
     r.sadd(NS + "queues", "victim")
     r.rpush(NS + "queue:victim", b'{"class":"Secret","args":["token"]}')
     port = dashboard_url.rsplit(":", 1)[1]
