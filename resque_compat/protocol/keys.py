@@ -225,6 +225,16 @@ class Keys:
         return self.prefix + "compat:inflight:" + worker_id
 
     @cached_property
+    def inflight_pattern(self) -> str:
+        """A SCAN pattern for every worker's in-flight list."""
+        return self.pattern("compat:inflight:")
+
+    def inflight_worker(self, key: str) -> str | None:
+        """The worker an in-flight list belongs to; None for another key."""
+        head = self.inflight("")
+        return key[len(head) :] if key.startswith(head) else None
+
+    @cached_property
     def delayed_rejected(self) -> str:
         """Delayed items no peer could enqueue (no class or queue), kept aside by the mover."""
         return self.prefix + "compat:delayed:rejected"

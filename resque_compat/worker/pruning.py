@@ -441,11 +441,10 @@ def requeue_orphans(client: redis.Redis, keys: Keys, failures: Failures) -> int:
     worker is registered is checked again inside the claim: a worker registering after the
     SMEMBERS here keeps its list. Returns how many lists went back."""
     registered = {text(m) for m in client.smembers(keys.workers)}
-    prefix = keys.inflight("")
     moved = 0
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        worker_id = text(key)[len(prefix) :]
-        if worker_id in registered:
+    for key in client.scan_iter(match=keys.inflight_pattern, count=1000):
+        worker_id = keys.inflight_worker(text(key))
+        if worker_id is None or worker_id in registered:
             continue
         if claim_job(client, keys, failures, worker_id, orphan=True) == "requeued":
             moved += 1
