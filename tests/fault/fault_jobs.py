@@ -44,8 +44,10 @@ def fault_job(tag: str, seconds: float = 0.0) -> None:
         time.sleep(0.01)
     if seconds:
         time.sleep(seconds)
-    client.rpush("fault:done", f"{tag} {token}")
+    # the finish record is the job's last act: a job whose own Redis call meets an outage
+    # raises before it, so "completed" never counts a job that ended up failing
     client.hdel("fault:running", tag)
+    client.rpush("fault:done", f"{tag} {token}")
 
 
 @job("QuickJob")
