@@ -7,7 +7,7 @@ an entry that moved or vanished raises :class:`ConflictError`, so nothing acts o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from resque_compat.client import Resque
@@ -104,18 +104,33 @@ def remove_failure(resque: Resque, list_name: str, index: Any, digest: str | Non
     return {"message": f"Removed failure {i}", "index": i}
 
 
-def retry_all(resque: Resque, list_name: str) -> dict[str, Any]:
-    """Start retrying every entry in the background (batched; see :mod:`resque_compat.web.bulk`)."""
+def _bulk(
+    resque: Resque, list_name: str, start: Callable[[Resque, str], bulk.Task], *, done: str, running: str, field: str
+) -> dict[str, Any]:
+    """Start a batched bulk task on a failure list; the answer carries it (and its result when it
+    finished within the request). ``done``/``running`` are formatted with the task's fields."""
     list_name = failure_list(resque, list_name)
     try:
-        task = bulk.start_retry_all(resque, list_name)
+        task = start(resque, list_name)
     except bulk.BusyError as exc:
         raise ConflictError(str(exc)) from None
     if task.done:
-        message = f"Retried {task.done_count} failures" + (f" (failed: {task.error})" if task.error else "")
+        message = done.format(n=task.done_count) + (f" (failed: {task.error})" if task.error else "")
     else:
-        message = f"Retrying {task.total} failures in the background"
-    return {"message": message, "retried": task.done_count if task.done else None, "task": task.as_dict()}
+        message = running.format(n=task.total)
+    return {"message": message, field: task.done_count if task.done else None, "task": task.as_dict()}
+
+
+def retry_all(resque: Resque, list_name: str) -> dict[str, Any]:
+    """Start retrying every entry in the background (batched; see :mod:`resque_compat.web.bulk`)."""
+    return _bulk(
+        resque,
+        list_name,
+        bulk.start_retry_all,
+        done="Retried {n} failures",
+        running="Retrying {n} failures in the background",
+        field="retried",
+    )
 
 
 def clear_failures(resque: Resque, list_name: str) -> dict[str, Any]:
@@ -129,16 +144,14 @@ def clear_failures(resque: Resque, list_name: str) -> dict[str, Any]:
 
 def clear_retried(resque: Resque, list_name: str) -> dict[str, Any]:
     """Start removing the retried entries in the background (batched)."""
-    list_name = failure_list(resque, list_name)
-    try:
-        task = bulk.start_clear_retried(resque, list_name)
-    except bulk.BusyError as exc:
-        raise ConflictError(str(exc)) from None
-    if task.done:
-        message = f"Removed {task.done_count} retried failures" + (f" (failed: {task.error})" if task.error else "")
-    else:
-        message = f"Removing retried failures among {task.total} in the background"
-    return {"message": message, "removed": task.done_count if task.done else None, "task": task.as_dict()}
+    return _bulk(
+        resque,
+        list_name,
+        bulk.start_clear_retried,
+        done="Removed {n} retried failures",
+        running="Removing retried failures among {n} in the background",
+        field="removed",
+    )
 
 
 def control_worker(resque: Resque, worker_id: str, command: str) -> dict[str, Any]:
