@@ -13,12 +13,13 @@ from pathlib import Path
 import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import children_of, cmdline, job_log_lines, registered, spawn_worker, stop, wait_for
+from jobs.harness import children_of, cmdline, job_log_lines, registered, spawn_worker, stop
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
 from resque_compat.protocol import Keys
 from resque_compat.protocol.control import ControlCommand
+from resque_compat.testing.redis_server import RedisServer
 
 TITLE = re.compile(r"resque-[0-9]")
 

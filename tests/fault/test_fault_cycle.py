@@ -15,9 +15,9 @@ import redis
 from fault_results import ScenarioResult
 from proxy import TcpProxy
 
-from resque_compat.embedded import RedisServer
 from resque_compat.protocol import Keys
 from resque_compat.protocol.cycle import CycleCall, CycleResult, Kind
+from resque_compat.testing.redis_server import RedisServer
 from resque_compat.worker.cycle import Cycle, Finish
 
 WID = "host:7:q"
