@@ -6,10 +6,12 @@ The same calls with a connection cut between the request and its reply are in
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 import redis
+from monitor import Monitor, undeclared_keys
 
 from resque_compat.protocol import Keys
 from resque_compat.protocol.cycle import (
@@ -294,3 +296,26 @@ def test_the_cycle_loads_its_script_again_after_a_script_flush(redis_url: str, r
     assert cycle.call(None, check=True, reserve=True) == CycleResult(Kind.JOB, -1, queue="low", item=JOB)
     assert r.script_exists(cycle.sha) == [True]
     assert r.lrange("resque:queue:low", 0, -1) == []
+
+
+def test_every_key_the_cycle_script_touches_is_in_keys(redis_url: str, r: redis.Redis) -> None:
+    """Redis's scripting rule, which Redis Cluster enforces: every mode, every branch taken."""
+    multi = call(end=End.FAIL, end_list="resque:high_failed", end_item=b"F", failed_queue="high_failed")
+    with Monitor(redis_url) as monitor:
+        r.rpush("resque:queue:low", JOB, b"not json", JOB2)
+        assert run(r, call(check=True, reserve=Reserve.QUEUES, reliable=True)).kind is Kind.JOB
+        assert run(r, dataclasses.replace(multi, status_key=STATUS, status=b"S", reserve=Reserve.QUEUES)).item
+        assert run(r, call(end=End.RELEASE, end_list="resque:queue:low", end_item=b"x", reliable=True)).processed == -1
+        r.rpush(CK.inflight, JOB)
+        assert run(r, call(reserve=Reserve.ADOPT, adopt_queue="low")).kind is Kind.JOB
+        assert run(r, call(end=End.OK, reserve=Reserve.GUARD, guard=JOB)).processed == 2
+        assert run(r, call(end=End.OK, reserve=Reserve.QUEUES, recovering=0)).kind is Kind.JOB  # applied
+        assert run(r, call(end=End.OK, reserve=Reserve.QUEUES, recovering=2)).kind is Kind.RECOVERED
+        assert run(r, call(reserve=Reserve.QUEUES, recovering=0)).kind is Kind.RECOVERED
+        r.rpush(CK.control, b"stop")
+        r.set(CK.pause_all, b"true")
+        assert run(r, call(end=End.OK, check=True, reserve=Reserve.QUEUES)).kind is Kind.CONTROL
+        assert run(r, call(check=True, reserve=Reserve.QUEUES)).kind is Kind.PAUSED
+    scripts, bad = undeclared_keys(redis_url, monitor.lines)
+    assert scripts == 10
+    assert bad == []
