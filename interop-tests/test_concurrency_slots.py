@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 import redis
-from harness import Peers, Running, text, wait_for
+from harness import Peers, Running, text
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.protocol import WorkerId

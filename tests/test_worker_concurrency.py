@@ -15,7 +15,8 @@ import jobs.concurrency_jobs as gates
 import pytest
 import redis
 from click.testing import CliRunner
-from jobs.harness import cmdline, spawn_worker, stop, wait_for
+from jobs.harness import cmdline, spawn_worker, stop
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.cli import main as cli_main

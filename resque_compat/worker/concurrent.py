@@ -57,6 +57,7 @@ from resque_compat.connection import redact
 from resque_compat.failure import Failures
 from resque_compat.history import Sampler
 from resque_compat.protocol import slot_id, timefmt, worker_id
+from resque_compat.protocol.control import ControlCommand
 from resque_compat.registry import JobRegistry, default_registry
 from resque_compat.replies import text
 from resque_compat.worker import procline, pruning
@@ -206,12 +207,12 @@ class Slot(Worker):
         log.warning("%s: interrupting the job of %s", message, self.id)
         return True
 
-    def _control(self, command: str) -> None:
-        if command == "kill-job":
+    def _control(self, word: str) -> None:
+        if ControlCommand.parse(word) is ControlCommand.KILL_JOB:  # this slot's job, not every slot's
             log.info("control command for %s: kill-job", self.id)
             self.interrupt(TermException, "kill-job")
             return
-        super()._control(command)
+        super()._control(word)
 
 
 class ConcurrentWorker:
