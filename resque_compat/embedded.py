@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -225,6 +226,47 @@ class LocalCluster:
             port = int(line.split()[1].split(b"@")[0].rsplit(b":", 1)[1])
             return self._server(port)
         raise RedisUnavailable(f"no replica of 127.0.0.1:{primary.port}")
+
+    def failover(self, slot: int, timeout: float = 40.0) -> RedisServer:
+        """``CLUSTER FAILOVER`` on the replica of ``slot``'s primary once it has every write,
+        then wait until every node names it the slot's primary and the old one is its replica.
+        Returns the new primary."""
+        old = self.owner(slot)
+        new = self.replica_of(old)
+        deadline = time.monotonic() + timeout
+
+        def wait(done: Callable[[], bool], what: str) -> None:
+            while not done():
+                if time.monotonic() > deadline:
+                    raise RedisUnavailable(f"cluster failover: {what}")
+                time.sleep(0.05)
+
+        def synced() -> bool:
+            with old.client() as primary, new.client() as replica:
+                offset = primary.info("replication")["master_repl_offset"]
+                info = replica.info("replication")
+                return bool(info.get("master_link_status") == "up" and info.get("slave_repl_offset", -1) >= offset)
+
+        wait(synced, "the replica to catch up")
+        with new.client() as replica:
+            replica.execute_command("CLUSTER", "FAILOVER")
+        wait(lambda: self._agreed(slot, new), "every node to name the new primary")
+        with old.client() as demoted:
+            wait(lambda: demoted.info("replication")["role"] == "slave", "the old primary to become a replica")
+        return new
+
+    def _agreed(self, slot: int, primary: RedisServer) -> bool:
+        for server in self.servers:
+            if server.process is None:
+                continue
+            try:
+                with server.client(socket_timeout=2) as client:
+                    ranges = client.execute_command("CLUSTER", "SLOTS")
+            except redis.RedisError:
+                return False
+            if not any(start <= slot <= end and int(node[1]) == primary.port for start, end, node, *_ in ranges):
+                return False
+        return True
 
     def node_id(self, server: RedisServer) -> str:
         with server.client(socket_timeout=2) as client:
