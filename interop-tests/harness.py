@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +19,7 @@ from typing import IO, Any
 import pytest
 from skip_policy import package_reason, peer_reason
 
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -337,15 +336,6 @@ class Peers:
 def text(value: bytes | str) -> str:
     """A Redis reply as text (redis-py types replies as bytes or str)."""
     return value.decode() if isinstance(value, bytes) else value
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    """Poll until ``predicate`` holds (a liveness bound, never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(0.05)
 
 
 def write_results(

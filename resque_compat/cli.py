@@ -33,7 +33,6 @@ from resque_compat.cliutil import (
     yes_option,
 )
 from resque_compat.connection import ConfigError
-from resque_compat.embedded import RedisUnavailable
 from resque_compat.envvars import EVERY_COMMAND, help_epilog
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import (
@@ -46,6 +45,7 @@ from resque_compat.protocol import (
     inputs,
     timefmt,
 )
+from resque_compat.testing.redis_server import RedisUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 

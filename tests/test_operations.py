@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner, Result
-from jobs.harness import registered, spawn_worker, stop, wait_for
+from jobs.harness import registered, spawn_worker, stop
 from skip_policy import skip_missing_package
 from terminal import cli_env, in_terminal, piped
+from waiting import wait_for
 
 from resque_compat import Resque, humantime
 from resque_compat.cli import hoist_global_flags, main

@@ -24,7 +24,7 @@ from resque_bench.cache import BENCH_DIR, PeerUnavailable
 from resque_bench.measure import BenchError
 from resque_bench.scenarios import SCENARIOS, Context, Row, Sizes
 from resque_bench.systems import Unsupported
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 
 def _version(argv: list[str]) -> str:

@@ -28,6 +28,7 @@ from resque_compat import __version__, humantime
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.history import SamplerThread
+from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.inputs import InputError, parse_json_input
 from resque_compat.web import actions, bulk, data, history, plugins, present, schedule
 from resque_compat.web.actions import ConflictError
@@ -271,6 +272,7 @@ class Dashboard:
         )
         self.env.filters["q"] = quote
         self.env.globals["version"] = __version__
+        self.env.globals["control"] = ControlCommand  # the worker page's buttons
         self.env.globals["local_times"] = humantime.showing_local  # charts follow the pages' time format
         conn = resque.redis.connection_pool.connection_kwargs
         where = conn.get("path") or f"{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"

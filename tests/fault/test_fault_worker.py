@@ -15,12 +15,12 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from fault_helpers import wait_for
 from fault_results import ScenarioResult
 from proxy import TcpProxy
+from waiting import wait_for
 from worker_farm import QUEUE, Accounting, Farm
 
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 KILLS = int(os.environ.get("FAULT_KILLS", "30"))
 
