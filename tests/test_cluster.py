@@ -17,18 +17,20 @@ import msgspec
 import pytest
 import redis
 from click.testing import CliRunner
-from jobs.harness import job_log_lines, spawn_worker, stop, wait_for, worker_id_of
+from jobs.harness import job_log_lines, spawn_worker, stop, worker_id_of
 from skip_policy import needs_binary
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.aio import AsyncResque
 from resque_compat.cli import main
 from resque_compat.cluster import slot_of
 from resque_compat.connection import ConfigError, parse_address
-from resque_compat.embedded import LocalCluster, RedisServer
 from resque_compat.protocol import Failure, JobPayload, Keys
 from resque_compat.protocol.keys import hash_tag
 from resque_compat.scheduler.delayed import DelayedQueue
+from resque_compat.testing.redis_cluster import LocalCluster
+from resque_compat.testing.redis_server import RedisServer
 
 NS = "{resque}"
 pytestmark = needs_binary("redis-cli", "redis-tools")

@@ -7,15 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from fault_helpers import run_cli, wait_for
+from fault_helpers import run_cli
 from fault_results import ScenarioResult
 from skip_policy import needs_binary
+from waiting import wait_for
 from worker_farm import QUEUE, Farm
 
 from resque_compat import Resque
 from resque_compat.cluster import slot_of
-from resque_compat.embedded import LocalCluster, RedisServer
 from resque_compat.protocol import Failure, JobPayload, Keys
+from resque_compat.testing.redis_cluster import LocalCluster
+from resque_compat.testing.redis_server import RedisServer
 
 NS = "{resque}"
 KEYS = Keys(NS)

@@ -16,7 +16,7 @@ from harness import HERE, RUN_TIMEOUT, Peer, our_env
 from skip_policy import needs_binary
 
 from resque_compat import Resque
-from resque_compat.embedded import LocalCluster
+from resque_compat.testing.redis_cluster import LocalCluster
 
 NS = "{resque}"
 pytestmark = needs_binary("redis-cli", "redis-tools")
