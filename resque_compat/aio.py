@@ -462,9 +462,9 @@ class AsyncResque:
         return is_true(await self.redis.get(self.keys.pause_all))
 
     async def control(self, worker_id: str, command: str) -> None:
-        """Send pause / resume / stop / kill-job to one resque-compat worker."""
-        check_control(command)
-        await self.redis.rpush(self.keys.control(worker_id), command)
+        """Send a :class:`ControlCommand` (pause, resume, stop, kill-job) to one resque-compat
+        worker, on any host; ValueError for any other word."""
+        await self.redis.rpush(self.keys.control(worker_id), check_control(command).value)
 
     # -- the server -----------------------------------------------------------------
     async def ping(self) -> bool:

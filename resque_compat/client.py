@@ -330,9 +330,9 @@ class Resque:
         return is_true(self.redis.get(self.keys.pause_all))
 
     def control(self, worker_id: str, command: str) -> None:
-        """Send pause / resume / stop / kill-job to one resque-compat worker, on any host."""
-        check_control(command)
-        self.redis.rpush(self.keys.control(worker_id), command)
+        """Send a :class:`ControlCommand` (pause, resume, stop, kill-job) to one resque-compat
+        worker, on any host; ValueError for any other word."""
+        self.redis.rpush(self.keys.control(worker_id), check_control(command).value)
 
     # -- the server -----------------------------------------------------------------
     def ping(self) -> bool:

@@ -33,6 +33,7 @@ from resque_compat.protocol import (
     normalize_class,
     timefmt,
 )
+from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.keys import namespace_of_queues_set
 from resque_compat.replies import text, to_int
 from resque_compat.resp import Command
@@ -363,9 +364,12 @@ def decode_worker_detail(worker_id: str, results: Sequence[Any]) -> WorkerDetail
     )
 
 
-def check_control(command: str) -> None:
-    if command not in ("pause", "resume", "stop", "kill-job"):
-        raise ValueError(f"unknown worker command {command!r} (pause, resume, stop, kill-job)")
+def check_control(command: str) -> ControlCommand:
+    """The command a control word names; ValueError (naming the known ones) for any other."""
+    known = ControlCommand.parse(command)
+    if known is None:
+        raise ValueError(f"unknown worker command {command!r} ({', '.join(ControlCommand.words())})")
+    return known
 
 
 def is_true(value: bytes | str | None) -> bool:

@@ -364,6 +364,8 @@ def test_workers_by_host_and_control(client: TestClient, r: redis.Redis, seeded:
     assert {w["host"] for w in vm["workers"]} == {"vm"} and len(vm["workers"]) == 5
     detail = client.get(f"/api/workers/{RUBY_WORKER}").json()["worker"]
     assert (detail["processed"], detail["failed"], detail["started"]["parsed"]) == (1, 1, True)
+    buttons = re.findall(r'name="command" value="([^"]+)"', client.get(f"/workers/{RUBY_WORKER}").text)
+    assert buttons == ["pause", "resume", "stop", "kill-job"]
     assert post(client, f"/workers/{RUBY_WORKER}/control", command="pause").status_code == 303
     assert api(client, f"/api/workers/{RUBY_WORKER}/control", {"command": "resume"}).status_code == 200
     assert r.lrange(f"resque:compat:control:{RUBY_WORKER}", 0, -1) == [b"pause", b"resume"]

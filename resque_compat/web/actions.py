@@ -13,12 +13,11 @@ from typing import Any
 from resque_compat.client import Resque
 from resque_compat.failure import FailureError
 from resque_compat.protocol import ProtocolError, ScheduleEntry, encode_json, inputs
+from resque_compat.protocol.control import ControlCommand
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue
 from resque_compat.scheduler.recurring import ScheduleStore, job_args
 from resque_compat.web import bulk, present, schedule
 from resque_compat.web.data import BadRequestError, NotFoundError
-
-WORKER_COMMANDS = ("pause", "resume", "stop", "kill-job")
 
 __all__ = ["BadRequestError", "ConflictError", "NotFoundError"]
 
@@ -158,8 +157,8 @@ def clear_retried(resque: Resque, list_name: str) -> dict[str, Any]:
 
 def control_worker(resque: Resque, worker_id: str, command: str) -> dict[str, Any]:
     """Queue a command for one worker; only resque-compat workers read their control key."""
-    if command not in WORKER_COMMANDS:
-        raise BadRequestError(f"unknown worker command {command!r} ({', '.join(WORKER_COMMANDS)})")
+    if ControlCommand.parse(command) is None:
+        raise BadRequestError(f"unknown worker command {command!r} ({', '.join(ControlCommand.words())})")
     if resque.worker_detail(worker_id) is None:
         raise ConflictError(f"no worker {worker_id!r} is registered")
     resque.control(worker_id, command)

@@ -29,6 +29,7 @@ from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.history import SamplerThread
 from resque_compat.plans import server_address
+from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.inputs import InputError, parse_json_input
 from resque_compat.web import actions, bulk, data, history, plugins, present, schedule
 from resque_compat.web.actions import ConflictError
@@ -280,6 +281,7 @@ class Dashboard:
         )
         self.env.filters["q"] = quote
         self.env.globals["version"] = __version__
+        self.env.globals["control"] = ControlCommand  # the worker page's buttons
         self.env.globals["local_times"] = humantime.showing_local  # charts follow the pages' time format
         self.redis_shown = redact(server_address(resque.redis.connection_pool.connection_kwargs))
         self._metrics_registry: Any = None  # built on the first scrape

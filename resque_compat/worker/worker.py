@@ -63,6 +63,7 @@ from resque_compat.protocol import (
     timefmt,
     worker_id,
 )
+from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.records import WorkerState
 from resque_compat.registry import JobRegistry, UnresolvableJobError, default_registry
 from resque_compat.replies import text
@@ -881,24 +882,25 @@ class Worker:
         self._paused = False
         self._wake()
 
-    def _control(self, command: str) -> None:
-        """Commands from ``Keys.control(id)``: pause, resume, stop, kill-job."""
-        log.info("control command: %s", command)
-        if command == "pause":
+    def _control(self, word: str) -> None:
+        """A :class:`ControlCommand` from ``Keys.control(id)``; any other word is logged and ignored."""
+        log.info("control command: %s", word)
+        command = ControlCommand.parse(word)
+        if command is ControlCommand.PAUSE:
             if not self._remote_paused:
                 self.hooks.run_logged("before_pause", self)
             self._remote_paused = True
-        elif command == "resume":
+        elif command is ControlCommand.RESUME:
             if self._remote_paused:
                 self.hooks.run_logged("after_pause", self)
             self._remote_paused = False
-        elif command == "stop":
+        elif command is ControlCommand.STOP:
             self._stop = True
-        elif command == "kill-job":
+        elif command is ControlCommand.KILL_JOB:
             if self._child_pid is not None or self._job_running:
                 os.kill(self.pid, signal.SIGUSR1)
         else:
-            log.warning("ignoring unknown control command %r", command)
+            log.warning("ignoring unknown control command %r", word)
         self._wake()
 
     # -- heartbeat ----------------------------------------------------------------------
