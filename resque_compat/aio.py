@@ -83,9 +83,12 @@ from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
 
-def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:
-    """An asyncio client for any address :func:`resque_compat.connection.parse_address` accepts."""
-    client: aioredis.Redis = build_client(spec, aioredis.Redis, Sentinel, **options)
+def connect_async(
+    spec: str | RedisAddress | None = None, namespace: str | None = None, **options: Any
+) -> aioredis.Redis:
+    """An asyncio client for any address :func:`resque_compat.connection.parse_address` accepts
+    (``namespace``: see :func:`resque_compat.connection.build_client`)."""
+    client: aioredis.Redis = build_client(spec, aioredis.Redis, Sentinel, namespace, **options)
     return client
 
 
@@ -237,14 +240,12 @@ class AsyncResque:
         failure_backend: BackendName | None = None,
     ) -> None:
         self._owns_client = not isinstance(redis_client, aioredis.Redis)
-        if isinstance(redis_client, aioredis.Redis):
-            self.redis = redis_client
-            address_namespace = None
-        else:
-            address = redis_client if isinstance(redis_client, RedisAddress) else parse_address(redis_client)
-            self.redis = connect_async(address)
-            address_namespace = address.namespace
+        if not isinstance(redis_client, aioredis.Redis) and not isinstance(redis_client, RedisAddress):
+            redis_client = parse_address(redis_client)
+        address_namespace = redis_client.namespace if isinstance(redis_client, RedisAddress) else None
         ns = namespace if namespace is not None else (address_namespace or default_namespace())
+        # the namespace is known first: on Redis Cluster it picks the node to talk to
+        self.redis = redis_client if isinstance(redis_client, aioredis.Redis) else connect_async(redis_client, ns)
         self.keys = Keys(ns)
         self.failures = AsyncFailures(self.redis, self.keys, failure_backend or default_backend())
 

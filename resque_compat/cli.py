@@ -120,7 +120,7 @@ class _OneLineErrors(click.Group):
     "redis_spec",
     envvar="REDIS_URL",
     metavar="URL",
-    help="Redis address: redis://, rediss://, unix://, redis+sentinel://, host:port. "
+    help="Redis address: redis://, rediss://, unix://, redis+sentinel://, redis+cluster://, host:port. "
     "[env: REDIS_URL, else REDIS_BACKEND (+REDIS_BACKEND_DB)]",
 )
 @click.option(

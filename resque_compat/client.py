@@ -85,14 +85,12 @@ class Resque:
         namespace: str | None = None,
         failure_backend: BackendName | None = None,
     ) -> None:
-        if isinstance(redis_client, redis.Redis):
-            self.redis = redis_client
-            address_namespace = None
-        else:
-            address = redis_client if isinstance(redis_client, RedisAddress) else parse_address(redis_client)
-            self.redis = connect(address)
-            address_namespace = address.namespace
+        if not isinstance(redis_client, redis.Redis) and not isinstance(redis_client, RedisAddress):
+            redis_client = parse_address(redis_client)
+        address_namespace = redis_client.namespace if isinstance(redis_client, RedisAddress) else None
         ns = namespace if namespace is not None else (address_namespace or default_namespace())
+        # the namespace is known first: on Redis Cluster it picks the node to talk to
+        self.redis = redis_client if isinstance(redis_client, redis.Redis) else connect(redis_client, ns)
         self.keys = Keys(ns)
         self.failures = Failures(self.redis, self.keys, failure_backend or default_backend())
 

@@ -37,6 +37,18 @@ def normalize_namespace(namespace: str) -> str:
     return namespace + ":"
 
 
+def hash_tag(namespace: str) -> str | None:
+    """The Redis Cluster hash tag every key of ``namespace`` carries (``{resque}`` -> ``resque``),
+    or None. Redis hashes only the text between a key's first ``{`` and the next ``}`` when that
+    is not empty; the braces must close inside the namespace, or a queue name would pick the slot."""
+    prefix = normalize_namespace(namespace)
+    start = prefix.find("{")
+    end = prefix.find("}", start + 1)
+    if start < 0 or end < 0 or end == start + 1:
+        return None
+    return prefix[start + 1 : end]
+
+
 class Keys:
     """Key builder for one namespace. Cheap to keep around; hot keys are cached."""
 
