@@ -64,10 +64,16 @@ def open_resque(cli: CliContext, config: WorkerConfig) -> Resque:
     """A client of the worker's own: no automatic command retry (the cycle script handles
     reconnects itself, and a blind resend could apply a finish twice), bounded socket waits."""
     address = parse_address(cli.redis_spec)
-    client = connect(address, retry=Retry(NoBackoff(), 0), socket_timeout=30, socket_connect_timeout=5)
     namespace = cli.namespace
     if address.namespace and (namespace is None or namespace == default_namespace()):
         namespace = address.namespace  # Ruby's host:port/namespace form
+    client = connect(
+        address,
+        namespace if namespace is not None else default_namespace(),
+        retry=Retry(NoBackoff(), 0),
+        socket_timeout=30,
+        socket_connect_timeout=5,
+    )
 
     return Resque(client, namespace=namespace, failure_backend=config.failure_backend)
 
