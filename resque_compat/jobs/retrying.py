@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from resque_compat.failure import BackendName, failure_list_name
+from resque_compat.failures import BackendName, failure_list_name
 from resque_compat.protocol import Failure, JobPayload, JobStatus, Keys, ProtocolError, StatusRecord, timefmt
 from resque_compat.protocol.records import STATUS_TTL
 from resque_compat.protocol.retries import PendingRetry, delayed_retry_item, suppressed_failure

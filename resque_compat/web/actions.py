@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.failure import FailureError
+from resque_compat.failures import FailureError
 from resque_compat.protocol import ProtocolError, ScheduleEntry, encode_json, inputs
 from resque_compat.protocol.control import ControlCommand
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue
