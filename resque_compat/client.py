@@ -43,6 +43,7 @@ from resque_compat.protocol import (
     StatusRecord,
     decode_json,
 )
+from resque_compat.protocol.keys import Stat
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.replies import raw, text, to_int
 from resque_compat.resp import queue_commands, transaction
@@ -297,7 +298,7 @@ class Resque:
     def info(self) -> dict[str, Any]:
         """Ruby's ``Resque.info``."""
         server = server_url(self.redis.connection_pool.connection_kwargs)
-        return info_dict(self.queue_sizes(), self.workers(), self.stat("processed"), self.stat("failed"), server)
+        return info_dict(self.queue_sizes(), self.workers(), self.stat(Stat.PROCESSED), self.stat(Stat.FAILED), server)
 
 
 __all__ = ["QueuedJob", "Resque", "WorkerInfo", "decode_json"]

@@ -36,6 +36,7 @@ from resque_compat.protocol import (
     resolve_queues,
     timefmt,
 )
+from resque_compat.protocol.keys import Stat
 from resque_compat.registry import JobRegistry, default_registry
 
 Level = Literal["ok", "info", "warn", "fail"]
@@ -153,7 +154,7 @@ class Doctor:
     def _namespace(self, report: Report, queues: list[str]) -> None:
         keys = self.resque.keys
         r = self.resque.redis
-        present = [k for k in (keys.queues, keys.workers, keys.stat("processed"), keys.failed) if r.exists(k)]
+        present = [k for k in (keys.queues, keys.workers, keys.stat(Stat.PROCESSED), keys.failed) if r.exists(k)]
         shown = keys.namespace or "(none)"
         if present:
             report.add("namespace", "ok", f"namespace {shown}: {len(queues)} queues known", namespace=keys.namespace)

@@ -31,6 +31,7 @@ from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.plans import decode_worker_state, is_true, worker_state
 from resque_compat.protocol import WorkerId
+from resque_compat.protocol.keys import FAILED_LIST, Stat
 from resque_compat.replies import text, to_int
 from resque_compat.scheduler.delayed import DelayedQueue
 
@@ -79,8 +80,8 @@ class ResqueCollector(Collector):
         yield queues
 
         pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.stat("processed"))
-        pipe.get(keys.stat("failed"))
+        pipe.get(keys.stat(Stat.PROCESSED))
+        pipe.get(keys.stat(Stat.FAILED))
         pipe.get(keys.pause_all)
         pipe.smembers(keys.failed_queues)
         pipe.zcard(keys.delayed_schedule)
@@ -90,7 +91,7 @@ class ResqueCollector(Collector):
         paused = is_true(pause_all)
         yield _gauge("resque_paused_all", "1 while pause-all-workers is set", int(paused))
 
-        lists = sorted({"failed"} | {text(m) for m in failed_lists})
+        lists = sorted({FAILED_LIST} | {text(m) for m in failed_lists})
         pipe = self.redis.pipeline(transaction=False)
         for name in lists:
             pipe.llen(keys.failed_list(name))

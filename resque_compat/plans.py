@@ -33,6 +33,7 @@ from resque_compat.protocol import (
     timefmt,
 )
 from resque_compat.protocol.control import ControlCommand
+from resque_compat.protocol.keys import Stat
 from resque_compat.replies import text, to_int
 from resque_compat.resp import Command
 
@@ -222,8 +223,8 @@ def worker_row_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
         commands += [
             ("GET", keys.worker(wid)),
             ("GET", keys.worker_started(wid)),
-            ("GET", keys.stat("processed", wid)),
-            ("GET", keys.stat("failed", wid)),
+            ("GET", keys.stat(Stat.PROCESSED, wid)),
+            ("GET", keys.stat(Stat.FAILED, wid)),
             ("GET", keys.worker_state(wid)),
         ]
     return commands

@@ -14,6 +14,7 @@ from resque_compat.client import Resque
 from resque_compat.failure import FailureError
 from resque_compat.protocol import inputs
 from resque_compat.protocol.control import ControlCommand
+from resque_compat.protocol.keys import FAILED_LIST, Keys
 from resque_compat.web import bulk, present
 from resque_compat.web.data import BadRequestError, NotFoundError
 
@@ -30,9 +31,9 @@ def failure_list(resque: Resque, name: object) -> str:
     make a failure action touch a queue, a worker or any other key."""
     if not isinstance(name, str):
         raise BadRequestError(f"list must be a string, got {type(name).__name__}")
-    if name == "failed":
+    if name == FAILED_LIST:
         return name
-    if name.endswith("_failed") and resque.redis.sismember(resque.keys.failed_queues, name):
+    if Keys.is_failed_queue_name(name) and resque.redis.sismember(resque.keys.failed_queues, name):
         return name
     raise NotFoundError(f"no failure list {name!r} (failure lists: failed and the members of failed_queues)")
 
@@ -73,7 +74,9 @@ def _checked(resque: Resque, list_name: str, index: int, expected: str | None) -
 def remove_queue(resque: Resque, name: str) -> dict[str, Any]:
     kind = resque.redis.type(resque.keys.queue(name))
     if kind not in (b"list", b"none", "list", "none"):
-        raise ConflictError(f"queue:{name} is not a queue (it holds a {present.text(kind)}); nothing removed")
+        raise ConflictError(
+            f"{Keys.queue_name_key(name)} is not a queue (it holds a {present.text(kind)}); nothing removed"
+        )
     if kind in (b"none", "none") and not resque.redis.sismember(resque.keys.queues, name):
         raise NotFoundError(f"no queue {name!r}")
     size = resque.size(name)

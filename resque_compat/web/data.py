@@ -26,6 +26,7 @@ from resque_compat.plans import (
     worker_row_commands,
 )
 from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, WorkingOn, decode_json, timefmt
+from resque_compat.protocol.keys import FAILED_LIST, Keys, Stat
 from resque_compat.replies import raw, text, to_int
 from resque_compat.resp import queue_commands
 from resque_compat.web import present
@@ -235,7 +236,7 @@ def overview(resque: Resque) -> dict[str, Any]:
         "failed_total": sum(f["count"] for f in failure_lists),
         **_working_page(resque, 0),
         "paused_all": resque.paused_all(),
-        "stats": {"processed": resque.stat("processed"), "failed": resque.stat("failed")},
+        "stats": {"processed": resque.stat(Stat.PROCESSED), "failed": resque.stat(Stat.FAILED)},
     }
 
 
@@ -258,7 +259,7 @@ def queue(resque: Resque, name: str, start: int) -> dict[str, Any]:
         "known": name in set(resque.queues()),
         "size": total,
         "jobs": [
-            {**present.queued(item, start + i), "full": present.full_url("queue:" + name, start + i)}
+            {**present.queued(item, start + i), "full": present.full_url(Keys.queue_name_key(name), start + i)}
             for i, item in enumerate(items)
         ],
         "paging": Paging(start, total).as_dict(),
@@ -299,8 +300,8 @@ def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
     pipe = resque.redis.pipeline(transaction=False)
     pipe.llen(keys.control(worker_id))
     pipe.get(keys.node_worker_ping(name))
-    pipe.get(keys.stat("processed", name))
-    pipe.get(keys.stat("failed", name))
+    pipe.get(keys.stat(Stat.PROCESSED, name))
+    pipe.get(keys.stat(Stat.FAILED, name))
     pending, ping, node_processed, node_failed = pipe.execute()
     shown["control_pending"] = int(pending)
     shown["node_ping"] = None
@@ -328,7 +329,7 @@ def _ping_time(raw: bytes) -> int | None:
 # -- failures ----------------------------------------------------------------------------
 def failed(
     resque: Resque,
-    list_name: str = "failed",
+    list_name: str = FAILED_LIST,
     start: int = 0,
     class_filter: str | None = None,
     order: str = "desc",
@@ -409,7 +410,7 @@ def info(resque: Resque) -> dict[str, Any]:
     every worker's rows)."""
     index = worker_index(resque)
     server = server_url(resque.redis.connection_pool.connection_kwargs)
-    out = info_dict(resque.queue_sizes(), [], resque.stat("processed"), resque.stat("failed"), server)
+    out = info_dict(resque.queue_sizes(), [], resque.stat(Stat.PROCESSED), resque.stat(Stat.FAILED), server)
     out.update(workers=int(resque.redis.scard(resque.keys.workers)), working=len(index.busy))
     return out
 
