@@ -277,7 +277,6 @@ def _enqueue_active_job(
 def status(cli: CliContext, *, job_id: str, prefix: str, follow: bool, interval: float, kill: bool) -> None:
     """Status of a job: php-resque's 1 waiting, 2 running, 3 failed, 4 complete, or a resque-status
     record (queued, working, completed, failed, killed), with progress and message when reported."""
-    from resque_compat.jobs.progress import follow_progress, progress_view  # noqa: PLC0415 - only this command
 
     resque = cli.resque
     if kill:
@@ -287,12 +286,12 @@ def status(cli: CliContext, *, job_id: str, prefix: str, follow: bool, interval:
         if not cli.json:
             click.echo(f"kill requested for {job_id}")
     if not follow:
-        view = progress_view(resque.redis, resque.keys, job_id, prefix)
+        view = resque.statuses.progress(job_id, prefix)
         if view is None:
             raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
         _show_status(cli, view, detail=True)
         return
-    views = follow_progress(resque.redis, resque.keys, job_id, prefix=prefix, interval=interval)
+    views = resque.statuses.follow_progress(job_id, prefix=prefix, interval=interval)
     if cli.json or not on_terminal(sys.stdout):
         for view in views:
             _show_status(cli, view, detail=False)

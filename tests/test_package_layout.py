@@ -48,12 +48,11 @@ PROSE = frozenset({
 })  # fmt: skip
 
 #: literals another change removes: the worker split moves these calls onto store operations
-#: (see resque_compat/store/workers.py), the read model replaces doctor's namespace parsing.
+#: (see resque_compat/store/workers.py).
 #: Counts are ceilings, so a module may only lose entries.
 PENDING: dict[str, Counter[str]] = {
     "worker/pruning.py": Counter({"failed": 5, "processed": 1}),
     "worker/cycle.py": Counter({"failed": 1}),
-    "doctor.py": Counter({"queues": 2, "failed_queues": 1}),
 }
 
 
@@ -92,9 +91,12 @@ def _key_positions(tree: ast.AST) -> Iterator[ast.Constant]:
             sides = [node.left, *node.comparators]
             if any(_names_a_list(s) for s in sides):
                 yield from (s for s in sides if isinstance(s, ast.Constant))
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
-            if any(_names_a_list(t) for t in node.targets):
-                yield node.value
+        elif (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and any(_names_a_list(t) for t in node.targets)
+        ):
+            yield node.value
 
 
 def _text(node: ast.Constant) -> str | None:

@@ -30,6 +30,18 @@ class Stat(StrEnum):
     FAILED = "failed"
 
 
+#: a SCAN pattern for every namespace's ``queues`` set (``doctor`` looks for other namespaces)
+ANY_QUEUES_SET = "*queues"
+
+
+def namespace_of_queues_set(key: str) -> str | None:
+    """The namespace whose ``queues`` set ``key`` is (``""`` for none); None for another key
+    that ends so (``failed_queues``)."""
+    if not key.endswith("queues") or key.endswith("failed_queues"):
+        return None
+    return key[: -len("queues")].rstrip(":")
+
+
 def normalize_namespace(namespace: str) -> str:
     """Return the literal key prefix for a namespace (``resque`` -> ``resque:``)."""
     if not namespace or namespace.endswith(":"):

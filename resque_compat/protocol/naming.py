@@ -26,6 +26,11 @@ class WorkerId(NamedTuple):
         return cls(host, pid, queues)
 
     @property
+    def node_name(self) -> str:
+        """``host:pid``: what node-resque names its per-worker keys with (``worker:ping:<name>``)."""
+        return f"{self.host}:{self.pid}"
+
+    @property
     def queue_list(self) -> list[str]:
         return [q for q in self.queues.split(",") if q]
 
