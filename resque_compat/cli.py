@@ -45,6 +45,7 @@ from resque_compat.protocol import (
     inputs,
     timefmt,
 )
+from resque_compat.protocol.keys import FAILED_LIST
 from resque_compat.testing.redis_server import RedisUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -525,7 +526,7 @@ def failed() -> None:
 
 
 _LIST_OPTION = click.option(
-    "--list", "list_name", metavar="NAME", default="failed", show_default=True,
+    "--list", "list_name", metavar="NAME", default=FAILED_LIST, show_default=True,
     help="The failure list: failed, or a <queue>_failed list of the redis_multi_queue backend.",
 )  # fmt: skip
 

@@ -34,7 +34,7 @@ from resque_compat.protocol import (
     timefmt,
 )
 from resque_compat.protocol.control import ControlCommand
-from resque_compat.protocol.keys import namespace_of_queues_set
+from resque_compat.protocol.keys import Stat, namespace_of_queues_set
 from resque_compat.replies import text, to_int
 from resque_compat.resp import Command
 
@@ -220,8 +220,8 @@ def worker_row_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
         commands += [
             ("GET", keys.worker(wid)),
             ("GET", keys.worker_started(wid)),
-            ("GET", keys.stat("processed", wid)),
-            ("GET", keys.stat("failed", wid)),
+            ("GET", keys.stat(Stat.PROCESSED, wid)),
+            ("GET", keys.stat(Stat.FAILED, wid)),
             ("GET", keys.worker_state(wid)),
         ]
     return commands
@@ -341,8 +341,8 @@ def worker_detail_commands(keys: Keys, worker_id: str) -> list[Command]:
         *worker_row_commands(keys, [worker_id]),
         ("LLEN", keys.control(worker_id)),
         ("GET", keys.node_worker_ping(name)),
-        ("GET", keys.stat("processed", name)),
-        ("GET", keys.stat("failed", name)),
+        ("GET", keys.stat(Stat.PROCESSED, name)),
+        ("GET", keys.stat(Stat.FAILED, name)),
     ]
 
 
@@ -404,7 +404,7 @@ def decode_stored_status(results: Sequence[Any]) -> StoredStatus | None:
 # -- namespaces -----------------------------------------------------------------------
 def namespace_used_command(keys: Keys) -> Command:
     """EXISTS of the keys every deployment soon has: queues, workers, stat:processed, failed."""
-    return ("EXISTS", keys.queues, keys.workers, keys.stat("processed"), keys.failed)
+    return ("EXISTS", keys.queues, keys.workers, keys.stat(Stat.PROCESSED), keys.failed)
 
 
 def namespace_names(queue_sets: Iterable[bytes | str]) -> list[str]:

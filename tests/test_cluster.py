@@ -19,6 +19,7 @@ import redis
 from click.testing import CliRunner
 from jobs.harness import job_log_lines, spawn_worker, stop, worker_id_of
 from skip_policy import needs_binary
+from tls_certs import make_certs
 from waiting import wait_for
 
 from resque_compat import Resque
@@ -147,6 +148,26 @@ def test_async_client(url: str, owner: redis.Redis) -> None:
 
     assert asyncio.run(scenario()) == 1
     assert owner.llen("{resque}:queue:mail") == 1
+
+
+@needs_binary("openssl")
+def test_rediss_cluster(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """``rediss+cluster://``: discovery (``CLUSTER SLOTS`` over TLS names the TLS ports), the
+    client, the CLI and a worker all over TLS."""
+    with LocalCluster(masters=3, tls=make_certs(tmp_path_factory.mktemp("certs"))) as tls_cluster:
+        resque = Resque(tls_cluster.tls_url, namespace=NS)
+        resque.enqueue("mail", "GoodJob", "tls")
+        assert resque.redis.connection_pool.connection_kwargs["port"] in tls_cluster.tls_ports
+        code, out = cli(tls_cluster.tls_url, "queues")
+        assert code == 0 and "mail" in out, out
+        log = tmp_path / "log"
+        proc = spawn_worker(tls_cluster.tls_url, "-q", "mail", "--burst", job_log=log, env={"RESQUE_NAMESPACE": NS})
+        out = stop(proc, 0)
+        assert proc.returncode == 0, out
+        assert [line for line in job_log_lines(log) if "GoodJob" in line] == ["GoodJob ['tls']"]
+        with tls_cluster.owner(slot_of(NS)).client() as owner:  # the plain port of the same node
+            assert owner.get("{resque}:stat:processed") == b"1"
+        resque.redis.close()
 
 
 # -- workers ------------------------------------------------------------------------------------

@@ -45,12 +45,17 @@ class LocalCluster:
     between them by ``redis-cli --cluster create``), each with ``replicas`` replicas.
 
     ``url`` is the ``redis+cluster://`` address of every node; ``owner(slot)`` the server that
-    serves a slot now; ``failover(slot)`` promotes that slot's replica (``CLUSTER FAILOVER``)."""
+    serves a slot now; ``failover(slot)`` promotes that slot's replica (``CLUSTER FAILOVER``).
+    ``tls``: a directory holding ``ca.crt``, ``server.crt`` and ``server.key``; the nodes then also
+    listen for TLS (clients, cluster bus and replication over TLS) and ``tls_url`` is the
+    ``rediss+cluster://`` address (the plain ports stay, on loopback, for setting up and probing)."""
 
     #: a failed primary is replaced after this long (the default 15 s would slow failover tests)
     NODE_TIMEOUT_MS = 2000
 
-    def __init__(self, masters: int = 3, replicas: int = 0, *extra_args: str, binary: str | None = None) -> None:
+    def __init__(
+        self, masters: int = 3, replicas: int = 0, *extra_args: str, binary: str | None = None, tls: Path | None = None
+    ) -> None:
         self.binary = binary or find_redis_server()
         self.cli = find_redis_cli(self.binary)
         self.masters = masters
@@ -61,11 +66,29 @@ class LocalCluster:
             "--repl-diskless-sync-delay", "0", "--shutdown-timeout", "0", *extra_args,
         )  # fmt: skip
         count = masters * (1 + replicas)
-        self.servers = [RedisServer(cluster_port(), *cluster_args, binary=self.binary) for _ in range(count)]
+        self.tls = tls
+        self.tls_ports = [cluster_port() for _ in range(count)] if tls else []
+        self.servers = [
+            RedisServer(cluster_port(), *cluster_args, *self._tls_args(i), binary=self.binary) for i in range(count)
+        ]
+
+    def _tls_args(self, index: int) -> tuple[str, ...]:
+        if self.tls is None:
+            return ()
+        return (
+            "--tls-port", str(self.tls_ports[index]), "--tls-cert-file", str(self.tls / "server.crt"),
+            "--tls-key-file", str(self.tls / "server.key"), "--tls-ca-cert-file", str(self.tls / "ca.crt"),
+            "--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes",
+        )  # fmt: skip
 
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    @property
+    def tls_url(self) -> str:
+        nodes = ",".join(f"127.0.0.1:{port}" for port in self.tls_ports)
+        return f"rediss+cluster://{nodes}?ssl_ca_certs={self.tls / 'ca.crt' if self.tls else ''}"
 
     def start(self, timeout: float = 30.0) -> LocalCluster:
         for server in self.servers:

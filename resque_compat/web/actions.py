@@ -14,6 +14,7 @@ from resque_compat.client import Resque
 from resque_compat.failures import FailureError
 from resque_compat.protocol import ProtocolError, ScheduleEntry, encode_json, inputs
 from resque_compat.protocol.control import ControlCommand
+from resque_compat.protocol.keys import FAILED_LIST, Keys
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue
 from resque_compat.scheduler.recurring import ScheduleStore, job_args
 from resque_compat.web import bulk, present, schedule
@@ -32,9 +33,9 @@ def failure_list(resque: Resque, name: object) -> str:
     make a failure action touch a queue, a worker or any other key."""
     if not isinstance(name, str):
         raise BadRequestError(f"list must be a string, got {type(name).__name__}")
-    if name == "failed":
+    if name == FAILED_LIST:
         return name
-    if name.endswith("_failed") and name in resque.failures.list_names():
+    if Keys.is_failed_queue_name(name) and name in resque.failures.list_names():
         return name
     raise NotFoundError(f"no failure list {name!r} (failure lists: failed and the members of failed_queues)")
 
@@ -75,7 +76,7 @@ def _checked(resque: Resque, list_name: str, index: int, expected: str | None) -
 def remove_queue(resque: Resque, name: str) -> dict[str, Any]:
     kind = resque.queue_kind(name)
     if kind not in ("list", "none"):
-        raise ConflictError(f"queue:{name} is not a queue (it holds a {kind}); nothing removed")
+        raise ConflictError(f"{Keys.queue_name_key(name)} is not a queue (it holds a {kind}); nothing removed")
     if kind == "none" and name not in resque.queues():
         raise NotFoundError(f"no queue {name!r}")
     size = resque.size(name)

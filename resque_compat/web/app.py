@@ -31,6 +31,7 @@ from resque_compat.history import SamplerThread
 from resque_compat.plans import server_address
 from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.inputs import InputError, parse_json_input
+from resque_compat.protocol.keys import FAILED_LIST
 from resque_compat.web import actions, bulk, data, history, plugins, present, schedule
 from resque_compat.web.actions import ConflictError
 from resque_compat.web.data import BadRequestError, NotFoundError
@@ -72,12 +73,12 @@ class Action:
 
 
 def _list(params: Params) -> str:
-    return actions.text_param(params, "list") or "failed"
+    return actions.text_param(params, "list") or FAILED_LIST
 
 
 def _failed_url(params: Params) -> str:
     name = _list(params)
-    return "/failed" if name == "failed" else "/failed/" + quote(name)
+    return "/failed" if name == FAILED_LIST else "/failed/" + quote(name)
 
 
 def quote(value: object) -> str:
@@ -93,7 +94,7 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
         str(p.get("order") or "desc"),
     )
     shown["tasks"] = [t.as_dict() for t in bulk.for_list(resque.keys.namespace, shown["list"])[:3]]
-    if len(shown["lists"]) > 1 and _list(p) == "failed" and not p.get("class"):
+    if len(shown["lists"]) > 1 and _list(p) == FAILED_LIST and not p.get("class"):
         shown["overview"] = data.failed_classes(resque)
     return shown
 

@@ -24,6 +24,7 @@ from resque_compat.failures import BACKENDS
 from resque_compat.logs import LOG_FORMATS, WORKER_TEXT, level_for, setup
 from resque_compat.protocol import resolve_queues
 from resque_compat.registry import JobModuleError, import_job_modules
+from resque_compat.worker.concurrent import ConcurrentWorker
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError
 from resque_compat.worker.pool import Pool
 from resque_compat.worker.worker import Worker
@@ -70,7 +71,7 @@ def start_metrics(port: int, host: str) -> WorkerMetrics:
 
 
 @contextmanager
-def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
+def burst_progress(cli: CliContext, worker: Worker | ConcurrentWorker) -> Iterator[None]:
     """``work --burst`` on a terminal: a bar of the jobs done against those waiting at the start
     (one worker; a pool's children report nothing back)."""
     if not worker.config.burst or cli.json or not on_terminal(sys.stderr):
@@ -105,6 +106,11 @@ def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
     "--blocking/--polling", default=None, help="Block on the first queue (BLMOVE) instead of polling. [env: BLOCKING]"
 )
 @click.option("-c", "--count", type=int, help="Run a pool of N worker processes. [env: COUNT]")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), metavar="N",
+    help="Run up to N jobs at once in this process (async jobs on one event loop, others on threads); "
+    "each slot is a worker of its own. [env: CONCURRENCY; 1]",
+)  # fmt: skip
 @click.option("--fork/--no-fork", default=None, help="Fork per job (default) or run jobs in-process.")
 @click.option("--burst", is_flag=True, default=False, help="Work until the queues are empty, then exit.")
 @click.option("--reliable", is_flag=True, default=False, help="Keep the job in hand in Redis; requeue it if we die.")
@@ -135,6 +141,7 @@ def work(  # noqa: PLR0917 - one parameter per click option
     interval: float | None,
     blocking: bool | None,
     count: int | None,
+    concurrency: int | None,
     fork: bool | None,
     burst: bool,
     reliable: bool,
@@ -158,6 +165,7 @@ def work(  # noqa: PLR0917 - one parameter per click option
             reliable=reliable or None,
             timeout=timeout,
             count=count,
+            concurrency=concurrency,
             pidfile=pidfile,
             verbose=verbose,
             imports=imports,
@@ -182,17 +190,18 @@ def work(  # noqa: PLR0917 - one parameter per click option
             Path(config.pidfile).write_text(f"{os.getpid()}\n")
         except OSError as exc:
             fail(f"cannot write pidfile {config.pidfile}: {exc}", 2)
+    kind = ConcurrentWorker if config.concurrency > 1 else Worker
     try:
         if config.count > 1:
 
             def run_slot(slot: int) -> int:
                 metrics = start_metrics(metrics_port + slot, metrics_host) if metrics_port else None
-                return Worker(config, open_resque(cli, config), watch_parent=True, metrics=metrics).work()
+                return kind(config, open_resque(cli, config), watch_parent=True, metrics=metrics).work()
 
             code = Pool(config.count, run_slot, burst=config.burst).run()
         else:
             metrics = start_metrics(metrics_port, metrics_host) if metrics_port else None
-            worker = Worker(config, open_resque(cli, config), metrics=metrics)
+            worker = kind(config, open_resque(cli, config), metrics=metrics)
             with burst_progress(cli, worker):
                 code = worker.work()
     finally:
