@@ -150,16 +150,6 @@ class Mover:
         call_keys, args = batch_call(self.keys, member, items, self.batch)
         return batch_reply(self._move_batch(keys=call_keys, args=args))
 
-    def move_batch(
-        self, now: float | None = None, timestamp: int | str | None = None
-    ) -> tuple[str | None, int, int, int]:
-        """One atomic batch: ``(timestamp, moved, rejected, left)``; timestamp None when nothing is due."""
-        member = self._due(now) if timestamp is None else str(timestamp).encode()
-        if member is None:
-            return (None, 0, 0, 0)
-        moved, rejected, left, _head = self._batch_at(member, self._read(member))
-        return (member.decode(errors="replace"), moved, rejected, left)
-
     def move_due(
         self, now: float | None = None, *, should_stop: object = None, max_batches: int | None = None
     ) -> MoveResult:
