@@ -26,7 +26,7 @@ from resque_compat import replies
 from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.client import default_namespace
 from resque_compat.connection import RedisAddress, build_client, parse_address
-from resque_compat.failure import (
+from resque_compat.failures import (
     BackendName,
     FailureEntry,
     FailureError,
@@ -93,7 +93,7 @@ def connect_async(
 
 
 class AsyncFailures:
-    """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failure.Failures`)."""
+    """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failures.Failures`)."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, backend: BackendName = "redis") -> None:
         self.redis = client

@@ -34,7 +34,7 @@ from resque_compat.cliutil import (
 )
 from resque_compat.connection import ConfigError
 from resque_compat.envvars import EVERY_COMMAND, help_epilog
-from resque_compat.failure import FailureEntry
+from resque_compat.failures import FailureEntry
 from resque_compat.protocol import (
     UNSET,
     JobPayload,

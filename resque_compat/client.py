@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from resque_compat.connection import RedisAddress, connect, parse_address
-from resque_compat.failure import BackendName, Failures, default_backend
+from resque_compat.failures import BackendName, Failures, default_backend
 from resque_compat.jobs.progress import DEFAULT_QUEUE, ResqueStatuses
 from resque_compat.jobs.retrying import PendingRetries
 from resque_compat.plans import (

@@ -11,6 +11,8 @@ absent, so the graphs show a gap rather than an invented zero.
 Failures per class have no counter in Resque, so the winner counts the failures whose
 ``failed_at`` falls between the previous recorded minute and now (newest first, at most
 ``SCAN_LIMIT`` entries), and adds them to a small cumulative hash.
+
+:func:`recorded` and :func:`redis_now` read it back for the dashboard's graphs.
 """
 
 from __future__ import annotations

@@ -129,22 +129,18 @@ def queued(raw: bytes) -> QueuedJob:
         return QueuedJob(raw, None, str(exc))
 
 
-def check_name(what: str, value: str) -> None:
-    inputs.check_name(f"{what} name", value)
-
-
 # -- enqueue --------------------------------------------------------------------------
 def enqueue_plan(
     keys: Keys, queue: str, jobs: Iterable[tuple[str, Sequence[Any]]], *, track: bool, now: float | None = None
 ) -> tuple[list[str | None], list[Command]]:
     """Ids and commands for pushing ``jobs``: Ruby's SADD + RPUSH, plus php-resque's status
     keys when tracked. No commands at all when ``jobs`` is empty."""
-    check_name("queue", queue)
+    inputs.check_name("queue name", queue)
     now = time.time() if now is None else now
     payloads: list[bytes] = []
     ids: list[str | None] = []
     for class_name, args in jobs:
-        check_name("class", class_name)
+        inputs.check_name("class name", class_name)
         inputs.check_json_value(list(args), "args")
         job_id = new_job_id() if track else None
         payloads.append(JobPayload.new(class_name, list(args), job_id, now).encode())

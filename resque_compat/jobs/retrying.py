@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from resque_compat.failure import BackendName, failure_list_name
+from resque_compat.failures import BackendName, failure_list_name
 from resque_compat.protocol import Failure, JobPayload, JobStatus, Keys, ProtocolError, StatusRecord, timefmt
 from resque_compat.protocol.keys import FAILED_LIST, Stat
 from resque_compat.protocol.records import STATUS_TTL

@@ -248,20 +248,6 @@ class Mover:
         ``(moved, rejected, items left, the new head)``."""
         return batch_reply(self._send(_batch(self.keys, member, items, self.batch)))
 
-    def move_batch(
-        self, now: float | None = None, timestamp: int | str | None = None
-    ) -> tuple[str | None, int, int, int]:
-        """One atomic batch: ``(timestamp, moved, rejected, left)``; timestamp None when nothing is due."""
-        if timestamp is None:
-            due = self._send(_due_command(self.keys, now))
-            if not due:
-                return (None, 0, 0, 0)
-            member = raw(due[0])
-        else:
-            member = str(timestamp).encode()
-        moved, rejected, left, _head = self._batch_at(member, self._read(member))
-        return (member.decode(errors="replace"), moved, rejected, left)
-
     def move_due(
         self,
         now: float | None = None,

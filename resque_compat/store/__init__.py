@@ -6,7 +6,7 @@ packing (``resp.py``: a ``Command`` is the wire's words, sync and async alike):
 
 - ``plans.py`` — pure command plans (queues, worker rows, statuses, INFO) that ``client.Resque``
   and ``aio.AsyncResque`` run; the read model the CLI, dashboard, metrics and doctor format;
-- ``failure.Failures``, ``scheduler.delayed.DelayedQueue``, ``scheduler.recurring.ScheduleStore``,
+- ``failures.Failures``, ``scheduler.delayed.DelayedQueue``, ``scheduler.recurring.ScheduleStore``,
   ``history.Sampler``, ``jobs.retrying`` — the failure lists, delayed items, schedules, history
   samples and retries;
 - ``store.workers`` — the worker registry: registration, heartbeats, published state, the

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.failure import FailureError
+from resque_compat.failures import FailureError
+from resque_compat.jobs.progress import STATUS_FILTERS
+from resque_compat.jobs.retrying import NoPendingRetryError, RetryError
 from resque_compat.protocol import ProtocolError, ScheduleEntry, encode_json, inputs
 from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.keys import FAILED_LIST, Keys
@@ -300,3 +302,42 @@ def cancel_delayed(resque: Resque, klass: Any, timestamp: Any, args: Any, queue:
 def clear_delayed(resque: Resque) -> dict[str, Any]:
     removed = DelayedQueue(resque).clear()
     return {"message": f"Cleared every delayed job ({removed} timestamps)", "timestamps": removed}
+
+
+# -- the Retrying and Statuses tabs ------------------------------------------------------
+def retry_now(resque: Resque, name: str) -> dict[str, Any]:
+    _steer(resque.retries.retry_now, name)
+    return {"message": f"Queued {name} now", "name": name}
+
+
+def give_up(resque: Resque, name: str) -> dict[str, Any]:
+    _steer(resque.retries.give_up, name)
+    return {"message": f"Gave up {name}; its last failure is in the failed list", "name": name}
+
+
+def _steer(action: Callable[[str], None], name: str) -> None:
+    """Run a steering action on a pending retry: an unknown one is a 404, one that moved on a 409."""
+    if not name:
+        raise BadRequestError("name is required")
+    try:
+        action(name)
+    except NoPendingRetryError as exc:
+        raise NotFoundError(str(exc)) from None
+    except RetryError as exc:
+        raise ConflictError(str(exc)) from None
+
+
+def kill_status(resque: Resque, uuid: str) -> dict[str, Any]:
+    if not uuid:
+        raise BadRequestError("uuid is required")
+    if resque.statuses.get(uuid) is None:
+        raise NotFoundError(f"no resque-status record {uuid!r}")
+    resque.statuses.kill(uuid)
+    return {"message": f"Asked {uuid} to stop at its next progress report", "uuid": uuid}
+
+
+def clear_statuses(resque: Resque, which: str) -> dict[str, Any]:
+    if which not in STATUS_FILTERS:
+        raise BadRequestError(f"clear takes one of {', '.join(STATUS_FILTERS)}, not {which!r}")
+    removed = resque.statuses.clear(None if which == "all" else which)
+    return {"message": f"Removed {removed} status record(s)", "removed": removed}

@@ -244,12 +244,12 @@ ACTIONS: list[Action] = [
         lambda p: "/delayed",
     ),
     Action("/delayed/clear", lambda r, p: actions.clear_delayed(r), lambda p: "/delayed"),
-    Action("/retrying/now", lambda r, p: plugins.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
-    Action("/retrying/give_up", lambda r, p: plugins.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
-    Action("/statuses/{uuid}/kill", lambda r, p: plugins.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
+    Action("/retrying/now", lambda r, p: actions.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/retrying/give_up", lambda r, p: actions.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/statuses/{uuid}/kill", lambda r, p: actions.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
     Action(
         "/statuses/clear",
-        lambda r, p: plugins.clear_statuses(r, actions.text_param(p, "which", "all")),
+        lambda r, p: actions.clear_statuses(r, actions.text_param(p, "which", "all")),
         lambda p: "/statuses",
     ),
 ]

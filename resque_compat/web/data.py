@@ -19,7 +19,7 @@ from datetime import UTC
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.failure import FailureEntry
+from resque_compat.failures import FailureEntry
 from resque_compat.plans import (
     info_dict,
     server_url,

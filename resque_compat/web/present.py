@@ -17,7 +17,7 @@ from typing import Any
 from resque_compat import humantime
 from resque_compat.activejob import display as activejob_display
 from resque_compat.client import QueuedJob, WorkerInfo
-from resque_compat.failure import FailureEntry
+from resque_compat.failures import FailureEntry
 from resque_compat.protocol import (
     UNSET,
     JobPayload,

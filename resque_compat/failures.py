@@ -1,8 +1,9 @@
-"""Failure backends: where failed jobs are recorded, and the operations on them.
+"""Recorded failures: reading, retrying, removing and clearing them (:class:`Failures`).
 
-``redis`` (the default, Ruby's ``Failure::Redis``) keeps one ``failed`` list;
-``redis_multi_queue`` (Ruby's ``Failure::RedisMultiQueue``) keeps ``<queue>_failed`` lists
-named in the ``failed_queues`` set. Both are read by resque-web and by Ruby's Failure API.
+Where a failure is recorded is Ruby's choice of failure backend, a name here
+(:data:`BACKENDS`): ``redis`` (the default, Ruby's ``Failure::Redis``) keeps one ``failed``
+list; ``redis_multi_queue`` (Ruby's ``Failure::RedisMultiQueue``) keeps ``<queue>_failed``
+lists named in the ``failed_queues`` set. Both are read by resque-web and by Ruby's Failure API.
 """
 
 from __future__ import annotations
