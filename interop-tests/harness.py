@@ -318,16 +318,20 @@ class Peers:
             raise PeerError(f"python work: exit {proc.returncode}; stderr: {_tail(proc.stderr)}")
         return {"worker": "python", "stdout": proc.stdout[-500:]}
 
-    def start_worker(self, name: str, queues: str, *, fork: bool = False) -> Running:
+    def start_worker(
+        self, name: str, queues: str, *, fork: bool = False, concurrency: int = 1, env: dict[str, str] | None = None
+    ) -> Running:
         if name != "python":
             return self.start(name, "worker", queues)
         peer = self.by_name["python"].require()
         cmd = [*peer.argv, "work", "--queues", queues, "--interval", "0.1", "--import", "pyjobs"]
         if not fork:
             cmd.append("--no-fork")
+        if concurrency > 1:
+            cmd += ["--concurrency", str(concurrency)]
         log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by Running.stop
         proc = subprocess.Popen(
-            cmd, env=peer.environ(self.server), stdout=subprocess.DEVNULL, stderr=log, text=True,
+            cmd, env=peer.environ(self.server, env), stdout=subprocess.DEVNULL, stderr=log, text=True,
             cwd=HERE, start_new_session=True,
         )  # fmt: skip
         return Running("python", proc, {"pid": proc.pid}, log)

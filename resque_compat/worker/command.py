@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
 import sys
@@ -22,9 +20,11 @@ from resque_compat.client import Resque, default_namespace
 from resque_compat.cliutil import CliContext, fail, handle_errors, on_terminal, pass_cli, progress
 from resque_compat.connection import connect, parse_address
 from resque_compat.envvars import help_epilog
-from resque_compat.failure import BACKENDS
+from resque_compat.failures import BACKENDS
 from resque_compat.logs import LOG_FORMATS, WORKER_TEXT, level_for, setup
 from resque_compat.protocol import resolve_queues
+from resque_compat.registry import JobModuleError, import_job_modules
+from resque_compat.worker.concurrent import ConcurrentWorker
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError
 from resque_compat.worker.pool import Pool
 from resque_compat.worker.worker import Worker
@@ -33,30 +33,6 @@ if TYPE_CHECKING:
     from resque_compat.metrics import WorkerMetrics
 
 log = logging.getLogger("resque_compat.worker")
-
-
-def import_job_modules(names: tuple[str, ...]) -> None:
-    """``--import``/``APP_INCLUDE``: dotted module names, or paths to ``.py`` files. The
-    current directory is importable, as with ``python -m``."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in names:
-        try:
-            if name.endswith(".py") or os.sep in name:
-                _import_file(Path(name).resolve())
-            else:
-                importlib.import_module(name)
-        except Exception as exc:
-            fail(f"cannot import {name}: {type(exc).__name__}: {exc}", 2)
-
-
-def _import_file(path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"not a Python file: {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
 
 
 def open_resque(cli: CliContext, config: WorkerConfig) -> Resque:
@@ -95,7 +71,7 @@ def start_metrics(port: int, host: str) -> WorkerMetrics:
 
 
 @contextmanager
-def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
+def burst_progress(cli: CliContext, worker: Worker | ConcurrentWorker) -> Iterator[None]:
     """``work --burst`` on a terminal: a bar of the jobs done against those waiting at the start
     (one worker; a pool's children report nothing back)."""
     if not worker.config.burst or cli.json or not on_terminal(sys.stderr):
@@ -130,6 +106,11 @@ def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
     "--blocking/--polling", default=None, help="Block on the first queue (BLMOVE) instead of polling. [env: BLOCKING]"
 )
 @click.option("-c", "--count", type=int, help="Run a pool of N worker processes. [env: COUNT]")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), metavar="N",
+    help="Run up to N jobs at once in this process (async jobs on one event loop, others on threads); "
+    "each slot is a worker of its own. [env: CONCURRENCY; 1]",
+)  # fmt: skip
 @click.option("--fork/--no-fork", default=None, help="Fork per job (default) or run jobs in-process.")
 @click.option("--burst", is_flag=True, default=False, help="Work until the queues are empty, then exit.")
 @click.option("--reliable", is_flag=True, default=False, help="Keep the job in hand in Redis; requeue it if we die.")
@@ -160,6 +141,7 @@ def work(  # noqa: PLR0917 - one parameter per click option
     interval: float | None,
     blocking: bool | None,
     count: int | None,
+    concurrency: int | None,
     fork: bool | None,
     burst: bool,
     reliable: bool,
@@ -183,6 +165,7 @@ def work(  # noqa: PLR0917 - one parameter per click option
             reliable=reliable or None,
             timeout=timeout,
             count=count,
+            concurrency=concurrency,
             pidfile=pidfile,
             verbose=verbose,
             imports=imports,
@@ -197,24 +180,28 @@ def work(  # noqa: PLR0917 - one parameter per click option
     logging.getLogger("resque_compat.worker.job").setLevel(level_for(config.verbose))
     if metrics_port and config.count > 1 and metrics_port + config.count - 1 > 65535:
         fail(f"--metrics-port {metrics_port} leaves no room for {config.count} workers (PORT+k must be <= 65535)", 2)
-    import_job_modules(config.imports)
+    try:
+        import_job_modules(config.imports)
+    except JobModuleError as exc:
+        fail(str(exc), 2)
     parse_address(cli.redis_spec)  # a bad address fails here, once, not in every child
     if config.pidfile:
         try:
             Path(config.pidfile).write_text(f"{os.getpid()}\n")
         except OSError as exc:
             fail(f"cannot write pidfile {config.pidfile}: {exc}", 2)
+    kind = ConcurrentWorker if config.concurrency > 1 else Worker
     try:
         if config.count > 1:
 
             def run_slot(slot: int) -> int:
                 metrics = start_metrics(metrics_port + slot, metrics_host) if metrics_port else None
-                return Worker(config, open_resque(cli, config), watch_parent=True, metrics=metrics).work()
+                return kind(config, open_resque(cli, config), watch_parent=True, metrics=metrics).work()
 
             code = Pool(config.count, run_slot, burst=config.burst).run()
         else:
             metrics = start_metrics(metrics_port, metrics_host) if metrics_port else None
-            worker = Worker(config, open_resque(cli, config), metrics=metrics)
+            worker = kind(config, open_resque(cli, config), metrics=metrics)
             with burst_progress(cli, worker):
                 code = worker.work()
     finally:

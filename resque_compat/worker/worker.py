@@ -46,7 +46,7 @@ import redis
 
 from resque_compat.client import Resque
 from resque_compat.connection import redact
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.history import Sampler
 from resque_compat.jobs.progress import ResqueStatuses
 from resque_compat.jobs.retrying import WorkerRetries, retry_line
@@ -141,6 +141,7 @@ class Worker:
         host: str | None = None,
         watch_parent: bool = False,
         metrics: WorkerMetrics | None = None,
+        name: str | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -151,7 +152,7 @@ class Worker:
         self.registry = registry
         self.hooks = hooks
         self.pid = os.getpid()
-        self.id = worker_id(config.queues, self.pid, host)
+        self.id = name or worker_id(config.queues, self.pid, host)
         self.runner = JobRunner(registry, self.id)
         self.runner.statuses = ResqueStatuses(self.redis, self.keys)
         self.retries = WorkerRetries(self.redis, self.keys, self.id, config.failure_backend, config.reliable)
@@ -209,16 +210,7 @@ class Worker:
         procline.configure(self.config.procline_prefix)
         procline.starting()
         self._install_signals()
-        self.cycle = self._retry(
-            lambda: Cycle(
-                self.redis,
-                self.keys,
-                self.id,
-                reliable=self.config.reliable,
-                failure_backend=self.config.failure_backend,
-            ),
-            "load the worker script",
-        )
+        self.open_cycle()
         self._retry(lambda: self.redis.hdel(self.keys.heartbeat, self.id), "clear the heartbeat")
         self._retry(self._beat, "write the heartbeat")
         self._retry(self._prune, "prune dead workers")
@@ -230,6 +222,15 @@ class Worker:
             gc.freeze()  # what exists now is shared with every child: no copy-on-write for it
         self._resolve_queues()
         self._log_start()
+
+    def open_cycle(self) -> None:
+        config = self.config
+        self.cycle = self._retry(
+            lambda: Cycle(
+                self.redis, self.keys, self.id, reliable=config.reliable, failure_backend=config.failure_backend
+            ),
+            "load the worker script",
+        )
 
     def _log_start(self) -> None:
         """The start line an operator checks first: who, which queues, how, and what it can run."""
