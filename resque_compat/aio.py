@@ -26,7 +26,7 @@ from resque_compat import replies
 from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.client import default_namespace
 from resque_compat.connection import RedisAddress, build_client, parse_address
-from resque_compat.failure import (
+from resque_compat.failures import (
     BackendName,
     FailureEntry,
     FailureError,
@@ -76,7 +76,7 @@ from resque_compat.plans import (
     worker_state_commands,
 )
 from resque_compat.protocol import Failure, Keys, ProtocolError, StatusRecord
-from resque_compat.protocol.keys import ANY_QUEUES_SET
+from resque_compat.protocol.keys import ANY_QUEUES_SET, FAILED_LIST, Stat
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.resp import Command, queue_commands
@@ -93,7 +93,7 @@ def connect_async(
 
 
 class AsyncFailures:
-    """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failure.Failures`)."""
+    """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failures.Failures`)."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, backend: BackendName = "redis") -> None:
         self.redis = client
@@ -106,12 +106,12 @@ class AsyncFailures:
 
     async def list_names(self) -> list[str]:
         members = await self.redis.smembers(self.keys.failed_queues)
-        return sorted({"failed"} | {replies.text(m) for m in members})
+        return sorted({FAILED_LIST} | {replies.text(m) for m in members})
 
-    async def count(self, list_name: str = "failed") -> int:
+    async def count(self, list_name: str = FAILED_LIST) -> int:
         return int(await self.redis.llen(self.keys.failed_list(list_name)))
 
-    async def all(self, start: int = 0, count: int = 20, list_name: str = "failed") -> list[FailureEntry]:
+    async def all(self, start: int = 0, count: int = 20, list_name: str = FAILED_LIST) -> list[FailureEntry]:
         """A page of entries, oldest first (``start`` may be negative, as LRANGE's)."""
         if count <= 0:
             return []
@@ -120,13 +120,13 @@ class AsyncFailures:
         first = start if start >= 0 else max(0, int(await self.redis.llen(key)) + start)
         return [decode_entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
-    async def get(self, index: int, list_name: str = "failed") -> FailureEntry:
+    async def get(self, index: int, list_name: str = FAILED_LIST) -> FailureEntry:
         raw = await self.redis.lindex(self.keys.failed_list(list_name), index)
         if raw is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
         return decode_entry(list_name, index, replies.raw(raw))
 
-    async def iter(self, list_name: str = "failed", page: int = 500) -> AsyncIterator[FailureEntry]:
+    async def iter(self, list_name: str = FAILED_LIST, page: int = 500) -> AsyncIterator[FailureEntry]:
         start = 0
         while True:
             batch = await self.all(start, page, list_name)
@@ -136,7 +136,7 @@ class AsyncFailures:
                 return
             start += page
 
-    async def retry(self, index: int, list_name: str = "failed") -> str:
+    async def retry(self, index: int, list_name: str = FAILED_LIST) -> str:
         """Requeue one failure whole and mark it ``retried_at``; returns its queue."""
         entry = await self.get(index, list_name)
         if entry.record is None:
@@ -154,7 +154,7 @@ class AsyncFailures:
         await _run(self.redis, requeue_commands(self.keys, record.queue, payload, job, current), transaction=False)
         return record.queue
 
-    async def remove(self, index: int, list_name: str = "failed") -> None:
+    async def remove(self, index: int, list_name: str = FAILED_LIST) -> None:
         """Remove one entry, guarded against a list that shifted meanwhile."""
         entry = await self.get(index, list_name)
         key = self.keys.failed_list(list_name)
@@ -170,7 +170,7 @@ class AsyncFailures:
             await _run(self.redis, commands, transaction=False)
 
     async def retry_all(
-        self, list_name: str = "failed", queue: str | None = None, progress: Callable[[int], None] | None = None
+        self, list_name: str = FAILED_LIST, queue: str | None = None, progress: Callable[[int], None] | None = None
     ) -> int:
         """Requeue every entry (Ruby's ``requeue_all``; ``queue`` = ``requeue_queue``);
         ``progress(1)`` after each entry looked at."""
@@ -187,7 +187,7 @@ class AsyncFailures:
                 progress(1)
         return done
 
-    async def clear(self, list_name: str = "failed") -> int:
+    async def clear(self, list_name: str = FAILED_LIST) -> int:
         """Delete a failure list; refused (nothing deleted) when the key is not a list."""
         key = self.keys.failed_list(list_name)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -202,7 +202,7 @@ class AsyncFailures:
             except redis.WatchError:
                 raise changed_while_clearing(list_name) from None
 
-    async def clear_retried(self, list_name: str = "failed") -> int:
+    async def clear_retried(self, list_name: str = FAILED_LIST) -> int:
         """Remove every entry that has been retried (has ``retried_at``)."""
         removed = 0
         index = 0
@@ -494,7 +494,7 @@ class AsyncResque:
         server = server_url(self.redis.connection_pool.connection_kwargs)
         sizes = await self.queue_sizes()
         workers = await self.workers()
-        return info_dict(sizes, workers, await self.stat("processed"), await self.stat("failed"), server)
+        return info_dict(sizes, workers, await self.stat(Stat.PROCESSED), await self.stat(Stat.FAILED), server)
 
 
 __all__ = ["AsyncFailures", "AsyncResque", "connect_async"]

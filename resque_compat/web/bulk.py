@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.failure import decode_entry, removal_marker
+from resque_compat.failures import decode_entry, removal_marker
 from resque_compat.plans import requeue_commands, retry_plan
 from resque_compat.protocol import ProtocolError
 from resque_compat.protocol.scripts import MARK_BATCH, RETRY_BATCH

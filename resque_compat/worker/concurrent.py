@@ -54,7 +54,7 @@ import redis
 
 from resque_compat.client import Resque
 from resque_compat.connection import redact
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.history import Sampler
 from resque_compat.protocol import slot_id, timefmt, worker_id
 from resque_compat.protocol.control import ControlCommand

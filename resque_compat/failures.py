@@ -1,8 +1,9 @@
-"""Failure backends: where failed jobs are recorded, and the operations on them.
+"""Recorded failures: reading, retrying, removing and clearing them (:class:`Failures`).
 
-``redis`` (the default, Ruby's ``Failure::Redis``) keeps one ``failed`` list;
-``redis_multi_queue`` (Ruby's ``Failure::RedisMultiQueue``) keeps ``<queue>_failed`` lists
-named in the ``failed_queues`` set. Both are read by resque-web and by Ruby's Failure API.
+Where a failure is recorded is Ruby's choice of failure backend, a name here
+(:data:`BACKENDS`): ``redis`` (the default, Ruby's ``Failure::Redis``) keeps one ``failed``
+list; ``redis_multi_queue`` (Ruby's ``Failure::RedisMultiQueue``) keeps ``<queue>_failed``
+lists named in the ``failed_queues`` set. Both are read by resque-web and by Ruby's Failure API.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import redis
 
 from resque_compat.plans import requeue_commands, retry_plan
 from resque_compat.protocol import Failure, JobPayload, Keys, ProtocolError
+from resque_compat.protocol.keys import FAILED_LIST
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.replies import raw, text
 from resque_compat.resp import Command, queue_commands
@@ -72,7 +74,7 @@ def clear_commands(keys: Keys, list_name: str) -> list[Command]:
     """LLEN (the count cleared), UNLINK, and for a multi-queue list its ``failed_queues`` entry."""
     key = keys.failed_list(list_name)
     commands: list[Command] = [("LLEN", key), ("UNLINK", key)]  # UNLINK: a million entries freed off-thread
-    if list_name != "failed":
+    if list_name != FAILED_LIST:
         commands.append(("SREM", keys.failed_queues, list_name))
     return commands
 
@@ -80,7 +82,7 @@ def clear_commands(keys: Keys, list_name: str) -> list[Command]:
 def save_commands(keys: Keys, backend: BackendName, record: Failure) -> list[Command]:
     """Record a failure: RPUSH onto its list, and a multi-queue list named in ``failed_queues``."""
     name = failure_list_name(backend, record.queue)
-    commands: list[Command] = [] if name == "failed" else [("SADD", keys.failed_queues, name)]
+    commands: list[Command] = [] if name == FAILED_LIST else [("SADD", keys.failed_queues, name)]
     return [*commands, ("RPUSH", keys.failed_list(name), record.encode())]
 
 
@@ -94,7 +96,7 @@ def changed_while_clearing(list_name: str) -> FailureError:
 
 def failure_list_name(backend: BackendName, queue: str) -> str:
     """The failure list (without namespace) a failure of ``queue`` goes to under ``backend``."""
-    return Keys.failed_queue_name(queue) if backend == "redis_multi_queue" else "failed"
+    return Keys.failed_queue_name(queue) if backend == "redis_multi_queue" else FAILED_LIST
 
 
 class Failures:
@@ -113,7 +115,7 @@ class Failures:
 
     def list_names(self) -> list[str]:
         """Every failure list there is: ``failed`` plus the multi-queue ones."""
-        names = {"failed"} | {text(m) for m in self.redis.smembers(self.keys.failed_queues)}
+        names = {FAILED_LIST} | {text(m) for m in self.redis.smembers(self.keys.failed_queues)}
         return sorted(names)
 
     def save(self, record: Failure, pipe: redis.client.Pipeline | None = None) -> None:
@@ -125,10 +127,10 @@ class Failures:
             target.execute()
 
     # -- reading ------------------------------------------------------------------
-    def count(self, list_name: str = "failed") -> int:
+    def count(self, list_name: str = FAILED_LIST) -> int:
         return int(self.redis.llen(self.keys.failed_list(list_name)))
 
-    def all(self, start: int = 0, count: int = 20, list_name: str = "failed") -> list[FailureEntry]:
+    def all(self, start: int = 0, count: int = 20, list_name: str = FAILED_LIST) -> list[FailureEntry]:
         """A page of entries, oldest first (``start`` may be negative, as LRANGE's)."""
         if count <= 0:
             return []
@@ -137,13 +139,13 @@ class Failures:
         first = start if start >= 0 else max(0, int(self.redis.llen(key)) + start)
         return [decode_entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
-    def get(self, index: int, list_name: str = "failed") -> FailureEntry:
+    def get(self, index: int, list_name: str = FAILED_LIST) -> FailureEntry:
         item = self.redis.lindex(self.keys.failed_list(list_name), index)
         if item is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
         return decode_entry(list_name, index, raw(item))
 
-    def iter(self, list_name: str = "failed", page: int = 500) -> Iterator[FailureEntry]:
+    def iter(self, list_name: str = FAILED_LIST, page: int = 500) -> Iterator[FailureEntry]:
         start = 0
         while True:
             batch = self.all(start, page, list_name)
@@ -153,7 +155,7 @@ class Failures:
             start += page
 
     # -- acting -------------------------------------------------------------------
-    def retry(self, index: int, list_name: str = "failed") -> str:
+    def retry(self, index: int, list_name: str = FAILED_LIST) -> str:
         """Requeue one failure and mark it with ``retried_at``; returns the queue.
 
         Unlike Ruby (which re-pushes only ``{class,args}``) the original payload bytes are
@@ -177,7 +179,7 @@ class Failures:
         queue_commands(pipe, requeue_commands(self.keys, queue, payload, job, current))
         pipe.execute()
 
-    def remove(self, index: int, list_name: str = "failed") -> None:
+    def remove(self, index: int, list_name: str = FAILED_LIST) -> None:
         """Remove one entry (Ruby's LSET-marker + LREM, guarded against a shifted list)."""
         entry = self.get(index, list_name)
         marker = removal_marker()
@@ -185,7 +187,7 @@ class Failures:
             raise FailureError(f"failure {index} changed while removing; list it again")
 
     def retry_all(
-        self, list_name: str = "failed", queue: str | None = None, progress: Callable[[int], None] | None = None
+        self, list_name: str = FAILED_LIST, queue: str | None = None, progress: Callable[[int], None] | None = None
     ) -> int:
         """Requeue every entry (Ruby's ``requeue_all``; ``queue`` = ``requeue_queue``);
         ``progress(1)`` after each entry looked at."""
@@ -206,7 +208,7 @@ class Failures:
             return 0
         return 1
 
-    def clear(self, list_name: str = "failed") -> int:
+    def clear(self, list_name: str = FAILED_LIST) -> int:
         """Delete a failure list; refused (nothing deleted) when the key is not a list."""
         key = self.keys.failed_list(list_name)
         with self.redis.pipeline(transaction=True) as pipe:
@@ -221,7 +223,7 @@ class Failures:
             except redis.WatchError:
                 raise changed_while_clearing(list_name) from None
 
-    def clear_retried(self, list_name: str = "failed") -> int:
+    def clear_retried(self, list_name: str = FAILED_LIST) -> int:
         """Remove every entry that has been retried (has ``retried_at``)."""
         removed = 0
         index = 0
