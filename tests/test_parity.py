@@ -17,7 +17,7 @@ from resque_compat import Resque, failures, plans
 from resque_compat.aio import AsyncFailures, AsyncResque
 from resque_compat.failures import Failures
 from resque_compat.protocol import Failure, Raw
-from resque_compat.scheduler import DelayedQueue, delayed, delayed_aio, mover
+from resque_compat.scheduler import DelayedQueue, delayed, mover
 from resque_compat.scheduler.delayed_aio import AsyncDelayedQueue
 
 #: operations only one side has, and why
@@ -71,7 +71,6 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
     monkeypatch.setattr(plans, "time", clock)
     monkeypatch.setattr(delayed, "time", clock)
     monkeypatch.setattr(mover, "time", clock)
-    monkeypatch.setattr(delayed_aio, "time", clock)
     monkeypatch.setattr(plans.timefmt, "failed_at", lambda epoch=None: "2026/11/26 20:20:42 UTC")
     monkeypatch.setattr(failures, "uuid", types.SimpleNamespace(uuid4=lambda: types.SimpleNamespace(hex="0" * 32)))
 
