@@ -119,6 +119,8 @@ def sync_scenario(url: str) -> None:
     f.retry_all()
     f.clear_retried()
     f.all(0, 10), f.count(), f.list_names()
+    f.save(a_failure("other", 9))
+    list(f.retry_pages()), list(f.clear_retried_pages())
     f.clear()
     d = DelayedQueue(r, batch=2)
     for i in range(5):
@@ -171,6 +173,8 @@ async def async_scenario(url: str) -> None:
         await f.retry_all()
         await f.clear_retried()
         await f.all(0, 10), await f.count(), await f.list_names()
+        await f.save(a_failure("other", 9))
+        [b async for b in f.retry_pages()], [b async for b in f.clear_retried_pages()]
         await f.clear()
         d = AsyncDelayedQueue(r, batch=2)
         for i in range(5):
