@@ -27,18 +27,25 @@ from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.client import default_namespace
 from resque_compat.connection import RedisAddress, build_client, parse_address
 from resque_compat.failures import (
+    BULK_BATCH,
     BackendName,
+    BatchOutcome,
     FailureEntry,
     FailureError,
+    Requeue,
     changed_while_clearing,
     check_backend,
     clear_commands,
     decode_entry,
     default_backend,
     failure_list_name,
+    mark_batch_args,
     not_a_list,
     removal_marker,
+    retry_batch_call,
     save_commands,
+    status_reads,
+    status_resets,
 )
 from resque_compat.jobs.progress import DEFAULT_QUEUE, create_plan, read_status
 from resque_compat.plans import (
@@ -78,7 +85,7 @@ from resque_compat.plans import (
 from resque_compat.protocol import Failure, Keys, ProtocolError, StatusRecord
 from resque_compat.protocol.keys import ANY_QUEUES_SET, FAILED_LIST, Stat
 from resque_compat.protocol.progress import ResqueStatus
-from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+from resque_compat.protocol.scripts import MARK_BATCH, RETRY_BATCH, SET_OR_REMOVE_AT
 from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
@@ -100,6 +107,8 @@ class AsyncFailures:
         self.keys = keys
         self.backend = check_backend(backend)
         self._set_or_remove = client.register_script(SET_OR_REMOVE_AT)
+        self._retry_batch = client.register_script(RETRY_BATCH)
+        self._mark_batch = client.register_script(MARK_BATCH)
 
     def list_for(self, queue: str) -> str:
         return failure_list_name(self.backend, queue)
@@ -216,6 +225,45 @@ class AsyncFailures:
                 removed += 1
             else:
                 index += 1
+
+    async def retry_pages(self, list_name: str = FAILED_LIST, total: int | None = None) -> AsyncIterator[BatchOutcome]:
+        """Requeue the first ``total`` entries a batch at a time (see ``Failures.retry_pages``)."""
+        key = self.keys.failed_list(list_name)
+        total = await self.count(list_name) if total is None else total
+        for start in range(0, total, BULK_BATCH):
+            end = min(total, start + BULK_BATCH) - 1
+            items = [replies.raw(i) for i in await self.redis.lrange(key, start, end)]
+            if not items:
+                return
+            call_keys, args, requeues, skipped = retry_batch_call(self.keys, list_name, start, items)
+            done: list[Requeue] = []
+            if requeues:
+                flags = await self._retry_batch(keys=call_keys, args=args)
+                done = [r for r, flag in zip(requeues, flags, strict=True) if flag]
+                reads = status_reads(self.keys, done)
+                if reads:
+                    currents = await _run(self.redis, reads, transaction=False)
+                    await _run(self.redis, status_resets(self.keys, done, currents), transaction=False)
+            yield BatchOutcome(len(items), len(done), skipped + len(requeues) - len(done))
+
+    async def clear_retried_pages(
+        self, list_name: str = FAILED_LIST, total: int | None = None
+    ) -> AsyncIterator[BatchOutcome]:
+        """Remove the retried entries a batch at a time (see ``Failures.clear_retried_pages``)."""
+        key = self.keys.failed_list(list_name)
+        total = await self.count(list_name) if total is None else total
+        marker = removal_marker()
+        try:
+            for start in range(0, total, BULK_BATCH):
+                end = min(total, start + BULK_BATCH) - 1
+                items = [replies.raw(i) for i in await self.redis.lrange(key, start, end)]
+                if not items:
+                    return
+                args = mark_batch_args(list_name, marker, start, items)
+                marked = int(await self._mark_batch(keys=[key], args=args)) if len(args) > 3 else 0
+                yield BatchOutcome(len(items), marked, 0)
+        finally:
+            await self.redis.lrem(key, 0, marker)
 
 
 async def _run(client: aioredis.Redis, commands: Sequence[Command], *, transaction: bool) -> list[Any]:

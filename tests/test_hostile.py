@@ -474,9 +474,10 @@ def _failures(r: redis.Redis, count: int, retried_every: int = 0) -> None:
 
 def test_retry_all_of_a_long_list_runs_in_batches_in_the_background(r: redis.Redis, app: Any, monkeypatch: Any) -> None:
 
+    from resque_compat import failures  # noqa: PLC0415
     from resque_compat.web import bulk  # noqa: PLC0415
 
-    monkeypatch.setattr(bulk, "BATCH", 100)
+    monkeypatch.setattr(failures, "BULK_BATCH", 100)
     monkeypatch.setattr(bulk, "INLINE_LIMIT", 50)
     monkeypatch.setattr(bulk, "_tasks", {})
     _failures(r, 1000)
