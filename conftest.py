@@ -19,7 +19,9 @@ sys.path.append(str(Path(__file__).resolve().parent / "tests"))  # skip_policy, 
 from skip_policy import SkipPolicy
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
+
+pytest_plugins = ["cli_runner"]  # the `cli` fixture (tests/cli_runner.py)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 from resque_compat.web import create_app
 
 with warnings.catch_warnings():

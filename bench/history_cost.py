@@ -18,10 +18,10 @@ import time
 
 import redis
 
-from resque_compat.embedded import RedisServer
 from resque_compat.history import Sampler
 from resque_compat.protocol import Keys
 from resque_compat.protocol.history import TIERS
+from resque_compat.testing.redis_server import RedisServer
 
 NS = "resque:"
 

@@ -13,8 +13,8 @@ import sys
 import time
 
 from resque_compat import Resque, Retry
-from resque_compat.embedded import RedisServer
 from resque_compat.registry import JobRegistry
+from resque_compat.testing.redis_server import RedisServer
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.worker import Worker
 

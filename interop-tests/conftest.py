@@ -27,7 +27,7 @@ from harness import (
     write_results,
 )
 
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +19,7 @@ from typing import IO, Any
 import pytest
 from skip_policy import package_reason, peer_reason
 
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -319,16 +318,20 @@ class Peers:
             raise PeerError(f"python work: exit {proc.returncode}; stderr: {_tail(proc.stderr)}")
         return {"worker": "python", "stdout": proc.stdout[-500:]}
 
-    def start_worker(self, name: str, queues: str, *, fork: bool = False) -> Running:
+    def start_worker(
+        self, name: str, queues: str, *, fork: bool = False, concurrency: int = 1, env: dict[str, str] | None = None
+    ) -> Running:
         if name != "python":
             return self.start(name, "worker", queues)
         peer = self.by_name["python"].require()
         cmd = [*peer.argv, "work", "--queues", queues, "--interval", "0.1", "--import", "pyjobs"]
         if not fork:
             cmd.append("--no-fork")
+        if concurrency > 1:
+            cmd += ["--concurrency", str(concurrency)]
         log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by Running.stop
         proc = subprocess.Popen(
-            cmd, env=peer.environ(self.server), stdout=subprocess.DEVNULL, stderr=log, text=True,
+            cmd, env=peer.environ(self.server, env), stdout=subprocess.DEVNULL, stderr=log, text=True,
             cwd=HERE, start_new_session=True,
         )  # fmt: skip
         return Running("python", proc, {"pid": proc.pid}, log)
@@ -337,15 +340,6 @@ class Peers:
 def text(value: bytes | str) -> str:
     """A Redis reply as text (redis-py types replies as bytes or str)."""
     return value.decode() if isinstance(value, bytes) else value
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    """Poll until ``predicate`` holds (a liveness bound, never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(0.05)
 
 
 def write_results(

@@ -61,6 +61,16 @@ def interop_sleep(*args: Any) -> None:
     record("Interop::Sleep", list(args))
 
 
+@resque_compat.job("Interop::Hold")
+def interop_hold(tag: str) -> None:
+    """Holds its worker until ``<ns>:interop:open`` exists, then records: a job in flight for as
+    long as a test needs (a concurrency worker's slots, while peers start and prune)."""
+    client = _client()
+    while not client.redis.exists(client.keys.key("interop:open")):
+        time.sleep(0.02)
+    record("Interop::Hold", [tag])
+
+
 @resque_compat.job("Interop::Fail", "Interop_Fail")
 def interop_fail(*args: Any) -> None:
     raise RuntimeError("interop failure")

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import redis
-from harness import IMPLEMENTATIONS, Peers, Running, text, wait_for
+from harness import IMPLEMENTATIONS, Peers, Running, text
+from waiting import wait_for
 
 from resque_compat import Resque
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from harness import Peer, Peers, Running, text, wait_for
+from harness import Peer, Peers, Running, text
+from waiting import wait_for
 
 from resque_compat import JobStatus, Resque
 from resque_compat.protocol import JobPayload

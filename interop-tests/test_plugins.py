@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 import redis
-from harness import Peer, Peers, ruby_plugins_peer, wait_for
+from harness import Peer, Peers, ruby_plugins_peer
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.protocol import Keys

@@ -26,12 +26,13 @@ from typing import Any
 import pytest
 import redis
 from ajjobs import exact_types
-from harness import HERE, PEERS_DIR, RUBY, Peer, Peers, our_cli, wait_for
+from harness import HERE, PEERS_DIR, RUBY, Peer, Peers, our_cli
 from rails_kinds import EVERY_KIND_ARGS, EVERY_KIND_KWARGS
 from skip_policy import peer_reason, skip_missing_peer
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 Q = "mail"
 

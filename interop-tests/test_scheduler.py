@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 import redis
-from harness import Peer, Peers, Running, our_cli, our_env, text, wait_for
+from harness import Peer, Peers, Running, our_cli, our_env, text
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
 from resque_compat.scheduler import DelayedQueue
+from resque_compat.testing.redis_server import RedisServer
 
 Q = "later"
 LOCK = "resque:resque:resque_scheduler_master_lock"

@@ -17,7 +17,8 @@ import uuid
 
 import pytest
 import redis
-from harness import HERE, Peer, Peers, wait_for
+from harness import HERE, Peer, Peers
+from waiting import wait_for
 
 from resque_compat import JobStatus
 from resque_compat.failure import Failures

@@ -45,15 +45,24 @@ from resque_compat.plans import (
     REMOVE_PAGE,
     JobMatcher,
     QueuedJob,
+    StoredStatus,
+    WorkerDetail,
     WorkerInfo,
+    busy_commands,
     check_control,
     class_matcher,
+    decode_busy,
+    decode_stored_status,
+    decode_worker_detail,
+    decode_worker_states,
     decode_workers,
     dequeue_matcher,
     destroy_payload,
     enqueue_plan,
     info_dict,
     is_true,
+    namespace_names,
+    namespace_used_command,
     push_raw_commands,
     queued,
     removal_page,
@@ -61,18 +70,25 @@ from resque_compat.plans import (
     requeue_commands,
     retry_plan,
     server_url,
+    stored_status_commands,
+    worker_detail_commands,
     worker_row_commands,
+    worker_state_commands,
 )
 from resque_compat.protocol import Failure, Keys, ProtocolError, StatusRecord
+from resque_compat.protocol.keys import ANY_QUEUES_SET
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
 from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
 
-def connect_async(spec: str | RedisAddress | None = None, **options: Any) -> aioredis.Redis:
-    """An asyncio client for any address :func:`resque_compat.connection.parse_address` accepts."""
-    client: aioredis.Redis = build_client(spec, aioredis.Redis, Sentinel, **options)
+def connect_async(
+    spec: str | RedisAddress | None = None, namespace: str | None = None, **options: Any
+) -> aioredis.Redis:
+    """An asyncio client for any address :func:`resque_compat.connection.parse_address` accepts
+    (``namespace``: see :func:`resque_compat.connection.build_client`)."""
+    client: aioredis.Redis = build_client(spec, aioredis.Redis, Sentinel, namespace, **options)
     return client
 
 
@@ -224,14 +240,12 @@ class AsyncResque:
         failure_backend: BackendName | None = None,
     ) -> None:
         self._owns_client = not isinstance(redis_client, aioredis.Redis)
-        if isinstance(redis_client, aioredis.Redis):
-            self.redis = redis_client
-            address_namespace = None
-        else:
-            address = redis_client if isinstance(redis_client, RedisAddress) else parse_address(redis_client)
-            self.redis = connect_async(address)
-            address_namespace = address.namespace
+        if not isinstance(redis_client, aioredis.Redis) and not isinstance(redis_client, RedisAddress):
+            redis_client = parse_address(redis_client)
+        address_namespace = redis_client.namespace if isinstance(redis_client, RedisAddress) else None
         ns = namespace if namespace is not None else (address_namespace or default_namespace())
+        # the namespace is known first: on Redis Cluster it picks the node to talk to
+        self.redis = redis_client if isinstance(redis_client, aioredis.Redis) else connect_async(redis_client, ns)
         self.keys = Keys(ns)
         self.failures = AsyncFailures(self.redis, self.keys, failure_backend or default_backend())
 
@@ -308,6 +322,10 @@ class AsyncResque:
         sizes = await _run(self.redis, [("LLEN", self.keys.queue(n)) for n in names], transaction=False)
         return dict(zip(names, (int(n) for n in sizes), strict=True))
 
+    async def queue_kind(self, queue: str) -> str:
+        """What ``queue:<name>`` holds: ``list``, ``none``, or whatever else a person or a bug put there."""
+        return replies.text(await self.redis.type(self.keys.queue(queue)))
+
     async def peek(self, queue: str, start: int = 0, count: int = 1) -> list[QueuedJob]:
         """Items without removing them (LRANGE), decoded where they are jobs."""
         if count <= 0:
@@ -348,6 +366,11 @@ class AsyncResque:
         """The php-resque status of a tracked job, or None when it is not tracked (or expired)."""
         raw = await self.redis.get(self.keys.status(job_id, prefix))
         return None if raw is None else StatusRecord.decode(raw)
+
+    async def stored_status(self, job_id: str, prefix: str = "") -> StoredStatus | None:
+        """A status key as stored, with its TTL, even when its bytes do not decode."""
+        results = await _run(self.redis, stored_status_commands(self.keys, job_id, prefix), transaction=False)
+        return decode_stored_status(results)
 
     async def follow_status(
         self, job_id: str, prefix: str = "", interval: float = 0.1, timeout: float | None = None
@@ -394,12 +417,38 @@ class AsyncResque:
     async def worker_ids(self) -> list[str]:
         return sorted(replies.text(m) for m in await self.redis.smembers(self.keys.workers))
 
+    async def worker_count(self) -> int:
+        return int(await self.redis.scard(self.keys.workers))
+
     async def workers(self) -> list[WorkerInfo]:
         """Every registered worker (any language) with its times, counters and job."""
-        ids = await self.worker_ids()
+        return await self.worker_rows(await self.worker_ids())
+
+    async def worker_rows(self, ids: Sequence[str]) -> list[WorkerInfo]:
+        """The rows of ``ids`` only (a page of a large deployment), in one round trip."""
         if not ids:
             return []
         return decode_workers(ids, await _run(self.redis, worker_row_commands(self.keys, ids), transaction=False))
+
+    async def busy_workers(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """Which of ``ids`` hold a job, with their ``worker:<id>`` bytes (MGET in chunks)."""
+        if not ids:
+            return {}
+        return decode_busy(ids, await _run(self.redis, busy_commands(self.keys, ids), transaction=False))
+
+    async def worker_states(self, ids: Sequence[str], page: int = 1000) -> dict[str, str]:
+        """Each worker's state (busy, idle, paused, shutting-down) without reading its job."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), page):
+            chunk = ids[start : start + page]
+            results = await _run(self.redis, worker_state_commands(self.keys, chunk), transaction=False)
+            out.update(decode_worker_states(chunk, results))
+        return out
+
+    async def worker_detail(self, worker_id: str) -> WorkerDetail | None:
+        """One worker with its control list and node-resque's keys; None when not registered."""
+        results = await _run(self.redis, worker_detail_commands(self.keys, worker_id), transaction=False)
+        return decode_worker_detail(worker_id, results)
 
     async def working(self) -> list[WorkerInfo]:
         return [w for w in await self.workers() if w.job_raw]
@@ -414,9 +463,27 @@ class AsyncResque:
         return is_true(await self.redis.get(self.keys.pause_all))
 
     async def control(self, worker_id: str, command: str) -> None:
-        """Send pause / resume / stop / kill-job to one resque-compat worker."""
-        check_control(command)
-        await self.redis.rpush(self.keys.control(worker_id), command)
+        """Send a :class:`ControlCommand` (pause, resume, stop, kill-job) to one resque-compat
+        worker, on any host; ValueError for any other word."""
+        await self.redis.rpush(self.keys.control(worker_id), check_control(command).value)
+
+    # -- the server -----------------------------------------------------------------
+    async def ping(self) -> bool:
+        """True when Redis answers (a Redis error otherwise)."""
+        return bool(await self.redis.ping())
+
+    async def server_info(self, section: str | None = None) -> dict[str, Any]:
+        """Redis's INFO (one ``section``, or the default ones)."""
+        info: dict[str, Any] = await (self.redis.info(section) if section else self.redis.info())
+        return info
+
+    async def namespace_used(self) -> bool:
+        """Whether this namespace holds any of queues, workers, stat:processed, failed."""
+        return bool((await _run(self.redis, [namespace_used_command(self.keys)], transaction=False))[0])
+
+    async def namespaces(self) -> list[str]:
+        """Every namespace holding a ``queues`` set (a SCAN of the whole database)."""
+        return namespace_names([key async for key in self.redis.scan_iter(match=ANY_QUEUES_SET, count=1000)])
 
     # -- stats --------------------------------------------------------------------
     async def stat(self, name: str) -> int:

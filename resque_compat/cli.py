@@ -33,7 +33,6 @@ from resque_compat.cliutil import (
     yes_option,
 )
 from resque_compat.connection import ConfigError
-from resque_compat.embedded import RedisUnavailable
 from resque_compat.envvars import EVERY_COMMAND, help_epilog
 from resque_compat.failure import FailureEntry
 from resque_compat.protocol import (
@@ -46,6 +45,7 @@ from resque_compat.protocol import (
     inputs,
     timefmt,
 )
+from resque_compat.testing.redis_server import RedisUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,7 +120,7 @@ class _OneLineErrors(click.Group):
     "redis_spec",
     envvar="REDIS_URL",
     metavar="URL",
-    help="Redis address: redis://, rediss://, unix://, redis+sentinel://, host:port. "
+    help="Redis address: redis://, rediss://, unix://, redis+sentinel://, redis+cluster://, host:port. "
     "[env: REDIS_URL, else REDIS_BACKEND (+REDIS_BACKEND_DB)]",
 )
 @click.option(
@@ -276,7 +276,6 @@ def _enqueue_active_job(
 def status(cli: CliContext, *, job_id: str, prefix: str, follow: bool, interval: float, kill: bool) -> None:
     """Status of a job: php-resque's 1 waiting, 2 running, 3 failed, 4 complete, or a resque-status
     record (queued, working, completed, failed, killed), with progress and message when reported."""
-    from resque_compat.jobs.progress import follow_progress, progress_view  # noqa: PLC0415 - only this command
 
     resque = cli.resque
     if kill:
@@ -286,12 +285,12 @@ def status(cli: CliContext, *, job_id: str, prefix: str, follow: bool, interval:
         if not cli.json:
             click.echo(f"kill requested for {job_id}")
     if not follow:
-        view = progress_view(resque.redis, resque.keys, job_id, prefix)
+        view = resque.statuses.progress(job_id, prefix)
         if view is None:
             raise LookupError(f"no status for job {job_id} (not tracked, or expired)")
         _show_status(cli, view, detail=True)
         return
-    views = follow_progress(resque.redis, resque.keys, job_id, prefix=prefix, interval=interval)
+    views = resque.statuses.follow_progress(job_id, prefix=prefix, interval=interval)
     if cli.json or not on_terminal(sys.stdout):
         for view in views:
             _show_status(cli, view, detail=False)

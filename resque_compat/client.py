@@ -22,30 +22,43 @@ from resque_compat.plans import (
     REMOVE_PAGE,
     JobMatcher,
     QueuedJob,
+    StoredStatus,
+    WorkerDetail,
     WorkerInfo,
+    busy_commands,
     check_control,
     class_matcher,
+    decode_busy,
+    decode_stored_status,
+    decode_worker_detail,
+    decode_worker_states,
     decode_workers,
     dequeue_matcher,
     destroy_payload,
     enqueue_plan,
     info_dict,
     is_true,
+    namespace_names,
+    namespace_used_command,
     push_raw_commands,
     queued,
     removal_page,
     remove_queue_commands,
     server_url,
+    stored_status_commands,
+    worker_detail_commands,
     worker_row_commands,
+    worker_state_commands,
 )
 from resque_compat.protocol import (
     Keys,
     StatusRecord,
     decode_json,
 )
+from resque_compat.protocol.keys import ANY_QUEUES_SET
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.replies import raw, text, to_int
-from resque_compat.resp import queue_commands, transaction
+from resque_compat.resp import Command, queue_commands, transaction
 
 
 def default_namespace() -> str:
@@ -72,14 +85,12 @@ class Resque:
         namespace: str | None = None,
         failure_backend: BackendName | None = None,
     ) -> None:
-        if isinstance(redis_client, redis.Redis):
-            self.redis = redis_client
-            address_namespace = None
-        else:
-            address = redis_client if isinstance(redis_client, RedisAddress) else parse_address(redis_client)
-            self.redis = connect(address)
-            address_namespace = address.namespace
+        if not isinstance(redis_client, redis.Redis) and not isinstance(redis_client, RedisAddress):
+            redis_client = parse_address(redis_client)
+        address_namespace = redis_client.namespace if isinstance(redis_client, RedisAddress) else None
         ns = namespace if namespace is not None else (address_namespace or default_namespace())
+        # the namespace is known first: on Redis Cluster it picks the node to talk to
+        self.redis = redis_client if isinstance(redis_client, redis.Redis) else connect(redis_client, ns)
         self.keys = Keys(ns)
         self.failures = Failures(self.redis, self.keys, failure_backend or default_backend())
 
@@ -141,6 +152,10 @@ class Resque:
         for name in names:
             pipe.llen(self.keys.queue(name))
         return dict(zip(names, (int(n) for n in pipe.execute()), strict=True))
+
+    def queue_kind(self, queue: str) -> str:
+        """What ``queue:<name>`` holds: ``list``, ``none``, or whatever else a person or a bug put there."""
+        return text(self.redis.type(self.keys.queue(queue)))
 
     def peek(self, queue: str, start: int = 0, count: int = 1) -> list[QueuedJob]:
         """Items without removing them (LRANGE), decoded where they are jobs."""
@@ -209,6 +224,10 @@ class Resque:
         raw = self.redis.get(self.keys.status(job_id, prefix))
         return None if raw is None else StatusRecord.decode(raw)
 
+    def stored_status(self, job_id: str, prefix: str = "") -> StoredStatus | None:
+        """A status key as stored, with its TTL, even when its bytes do not decode."""
+        return decode_stored_status(self._read(stored_status_commands(self.keys, job_id, prefix)))
+
     def follow_status(
         self, job_id: str, prefix: str = "", interval: float = 0.1, timeout: float | None = None
     ) -> Iterator[StatusRecord]:
@@ -265,14 +284,35 @@ class Resque:
     def worker_ids(self) -> list[str]:
         return sorted(text(m) for m in self.redis.smembers(self.keys.workers))
 
+    def worker_count(self) -> int:
+        return int(self.redis.scard(self.keys.workers))
+
     def workers(self) -> list[WorkerInfo]:
         """Every registered worker with its start time, heartbeat, counters and job."""
-        ids = self.worker_ids()
+        return self.worker_rows(self.worker_ids())
+
+    def worker_rows(self, ids: Sequence[str]) -> list[WorkerInfo]:
+        """The rows of ``ids`` only (a page of a large deployment), in one round trip."""
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        queue_commands(pipe, worker_row_commands(self.keys, ids))
-        return decode_workers(ids, pipe.execute())
+        return decode_workers(ids, self._read(worker_row_commands(self.keys, ids)))
+
+    def busy_workers(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """Which of ``ids`` hold a job, with their ``worker:<id>`` bytes (MGET in chunks)."""
+        return decode_busy(ids, self._read(busy_commands(self.keys, ids))) if ids else {}
+
+    def worker_states(self, ids: Sequence[str], page: int = 1000) -> dict[str, str]:
+        """Each worker's state (busy, idle, paused, shutting-down) without reading its job,
+        ``page`` workers a round trip."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), page):
+            chunk = ids[start : start + page]
+            out.update(decode_worker_states(chunk, self._read(worker_state_commands(self.keys, chunk))))
+        return out
+
+    def worker_detail(self, worker_id: str) -> WorkerDetail | None:
+        """One worker with its control list and node-resque's keys; None when not registered."""
+        return decode_worker_detail(worker_id, self._read(worker_detail_commands(self.keys, worker_id)))
 
     def working(self) -> list[WorkerInfo]:
         return [w for w in self.workers() if w.job_raw]
@@ -288,9 +328,32 @@ class Resque:
         return is_true(self.redis.get(self.keys.pause_all))
 
     def control(self, worker_id: str, command: str) -> None:
-        """Send pause / resume / stop / kill-job to one resque-compat worker, on any host."""
-        check_control(command)
-        self.redis.rpush(self.keys.control(worker_id), command)
+        """Send a :class:`ControlCommand` (pause, resume, stop, kill-job) to one resque-compat
+        worker, on any host; ValueError for any other word."""
+        self.redis.rpush(self.keys.control(worker_id), check_control(command).value)
+
+    # -- the server -----------------------------------------------------------------
+    def ping(self) -> bool:
+        """True when Redis answers (a Redis error otherwise)."""
+        return bool(self.redis.ping())
+
+    def server_info(self, section: str | None = None) -> dict[str, Any]:
+        """Redis's INFO (one ``section``, or the default ones)."""
+        info: dict[str, Any] = self.redis.info(section) if section else self.redis.info()
+        return info
+
+    def namespace_used(self) -> bool:
+        """Whether this namespace holds any of queues, workers, stat:processed, failed."""
+        return bool(self._read([namespace_used_command(self.keys)])[0])
+
+    def namespaces(self) -> list[str]:
+        """Every namespace holding a ``queues`` set (a SCAN of the whole database)."""
+        return namespace_names(self.redis.scan_iter(match=ANY_QUEUES_SET, count=1000))
+
+    def _read(self, commands: Sequence[Command]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        queue_commands(pipe, commands)
+        return pipe.execute()
 
     # -- stats --------------------------------------------------------------------
     def stat(self, name: str) -> int:

@@ -8,7 +8,11 @@ Accepted forms (``connect``'s ``spec``; default ``$REDIS_URL``, then php-resque'
   (php-only options are dropped, ``timeout`` becomes the socket timeout);
 * Ruby/php short forms: ``host:port``, ``host:port:db``, and Ruby's ``host:port/namespace``;
 * ``redis+sentinel://[:pass@]host:port[,host:port…]/service_name[/db]``: the master is found
-  through Sentinel and followed across failovers.
+  through Sentinel and followed across failovers;
+* ``redis+cluster://[user:pass@]host:port[,host:port…][?options]`` and ``rediss+cluster://…``
+  (TLS): a Redis Cluster, reached through any of the listed nodes. The namespace must carry a
+  hash tag (``{resque}``) so that all its keys share one slot; the client talks to the primary
+  serving that slot and follows it across failovers (:mod:`resque_compat.cluster`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, u
 
 import redis
 from redis.sentinel import Sentinel
+
+from resque_compat.cluster import slot_pool
+from resque_compat.protocol.keys import hash_tag
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _PHP_ONLY_OPTIONS = {"persistent", "max_connect_retries", "password-encoding"}
@@ -49,6 +56,10 @@ class RedisAddress:
     service: str = ""
     db: int = 0
     password: str | None = None
+    #: the seed nodes of a ``redis+cluster://`` address, and the URL of the first one that
+    #: carries the connection options for every node
+    cluster: tuple[tuple[str, int], ...] = ()
+    node_url: str = ""
 
     def redacted(self) -> str:
         """The address with any password hidden: safe for logs, titles and errors."""
@@ -111,6 +122,8 @@ def parse_address(spec: str | None = None) -> RedisAddress:
         spec = DEFAULT_URL
     if spec.startswith("redis+sentinel://"):
         return _parse_sentinel(spec)
+    if spec.startswith(("redis+cluster://", "rediss+cluster://")):
+        return _parse_cluster(spec)
     if spec.startswith("tcp://"):
         spec = "redis://" + spec[len("tcp://") :]
     if re.match(r"^(redis|rediss|unix)://", spec):
@@ -135,7 +148,9 @@ def parse_address(spec: str | None = None) -> RedisAddress:
         return address
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
-        raise ConfigError(f"unsupported Redis URL scheme {scheme!r} (use redis, rediss, unix, tcp or redis+sentinel)")
+        raise ConfigError(
+            f"unsupported Redis URL scheme {scheme!r} (use redis, rediss, unix, tcp, redis+sentinel or redis+cluster)"
+        )
     m = re.fullmatch(r"\[?([^\]/]*?)\]?:(\d+)(?::(\d+))?(?:/(.+))?", spec)
     if not m:
         if re.fullmatch(r"[\w.-]+", spec):
@@ -182,11 +197,55 @@ def _parse_sentinel(spec: str) -> RedisAddress:
     return RedisAddress(spec, sentinels=tuple(hosts), service=path[0], db=db, password=password or None)
 
 
-def build_client(spec: str | RedisAddress | None, client_class: Any, sentinel_class: Any, **options: Any) -> Any:
+def _parse_cluster(spec: str) -> RedisAddress:
+    scheme, _, rest = spec.partition("://")
+    parts = urlsplit("redis://" + rest)
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    seeds = []
+    for item in hostlist.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"bad cluster node address {item!r} in {redact(spec)!r} (expected host:port)")
+        seeds.append((host.strip("[]"), int(port)))
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConfigError(f"Redis Cluster has only database 0, not {parts.path.strip('/')!r} in {redact(spec)!r}")
+    first = hostlist.split(",")[0].strip()
+    node = parse_address(
+        urlunsplit(("rediss" if scheme == "rediss+cluster" else "redis", userinfo + at + first, "/0", parts.query, ""))
+    )
+    return RedisAddress(spec, cluster=tuple(seeds), node_url=node.url)
+
+
+def check_cluster_namespace(namespace: str) -> None:
+    """Refuse a namespace whose keys would spread over the cluster's slots: Lua scripts and
+    MULTI/EXEC may only touch keys of one slot."""
+    if hash_tag(namespace) is None:
+        tagged = "{" + (namespace.rstrip(":") or "resque") + "}"
+        raise ConfigError(
+            f"namespace {namespace!r} has no hash tag: on Redis Cluster every key of a namespace must share "
+            f"one slot, so use a namespace like {tagged!r} (--namespace, $RESQUE_NAMESPACE or $PREFIX)"
+        )
+
+
+def build_client(
+    spec: str | RedisAddress | None,
+    client_class: Any,
+    sentinel_class: Any,
+    namespace: str | None = None,
+    **options: Any,
+) -> Any:
     """A client of ``client_class`` (redis-py's sync or asyncio ``Redis``) for any accepted address,
-    through ``sentinel_class`` for ``redis+sentinel://``: one place for both APIs."""
+    through ``sentinel_class`` for ``redis+sentinel://``: one place for both APIs. ``namespace``
+    picks the hash slot on a ``redis+cluster://`` address (and must have a hash tag there)."""
     address = spec if isinstance(spec, RedisAddress) else parse_address(spec)
     options.setdefault("health_check_interval", 30)
+    if address.cluster:
+        if namespace is None:
+            raise ConfigError("a redis+cluster:// client needs its namespace, to find the namespace's hash slot")
+        check_cluster_namespace(namespace)
+        client = client_class.from_url(address.node_url, **options)
+        slot_pool(client.connection_pool, address.cluster, namespace)
+        return client
     if address.sentinels:
         sentinel = sentinel_class(list(address.sentinels), socket_timeout=options.get("socket_timeout", 5))
         return sentinel.master_for(address.service, db=address.db, password=address.password, **options)
@@ -196,7 +255,7 @@ def build_client(spec: str | RedisAddress | None, client_class: Any, sentinel_cl
         raise ConfigError(f"{exc} in {address.redacted()!r}") from None
 
 
-def connect(spec: str | RedisAddress | None = None, **options: Any) -> redis.Redis:
+def connect(spec: str | RedisAddress | None = None, namespace: str | None = None, **options: Any) -> redis.Redis:
     """A redis-py client for ``spec``. Fork-safe: redis-py reconnects in a child process."""
-    client: redis.Redis = build_client(spec, redis.Redis, Sentinel, **options)
+    client: redis.Redis = build_client(spec, redis.Redis, Sentinel, namespace, **options)
     return client

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 from resque_compat.client import Resque
 from resque_compat.connection import parse_address, redact
-from resque_compat.embedded import RedisServer
 from resque_compat.protocol import StatusRecord
 from resque_compat.registry import job
+from resque_compat.testing.redis_server import RedisServer
 
 DEMO_CLASS = "Demo::Greet"
 Echo = Callable[[str], None]

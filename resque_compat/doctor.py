@@ -25,11 +25,8 @@ from resque_compat.client import Resque
 from resque_compat.cliutil import CliContext, fail
 from resque_compat.connection import ConfigError, redact
 from resque_compat.envvars import help_epilog
-from resque_compat.plans import WorkerInfo
+from resque_compat.plans import QueuedJob, WorkerInfo
 from resque_compat.protocol import (
-    JobPayload,
-    ProtocolError,
-    decode_json,
     encode_json,
     normalize_class,
     parse_queue_list,
@@ -128,7 +125,7 @@ class Doctor:
     # -- checks -----------------------------------------------------------------------
     def _connectivity(self, report: Report) -> bool:
         try:
-            self.resque.redis.ping()
+            self.resque.ping()
         except redis.RedisError as exc:
             report.add("connectivity", "fail", f"cannot reach Redis: {redact(str(exc))}")
             return False
@@ -136,7 +133,7 @@ class Doctor:
         return True
 
     def _redis_version(self, report: Report) -> None:
-        info = self.resque.redis.info("server")
+        info = self.resque.server_info("server")
         text = str(info.get("redis_version", "0"))
         version = tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
         if version < MIN_REDIS:
@@ -152,20 +149,11 @@ class Doctor:
 
     def _namespace(self, report: Report, queues: list[str]) -> None:
         keys = self.resque.keys
-        r = self.resque.redis
-        present = [k for k in (keys.queues, keys.workers, keys.stat("processed"), keys.failed) if r.exists(k)]
         shown = keys.namespace or "(none)"
-        if present:
+        if self.resque.namespace_used():
             report.add("namespace", "ok", f"namespace {shown}: {len(queues)} queues known", namespace=keys.namespace)
             return
-        others = sorted(
-            {
-                k.decode(errors="replace")[: -len("queues")].rstrip(":") or "(none)"
-                for k in r.scan_iter(match="*queues", count=1000)
-                if k.endswith(b"queues") and not k.endswith(b"failed_queues")
-            }
-            - {shown}
-        )
+        others = sorted({name or "(none)" for name in self.resque.namespaces()} - {shown})
         hint = f"; Resque keys exist under: {', '.join(others)}" if others else ""
         report.add(
             "namespace",
@@ -181,15 +169,9 @@ class Doctor:
         beat = timefmt.parse(worker.heartbeat) if worker.heartbeat else None
         if beat is not None:
             return self.now - beat.timestamp()
-        raw = self.resque.redis.get(self.resque.keys.node_worker_ping(f"{worker.host}:{worker.pid}"))
-        if raw is not None:
-            try:
-                ping = decode_json(raw)
-            except ProtocolError:
-                return None
-            if isinstance(ping, dict) and isinstance(ping.get("time"), (int, float)):
-                return self.now - float(ping["time"])
-        return None
+        detail = self.resque.worker_detail(worker.id)
+        ping = detail.node_ping_time if detail is not None else None
+        return None if ping is None else self.now - ping
 
     def _stale_workers(self, report: Report, workers: list[WorkerInfo]) -> list[WorkerInfo]:
         live: list[WorkerInfo] = []
@@ -308,10 +290,9 @@ class Doctor:
         """Classes in the head of ``queue``; an ActiveJob wrapper counts as the job it wraps
         (what a worker must have registered to run it)."""
         found: Counter[str] = Counter()
-        for raw in self._sample(queue):
-            try:
-                payload = JobPayload.decode(raw)
-            except ProtocolError:
+        for item in self._sample(queue):
+            payload = item.payload
+            if payload is None:
                 continue
             inner = wrapped_job(payload) if is_wrapper(payload.class_) else None
             found[inner.job_class if inner is not None else payload.class_] += 1
@@ -328,10 +309,9 @@ class Doctor:
         wrapped: dict[str, Counter[str]] = {}
         broken: dict[str, int] = {}
         for queue in mine:
-            for raw in self._sample(queue):
-                try:
-                    payload = JobPayload.decode(raw)
-                except ProtocolError:
+            for item in self._sample(queue):
+                payload = item.payload
+                if payload is None:
                     broken[queue] = broken.get(queue, 0) + 1
                     continue
                 name = payload.class_
@@ -364,17 +344,16 @@ class Doctor:
         else:
             report.add("job_classes", "ok", f"every sampled job in {len(mine)} queues has a Python handler", **details)
 
-    def _sample(self, queue: str) -> Iterable[bytes]:
-        """Up to ``sample`` items from the head of the queue, read in pages (LRANGE)."""
-        key = self.resque.keys.queue(queue)
+    def _sample(self, queue: str) -> Iterable[QueuedJob]:
+        """Up to ``sample`` items from the head of the queue, read in pages."""
         start = 0
         while start < self.sample:
-            stop = min(start + PAGE, self.sample) - 1
-            page: list[bytes] = self.resque.redis.lrange(key, start, stop)  # type: ignore[assignment]
+            count = min(PAGE, self.sample - start)
+            page = self.resque.peek(queue, start, count)
             yield from page
-            if len(page) < stop - start + 1:
+            if len(page) < count:
                 return
-            start = stop + 1
+            start += count
 
 
 _MARK = {"ok": "ok  ", "info": "info", "warn": "warn", "fail": "FAIL"}

@@ -46,6 +46,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("GRACEFUL_TERM", ("work",), "set (even empty): TERM finishes the job in hand first, as QUIT"),
     EnvVar("RESQUE_SUMMARY_INTERVAL", ("work",), "seconds between a worker's summary log lines (0: none)", None, "60"),
     EnvVar("COUNT", ("work",), "worker processes in the pool", "--count", "1"),
+    EnvVar("CONCURRENCY", ("work",), "jobs at once in one process (async jobs, threads)", "--concurrency", "1"),
     EnvVar("FORK_PER_JOB", ("work",), "false: run jobs in the worker's own process", "--fork/--no-fork", "true"),
     EnvVar("JOB_TIMEOUT", ("work",), "kill a job running longer than this many seconds", "--timeout"),
     EnvVar(

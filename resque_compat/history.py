@@ -26,6 +26,7 @@ import time
 
 import redis
 
+from resque_compat.client import Resque
 from resque_compat.protocol import Keys, ProtocolError, decode_json, timefmt
 from resque_compat.protocol.history import (
     HISTORY_TTL,
@@ -35,6 +36,8 @@ from resque_compat.protocol.history import (
     OTHER_CLASS,
     TIERS,
     HistorySample,
+    Tier,
+    decode_sample,
     encode_sample,
 )
 from resque_compat.protocol.scripts import RECORD_SAMPLE
@@ -55,6 +58,23 @@ SCAN_LIMIT = 2000
 MAX_QUEUES_READ = 5000
 UNREADABLE_CLASS = "(unreadable)"
 _UNTIL = "classes_until"
+
+
+def redis_now(resque: Resque) -> float:
+    """Redis' clock, the one the samples are stamped with (unix seconds)."""
+    secs, micros = resque.redis.time()
+    return float(secs + micros / 1e6)
+
+
+def recorded(resque: Resque, tier: Tier) -> list[HistorySample]:
+    """A tier's samples, newest first; a damaged entry is left out (the graphs show a gap)."""
+    samples = []
+    for item in resque.redis.lrange(resque.keys.history(tier.name), 0, tier.cap - 1):
+        try:
+            samples.append(decode_sample(raw(item)))
+        except ProtocolError:
+            continue
+    return samples
 
 
 class Sampler:

@@ -3,10 +3,9 @@
 Two sources, two kinds of target:
 
 * :class:`ResqueCollector` reads the shared Redis on every scrape (the dashboard serves it at
-  ``/metrics``): queue sizes, the ``stat:processed``/``stat:failed`` totals, failed-list
-  lengths, workers by host and state, delayed items. It counts every peer's jobs and
-  workers, Ruby, PHP and Node alike. Reads are paged (SSCAN, pipelined LLEN/STRLEN in pages
-  of ``page``): never KEYS, never a whole list or a job payload.
+  ``/metrics``) through the client's read model: queue sizes, the ``stat:processed``/``stat:failed``
+  totals, failed-list lengths, workers by host and state, delayed items. It counts every peer's
+  jobs and workers, Ruby, PHP and Node alike, and never reads a job payload.
 * :class:`WorkerMetrics` lives in one ``resque-compat work`` process (``--metrics-port``):
   a job-duration histogram by class and outcome and processed/failed counters by class, for
   the jobs this process ran, served by prometheus-client's HTTP server.
@@ -29,9 +28,7 @@ from prometheus_client.registry import Collector
 
 from resque_compat.client import Resque
 from resque_compat.connection import redact
-from resque_compat.plans import decode_worker_state, is_true, worker_state
 from resque_compat.protocol import WorkerId
-from resque_compat.replies import text, to_int
 from resque_compat.scheduler.delayed import DelayedQueue
 
 log = logging.getLogger("resque_compat.metrics")
@@ -53,8 +50,6 @@ class ResqueCollector(Collector):
 
     def __init__(self, resque: Resque, page: int = PAGE) -> None:
         self.resque = resque
-        self.redis = resque.redis
-        self.keys = resque.keys
         self.page = page
 
     def describe(self) -> Iterable[Metric]:
@@ -71,61 +66,34 @@ class ResqueCollector(Collector):
         yield from metrics
 
     def _read(self) -> Iterator[Metric]:
-        keys = self.keys
+        resque = self.resque
         queues = GaugeMetricFamily("resque_queue_size", "Jobs waiting in each queue (LLEN)", labels=["queue"])
-        for names, sizes in self._paged(self._members(keys.queues), lambda p, n: p.llen(keys.queue(n))):
-            for name, size in zip(names, sizes, strict=True):
-                queues.add_metric([name], int(size))
+        for name, size in resque.queue_sizes().items():
+            queues.add_metric([name], size)
         yield queues
 
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.stat("processed"))
-        pipe.get(keys.stat("failed"))
-        pipe.get(keys.pause_all)
-        pipe.smembers(keys.failed_queues)
-        pipe.zcard(keys.delayed_schedule)
-        processed, failed, pause_all, failed_lists, timestamps = pipe.execute()
-        yield _counter("resque_processed", "Jobs processed by every worker (stat:processed)", to_int(processed))
-        yield _counter("resque_failed", "Jobs failed on every worker (stat:failed)", to_int(failed))
-        paused = is_true(pause_all)
-        yield _gauge("resque_paused_all", "1 while pause-all-workers is set", int(paused))
+        yield _counter("resque_processed", "Jobs processed by every worker (stat:processed)", resque.stat("processed"))
+        yield _counter("resque_failed", "Jobs failed on every worker (stat:failed)", resque.stat("failed"))
+        yield _gauge("resque_paused_all", "1 while pause-all-workers is set", int(resque.paused_all()))
 
-        lists = sorted({"failed"} | {text(m) for m in failed_lists})
-        pipe = self.redis.pipeline(transaction=False)
-        for name in lists:
-            pipe.llen(keys.failed_list(name))
         failed_family = GaugeMetricFamily("resque_failed_list_length", "Entries in each failed list", labels=["list"])
-        for name, n in zip(lists, pipe.execute(), strict=True):
-            failed_family.add_metric([name], int(n))
+        for name in resque.failures.list_names():
+            failed_family.add_metric([name], resque.failures.count(name))
         yield failed_family
 
-        yield self._workers(paused)
-        yield _gauge("resque_delayed_timestamps", "Timestamps holding delayed jobs (resque-scheduler)", int(timestamps))
-        yield _gauge("resque_delayed_jobs", "Delayed jobs waiting for their time (resque-scheduler)", self._delayed())
+        yield self._workers()
+        delayed = DelayedQueue(resque)
+        timestamps = delayed.timestamp_count()
+        yield _gauge("resque_delayed_timestamps", "Timestamps holding delayed jobs (resque-scheduler)", timestamps)
+        yield _gauge("resque_delayed_jobs", "Delayed jobs waiting for their time (resque-scheduler)", delayed.count())
 
-    def _workers(self, paused_all: bool) -> Metric:
-        """By host and state (busy, idle, paused, shutting-down; see ``commands.worker_state``):
-        paged STRLEN of ``worker:<id>``, GET of our ``compat:state:<id>``, HEXISTS heartbeat."""
+    def _workers(self) -> Metric:
+        """By host and state (busy, idle, paused, shutting-down; see ``plans.worker_state``),
+        ``page`` workers a round trip."""
         counts: dict[tuple[str, str], int] = {}
-        keys = self.keys
-
-        def reads(pipe: Any, wid: str) -> None:
-            pipe.strlen(keys.worker(wid))
-            pipe.get(keys.worker_state(wid))
-            pipe.hexists(keys.heartbeat, wid)
-
-        ids = self._members(keys.workers)
-        for i in range(0, len(ids), self.page):
-            chunk = ids[i : i + self.page]
-            pipe = self.redis.pipeline(transaction=False)
-            for wid in chunk:
-                reads(pipe, wid)
-            replies = pipe.execute()
-            for n, wid in enumerate(chunk):
-                length, raw_state, beats = replies[3 * n : 3 * n + 3]
-                state = worker_state(bool(int(length)), decode_worker_state(raw_state), bool(beats), paused_all)
-                key = (WorkerId.parse(wid).host, state)
-                counts[key] = counts.get(key, 0) + 1
+        for wid, state in self.resque.worker_states(self.resque.worker_ids(), self.page).items():
+            key = (WorkerId.parse(wid).host, state)
+            counts[key] = counts.get(key, 0) + 1
         family = GaugeMetricFamily(
             "resque_workers",
             "Registered workers of every language, by host and state (busy, idle, paused, shutting-down)",
@@ -134,22 +102,6 @@ class ResqueCollector(Collector):
         for (host, state), n in sorted(counts.items()):
             family.add_metric([host, state], n)
         return family
-
-    def _delayed(self) -> int:
-        """Items in every ``delayed:<ts>`` list (the scheduler's own paged count)."""
-        return DelayedQueue(self.resque).count()
-
-    def _members(self, key: str) -> list[str]:
-        """A set's members by SSCAN (SSCAN may repeat a member; each counts once)."""
-        return sorted({text(m) for m in self.redis.sscan_iter(key, count=self.page)})
-
-    def _paged(self, names: list[str], command: Any) -> Iterator[tuple[list[str], list[Any]]]:
-        for i in range(0, len(names), self.page):
-            chunk = names[i : i + self.page]
-            pipe = self.redis.pipeline(transaction=False)
-            for name in chunk:
-                command(pipe, name)
-            yield chunk, pipe.execute()
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -27,11 +27,14 @@ from resque_compat.protocol import (
     WorkerId,
     WorkerState,
     WorkingOn,
+    decode_json,
     inputs,
     new_job_id,
     normalize_class,
     timefmt,
 )
+from resque_compat.protocol.control import ControlCommand
+from resque_compat.protocol.keys import namespace_of_queues_set
 from resque_compat.replies import text, to_int
 from resque_compat.resp import Command
 
@@ -214,9 +217,9 @@ _PER_WORKER = 5
 
 
 def worker_row_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
-    """The reads behind :func:`decode_workers`: the heartbeat hash, pause-all-workers, then
-    5 keys per worker."""
-    commands: list[Command] = [("HGETALL", keys.heartbeat), ("GET", keys.pause_all)]
+    """The reads behind :func:`decode_workers` (``ids`` not empty): the ids' heartbeats,
+    pause-all-workers, then 5 keys per worker."""
+    commands: list[Command] = [("HMGET", keys.heartbeat, *ids), ("GET", keys.pause_all)]
     for wid in ids:
         commands += [
             ("GET", keys.worker(wid)),
@@ -239,7 +242,7 @@ def decode_worker_state(raw_state: bytes | None) -> WorkerState | None:
 
 def decode_workers(ids: Sequence[str], results: Sequence[Any]) -> list[WorkerInfo]:
     """Turn the replies of :func:`worker_row_commands` into :class:`WorkerInfo` rows."""
-    beats = {text(k): text(v) for k, v in results[0].items()}  # junk bytes are shown, never a crash
+    beats = {wid: text(beat) for wid, beat in zip(ids, results[0], strict=True) if beat is not None}
     paused_all = is_true(results[1])
     out = []
     for i, wid in enumerate(ids):
@@ -259,7 +262,7 @@ def decode_workers(ids: Sequence[str], results: Sequence[Any]) -> list[WorkerInf
                 pid=parsed.pid,
                 queues=parsed.queue_list,
                 started=started.decode(errors="replace") if started else None,
-                heartbeat=beats.get(wid),
+                heartbeat=beats.get(wid),  # junk bytes are shown, never a crash
                 processed=to_int(processed),
                 failed=to_int(failed),
                 job=job,
@@ -271,9 +274,102 @@ def decode_workers(ids: Sequence[str], results: Sequence[Any]) -> list[WorkerInf
     return out
 
 
-def check_control(command: str) -> None:
-    if command not in ("pause", "resume", "stop", "kill-job"):
-        raise ValueError(f"unknown worker command {command!r} (pause, resume, stop, kill-job)")
+#: worker keys per MGET when finding which workers hold a job
+MGET_CHUNK = 10_000
+
+
+def busy_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
+    """``worker:<id>`` of every id by MGET in chunks: 100,000 workers cost a few commands."""
+    return [("MGET", *(keys.worker(w) for w in ids[i : i + MGET_CHUNK])) for i in range(0, len(ids), MGET_CHUNK)]
+
+
+def decode_busy(ids: Sequence[str], results: Sequence[Any]) -> dict[str, bytes]:
+    """The ids holding a job, with their ``worker:<id>`` bytes (replies of :func:`busy_commands`)."""
+    values = [value for reply in results for value in reply]
+    return {wid: bytes(value) for wid, value in zip(ids, values, strict=True) if value}
+
+
+def worker_state_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
+    """What :attr:`WorkerInfo.state` needs and no more (no payload is read): pause-all-workers,
+    then per worker the length of ``worker:<id>``, its published state, whether it beats."""
+    commands: list[Command] = [("GET", keys.pause_all)]
+    for wid in ids:
+        commands += [("STRLEN", keys.worker(wid)), ("GET", keys.worker_state(wid)), ("HEXISTS", keys.heartbeat, wid)]
+    return commands
+
+
+def decode_worker_states(ids: Sequence[str], results: Sequence[Any]) -> dict[str, str]:
+    """Each id's state (one of :data:`WORKER_STATES`) from :func:`worker_state_commands`'s replies."""
+    paused_all = is_true(results[0])
+    out: dict[str, str] = {}
+    for i, wid in enumerate(ids):
+        length, raw_state, beats = results[1 + 3 * i : 4 + 3 * i]
+        out[wid] = worker_state(bool(int(length)), decode_worker_state(raw_state), bool(beats), paused_all)
+    return out
+
+
+def node_ping_time(raw: bytes | None) -> int | float | None:
+    """When node-resque last wrote ``worker:ping:<host:pid>`` (its ``time``, unix seconds);
+    None when there is no ping or it does not say."""
+    if raw is None:
+        return None
+    try:
+        value = decode_json(raw)
+    except ProtocolError:
+        return None
+    moment = value.get("time") if isinstance(value, dict) else None
+    return moment if isinstance(moment, (int, float)) and not isinstance(moment, bool) else None
+
+
+@dataclass(frozen=True)
+class WorkerDetail:
+    """One worker as its page shows it: its row, the commands waiting in its control list, and
+    node-resque's own liveness key and per-name counters (where the row has none)."""
+
+    row: WorkerInfo
+    control_pending: int
+    node_ping: bytes | None
+    node_processed: int | None
+    node_failed: int | None
+
+    @property
+    def node_ping_time(self) -> int | float | None:
+        return node_ping_time(self.node_ping)
+
+
+def worker_detail_commands(keys: Keys, worker_id: str) -> list[Command]:
+    """Registered?, the row, then the control list's length, node-resque's ping and counters."""
+    name = WorkerId.parse(worker_id).node_name
+    return [
+        ("SISMEMBER", keys.workers, worker_id),
+        *worker_row_commands(keys, [worker_id]),
+        ("LLEN", keys.control(worker_id)),
+        ("GET", keys.node_worker_ping(name)),
+        ("GET", keys.stat("processed", name)),
+        ("GET", keys.stat("failed", name)),
+    ]
+
+
+def decode_worker_detail(worker_id: str, results: Sequence[Any]) -> WorkerDetail | None:
+    """None when the worker is not registered."""
+    if not int(results[0]):
+        return None
+    *row, pending, ping, processed, failed = results[1:]
+    return WorkerDetail(
+        row=decode_workers([worker_id], row)[0],
+        control_pending=int(pending),
+        node_ping=None if ping is None else bytes(ping),
+        node_processed=None if processed is None else to_int(processed),
+        node_failed=None if failed is None else to_int(failed),
+    )
+
+
+def check_control(command: str) -> ControlCommand:
+    """The command a control word names; ValueError (naming the known ones) for any other."""
+    known = ControlCommand.parse(command)
+    if known is None:
+        raise ValueError(f"unknown worker command {command!r} ({', '.join(ControlCommand.words())})")
+    return known
 
 
 def is_true(value: bytes | str | None) -> bool:
@@ -283,13 +379,55 @@ def is_true(value: bytes | str | None) -> bool:
     return value is not None and value.strip().lower() == "true"
 
 
+# -- status ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredStatus:
+    """A php-resque status key as stored: its bytes and TTL, and the record when they decode."""
+
+    raw: bytes
+    ttl: int
+
+    @property
+    def record(self) -> StatusRecord | None:
+        try:
+            return StatusRecord.decode(self.raw)
+        except ProtocolError:
+            return None
+
+
+def stored_status_commands(keys: Keys, job_id: str, prefix: str) -> list[Command]:
+    key = keys.status(job_id, prefix)
+    return [("GET", key), ("TTL", key)]
+
+
+def decode_stored_status(results: Sequence[Any]) -> StoredStatus | None:
+    stored, ttl = results
+    return None if stored is None else StoredStatus(bytes(stored), int(ttl))
+
+
+# -- namespaces -----------------------------------------------------------------------
+def namespace_used_command(keys: Keys) -> Command:
+    """EXISTS of the keys every deployment soon has: queues, workers, stat:processed, failed."""
+    return ("EXISTS", keys.queues, keys.workers, keys.stat("processed"), keys.failed)
+
+
+def namespace_names(queue_sets: Iterable[bytes | str]) -> list[str]:
+    """The namespaces of SCAN ``ANY_QUEUES_SET`` replies (``""``: keys without a namespace)."""
+    names = {namespace_of_queues_set(text(key)) for key in queue_sets}
+    return sorted(name for name in names if name is not None)
+
+
 # -- info -----------------------------------------------------------------------------
-def server_url(connection_kwargs: Mapping[str, Any]) -> str:
-    """How ``Resque.info`` names the server, from a redis-py pool's connection kwargs."""
-    if "path" in connection_kwargs:
-        return f"unix://{connection_kwargs['path']}"
+def server_address(connection_kwargs: Mapping[str, Any]) -> str:
+    """``host:port/db``, or the socket's path, from a redis-py pool's connection kwargs."""
     conn = connection_kwargs
-    return f"redis://{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"
+    return str(conn.get("path") or f"{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}")
+
+
+def server_url(connection_kwargs: Mapping[str, Any]) -> str:
+    """How ``Resque.info`` names the server."""
+    scheme = "unix" if connection_kwargs.get("path") else "redis"
+    return f"{scheme}://{server_address(connection_kwargs)}"
 
 
 def info_dict(

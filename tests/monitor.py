@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 import redis
 
@@ -68,3 +69,25 @@ class Monitor:
     def __exit__(self, *exc: object) -> None:
         redis.Redis.from_url(self.url).echo("monitor-done")
         self.thread.join(10)
+
+
+def undeclared_keys(url: str, lines: list[bytes]) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """How many script calls ran, and each (command, key) a script touched outside its KEYS."""
+    client = redis.Redis.from_url(url)
+    declared: set[bytes] = set()
+    scripts = 0
+    bad: list[tuple[bytes, bytes]] = []
+    for line in lines:
+        from_script, words = parse(line)
+        if not words:
+            continue
+        if not from_script:
+            if words[0].upper() in (b"EVALSHA", b"EVAL"):
+                scripts += 1
+                count = int(words[2])
+                declared = set(words[3 : 3 + count])
+            continue
+        keys: Any = client.command_getkeys(*words)
+        touched = [key if isinstance(key, bytes) else key.encode("utf-8", "surrogateescape") for key in keys]
+        bad += [(words[0], key) for key in touched if key not in declared]
+    return scripts, bad

@@ -19,8 +19,8 @@ import redis
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jobs.harness import run_burst
 from rails_kinds import EVERY_KIND_ARGS, EVERY_KIND_KWARGS
-from test_worker_wire import run_burst
 
 from resque_compat import Resque, Retry
 from resque_compat.activejob import (

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from skip_policy import package_reason
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 from resque_compat.web import create_app
 
 schemathesis = pytest.importorskip(

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import redis
-from click.testing import CliRunner, Result
+from cli_runner import one_line_error
+from click.testing import CliRunner
 
 from resque_compat.cli import main
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBY_FAILURE = (
@@ -23,29 +24,8 @@ RUBY_FAILURE = (
 )
 
 
-@pytest.fixture
-def cli(redis_url: str) -> Any:
-    """Run ``resque-compat ARGS`` in-process on the test's Redis."""
-    runner = CliRunner()
-    env: dict[str, str | None] = {"REDIS_URL": redis_url, "RESQUE_NAMESPACE": None, "PREFIX": None,
-                                  "REDIS_BACKEND": None, "FAILURE_BACKEND": None}  # fmt: skip
-
-    def run(*args: str) -> Result:
-        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
-
-    return run
-
-
 def snapshot(r: redis.Redis) -> dict[bytes, Any]:
     return {key: r.dump(key) for key in r.keys("*")}
-
-
-def one_line_error(result: Result) -> str:
-    assert result.exit_code != 0, result.output
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("resque-compat: "), result.stderr
-    return lines[0]
 
 
 def run_module(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:

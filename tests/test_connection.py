@@ -10,7 +10,7 @@ import redis
 
 from resque_compat import Resque
 from resque_compat.connection import ConfigError, connect, default_spec, parse_address
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 ENV = ("REDIS_URL", "REDIS_BACKEND", "REDIS_BACKEND_DB", "RESQUE_NAMESPACE", "PREFIX")
 

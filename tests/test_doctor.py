@@ -17,9 +17,9 @@ from click.testing import CliRunner, Result
 from resque_compat import Resque
 from resque_compat.cli import main
 from resque_compat.doctor import Doctor
-from resque_compat.embedded import free_port
 from resque_compat.protocol import JobPayload, encode_json, timefmt
 from resque_compat.registry import JobRegistry, default_registry
+from resque_compat.testing.redis_server import free_port
 
 JOBS_MODULE = """
     from resque_compat import job

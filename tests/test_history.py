@@ -11,6 +11,7 @@ import warnings
 import pytest
 import redis
 from history_seed import seed_history
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.history import SCAN_LIMIT, Sampler
@@ -187,13 +188,8 @@ def test_readers_survive_what_others_stored(r: redis.Redis) -> None:
 
 
 # -- the samplers that already run ---------------------------------------------------------------
-def _wait_for_sample(r: redis.Redis, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if r.llen(NS + "compat:history:minute"):
-            return True
-        time.sleep(0.05)
-    return False
+def _wait_for_sample(r: redis.Redis) -> bool:
+    return bool(wait_for(lambda: r.llen(NS + "compat:history:minute"), what="a history sample"))
 
 
 def test_a_workers_heartbeat_thread_records_the_minute(redis_url: str, r: redis.Redis) -> None:
@@ -202,8 +198,10 @@ def test_a_workers_heartbeat_thread_records_the_minute(redis_url: str, r: redis.
     recorded: list[bool] = []
 
     def stop_when_sampled() -> None:
-        recorded.append(_wait_for_sample(r))
-        r.rpush(NS + f"compat:control:{worker.id}", "stop")
+        try:
+            recorded.append(_wait_for_sample(r))
+        finally:
+            r.rpush(NS + f"compat:control:{worker.id}", "stop")
 
     watcher = threading.Thread(target=stop_when_sampled)
     watcher.start()

@@ -16,6 +16,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from skip_policy import not_applicable_reason
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.cli import main
@@ -336,7 +337,7 @@ def _cmdline(pid: int) -> str:
 @pytest.fixture
 def password_redis() -> Iterator[str]:
     """A private redis-server that needs a password holding ``@``; yields its URL."""
-    from resque_compat.embedded import RedisServer  # noqa: PLC0415
+    from resque_compat.testing.redis_server import RedisServer  # noqa: PLC0415
 
     with RedisServer() as server:
         server.client().config_set("requirepass", SECRET)
@@ -349,9 +350,8 @@ SECRET = "Sec@ret-pw-42"
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason=not_applicable_reason("needs /proc"))
 @pytest.mark.parametrize("command", ["scheduler", "web"])
 def test_scheduler_and_web_hide_passwords_from_their_process_title(password_redis: str, command: str) -> None:
-    import time  # noqa: PLC0415
 
-    from resque_compat.embedded import free_port  # noqa: PLC0415
+    from resque_compat.testing.redis_server import free_port  # noqa: PLC0415
 
     extra = ["--auth", "admin:" + SECRET, "--port", str(free_port())] if command == "web" else ["--interval", "0.2"]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
@@ -360,12 +360,13 @@ def test_scheduler_and_web_hide_passwords_from_their_process_title(password_redi
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        title = _cmdline(proc.pid)
-        while "resque-compat " + command not in title:
-            assert proc.poll() is None and time.monotonic() < deadline, title
-            time.sleep(0.05)
+
+        def titled() -> str | None:
+            assert proc.poll() is None, "the command exited"
             title = _cmdline(proc.pid)
+            return title if "resque-compat " + command in title else None
+
+        title = wait_for(titled, what="the process title")
         assert SECRET not in title and "Sec%40ret" not in title and "***" in title, title
     finally:
         proc.terminate()
@@ -484,11 +485,8 @@ def test_retry_all_of_a_long_list_runs_in_batches_in_the_background(r: redis.Red
         started = c.post("/api/failed/requeue/all", json={}).json()
         task = started["task"]
         assert started["retried"] is None or started["task"]["done"]
-        deadline = time.monotonic() + 60
-        while not task["done"]:
-            assert time.monotonic() < deadline, task
-            time.sleep(0.1)
-            task = c.get(f"/api/tasks/{task['id']}").json()
+        url = f"/api/tasks/{task['id']}"
+        task = wait_for(lambda: (polled := c.get(url).json())["done"] and polled, what="the bulk task to finish")
         assert task["done_count"] == 1000 and task["skipped"] == 1 and task["processed"] == 1001, task
         assert r.llen(NS + "queue:q") == 1000
         assert all(b"retried_at" in e for e in r.lrange(NS + "failed", 0, 999))

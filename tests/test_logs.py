@@ -15,12 +15,13 @@ from typing import Any
 import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import spawn_worker, stop, wait_for, worker_env
+from jobs.harness import spawn_worker, stop, worker_env
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
 from resque_compat.logs import JsonFormatter, job_fields, mask_args, scrub, setup
 from resque_compat.protocol import Keys
+from resque_compat.testing.redis_server import RedisServer
 
 PASSWORD = "Pw-l0gs-s3cret"
 ARG_SECRET = "hunter2-arg-secret"

@@ -12,13 +12,14 @@ import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
 import web_seed
-from jobs.harness import registered, spawn_worker, stop, wait_for
+from jobs.harness import registered, spawn_worker, stop
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer, free_port
 from resque_compat.metrics import ResqueCollector, WorkerMetrics, exposition, resque_registry
+from resque_compat.testing.redis_server import RedisServer, free_port
 from resque_compat.web import create_app
 
 with warnings.catch_warnings():

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner, Result
-from jobs.harness import registered, spawn_worker, stop, wait_for
+from jobs.harness import registered, spawn_worker, stop
 from skip_policy import skip_missing_package
 from terminal import cli_env, in_terminal, piped
+from waiting import wait_for
 
 from resque_compat import Resque, humantime
 from resque_compat.cli import hoist_global_flags, main
@@ -325,7 +326,7 @@ def test_schedule_list_shows_the_schedulers_true_next_run(redis_url: str, r: red
     assert rows["tick"]["next_from"] == "scheduler"
     assert rows["tick"]["next_epoch"] == pytest.approx(started + 1200, abs=0.001)
     assert rows["tick"]["next"] == humantime.show(started + 1200)
-    daemon._release()  # a stopped scheduler withdraws its times: readers fall back to last run + every
+    daemon.release()  # a stopped scheduler withdraws its times: readers fall back to last run + every
     assert not r.exists("resque:compat:schedule_next")
     rows = {s["name"]: s for s in json.loads(cli("schedule", "list", "--json").stdout)}
     assert rows["tick"]["next_from"] == "last+every"

@@ -107,6 +107,9 @@ def sync_scenario(url: str) -> None:
     r.queues(), r.size("default"), r.peek("default", 0, 5), r.queue_sizes(), r.info()
     r.pause_all(), r.paused_all(), r.resume_all()
     r.control("host:1:default", "stop")
+    r.worker_count(), r.worker_rows(["host:1:default"]), r.busy_workers(["host:1:default"])
+    r.worker_states(["host:1:default"]), r.worker_detail("host:1:default"), r.stored_status(str(job_id))
+    r.server_info("server"), r.namespace_used(), r.namespaces(), r.queue_kind("default")
     r.stop_tracking("nosuch")
     r.remove_queue("raw")
     f = r.failures
@@ -125,6 +128,7 @@ def sync_scenario(url: str) -> None:
     d.push_raw(NOW - 5, b"junk")
     d.enqueue_in(30, "q", "E", 9)
     d.count(), d.timestamps(), d.timestamp_count(), d.next_timestamp(), d.jobs_at(LATER), list(d.all_jobs())
+    d.size_at(LATER), d.enqueue_item_now(LATER + 1, b"nothing")
     d.scheduled_at("q", "E", 1), d.find(lambda c, a: a == [2])
     d.move_due()
     d.enqueue_job_now("q", "E", 0)
@@ -154,6 +158,10 @@ async def async_scenario(url: str) -> None:
         await r.queue_sizes(), await r.info()
         await r.pause_all(), await r.paused_all(), await r.resume_all()
         await r.control("host:1:default", "stop")
+        await r.worker_count(), await r.worker_rows(["host:1:default"]), await r.busy_workers(["host:1:default"])
+        await r.worker_states(["host:1:default"]), await r.worker_detail("host:1:default")
+        await r.stored_status(str(job_id)), await r.server_info("server"), await r.namespace_used()
+        await r.namespaces(), await r.queue_kind("default")
         await r.stop_tracking("nosuch")
         await r.remove_queue("raw")
         f = r.failures
@@ -173,6 +181,7 @@ async def async_scenario(url: str) -> None:
         await d.enqueue_in(30, "q", "E", 9)
         await d.count(), await d.timestamps(), await d.timestamp_count(), await d.next_timestamp()
         await d.jobs_at(LATER), [job async for job in d.all_jobs()]
+        await d.size_at(LATER), await d.enqueue_item_now(LATER + 1, b"nothing")
         await d.scheduled_at("q", "E", 1), await d.find(lambda c, a: a == [2])
         await d.move_due()
         await d.enqueue_job_now("q", "E", 0)

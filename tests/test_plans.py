@@ -8,11 +8,18 @@ from resque_compat import Resque
 from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.failure import clear_commands
 from resque_compat.plans import (
+    busy_commands,
     enqueue_plan,
+    namespace_names,
+    namespace_used_command,
+    node_ping_time,
     push_raw_commands,
     remove_queue_commands,
     requeue_commands,
+    stored_status_commands,
+    worker_detail_commands,
     worker_row_commands,
+    worker_state_commands,
 )
 from resque_compat.protocol import JobPayload, Keys, StatusRecord
 from resque_compat.resp import Command, pack, queue_commands, transaction
@@ -29,6 +36,11 @@ def every_plan() -> list[Command]:
         *push_raw_commands(KEYS, "q", b"x"),
         *remove_queue_commands(KEYS, "q"),
         *worker_row_commands(KEYS, ["h:1:q"]),
+        *busy_commands(KEYS, ["h:1:q"]),
+        *worker_state_commands(KEYS, ["h:1:q"]),
+        *worker_detail_commands(KEYS, "h:1:q"),
+        *stored_status_commands(KEYS, "abc", ""),
+        namespace_used_command(KEYS),
         *requeue_commands(KEYS, "q", tracked.encode(), tracked, StatusRecord.waiting(0).encode()),
         *clear_commands(KEYS, "q_failed"),
         *push_commands(KEYS, LATER, b'{"class":"A","args":[],"queue":"q"}'),
@@ -92,3 +104,13 @@ def test_pack_is_resp() -> None:
     assert pack(("ZADD", "k", LATER, "4000000000")) == (
         b"*4\r\n$4\r\nZADD\r\n$1\r\nk\r\n$10\r\n4000000000\r\n$10\r\n4000000000\r\n"
     )
+
+
+def test_node_pings_and_queue_sets_decode_totally() -> None:
+    """The read model's decoders of what peers store: anything unreadable is None, never a crash."""
+    assert node_ping_time(b'{"time":1795725904,"name":"vm:22178","queues":"math"}') == 1795725904
+    assert node_ping_time(b'{"time":1795725904.5}') == 1795725904.5
+    for junk in (None, b"", b"junk", b"[]", b'{"time":"soon"}', b'{"time":true}', b"\xff"):
+        assert node_ping_time(junk) is None
+    found = namespace_names([b"resque:queues", b"queues", b"app:failed_queues", b"other:queues", b"\xffx:queues"])
+    assert found == ["", "other", "resque", "\ufffdx"]

@@ -15,8 +15,8 @@ from typing import Any
 import jobs.plugin_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from test_cli import cli, one_line_error  # noqa: F401 - the fixture
-from test_worker_wire import run_burst
+from cli_runner import one_line_error
+from jobs.harness import run_burst
 
 from resque_compat import Resque
 from resque_compat.protocol import Keys
@@ -29,7 +29,7 @@ def job_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLUGIN_JOBS_REDIS", redis_url)
 
 
-def test_retries_list_now_and_give_up(cli: Any, redis_url: str, r: redis.Redis) -> None:  # noqa: F811
+def test_retries_list_now_and_give_up(cli: Any, redis_url: str, r: redis.Redis) -> None:
     assert cli("retries").stdout == "(no pending retries)\n"
     resque = Resque(redis_url)
     resque.enqueue("default", "Mailer::Delayed", "n", 5)
@@ -51,7 +51,7 @@ def test_retries_list_now_and_give_up(cli: Any, redis_url: str, r: redis.Redis) 
     assert one_line_error(cli("retries", "give-up", "nope")) == "resque-compat: no pending retry 'nope'"
 
 
-def test_status_reads_resque_status_records_and_kills(cli: Any, redis_url: str, r: redis.Redis) -> None:  # noqa: F811
+def test_status_reads_resque_status_records_and_kills(cli: Any, redis_url: str, r: redis.Redis) -> None:
     resque = Resque(redis_url)
     uuid = resque.statuses.create("Reports::Build", {"steps": 4})
     assert cli("status", uuid).stdout == "queued 0%\n"
@@ -65,14 +65,14 @@ def test_status_reads_resque_status_records_and_kills(cli: Any, redis_url: str, 
     assert one_line_error(cli("status", "nope")) == "resque-compat: no status for job nope (not tracked, or expired)"
 
 
-def test_status_of_tracked_job_shows_its_progress(cli: Any, redis_url: str, r: redis.Redis) -> None:  # noqa: F811
+def test_status_of_tracked_job_shows_its_progress(cli: Any, redis_url: str, r: redis.Redis) -> None:
     job_id = Resque(redis_url).enqueue("default", "Mailer::Tracked", {"name": "x"}, track=True)
     r.set("test:runs:x", 1)  # the next run succeeds
     run_burst(redis_url)
     assert cli("status", str(job_id)).stdout.splitlines()[0] == "4 complete 100% sent"
 
 
-def test_statuses_list_and_clear(cli: Any, redis_url: str) -> None:  # noqa: F811
+def test_statuses_list_and_clear(cli: Any, redis_url: str) -> None:
     resque = Resque(redis_url)
     done = resque.statuses.create("Reports::Build", {"steps": 1})
     waiting = resque.statuses.create("Reports::Build", {"steps": 9})

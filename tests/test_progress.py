@@ -10,8 +10,8 @@ import time
 import jobs.plugin_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import wait_for
-from test_worker_wire import run_burst
+from jobs.harness import run_burst
+from waiting import wait_for
 
 from resque_compat import Resque
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import jobs.plugin_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import spawn_worker, stop
-from test_worker_wire import run_burst
+from jobs.harness import run_burst, spawn_worker, stop
 
 from resque_compat import JobRegistry, Resque, Retry
 from resque_compat.jobs.retrying import PendingRetries, RetryError

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
+from waiting import wait_for
 
 from resque_compat import Resque, humantime
 from resque_compat.cli import main
-from resque_compat.embedded import RedisServer
 from resque_compat.protocol import Keys
 from resque_compat.scheduler import DelayedQueue, MasterLock, Scheduler
+from resque_compat.testing.redis_server import RedisServer
 
 LOCK = "resque:resque:resque_scheduler_master_lock"
 
@@ -82,19 +83,14 @@ def test_survives_redis_going_away_and_coming_back(private_redis: RedisServer) -
     thread.start()
     client = private_redis.client()
     try:
-        deadline = time.monotonic() + 10
-        while client.get(LOCK) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert client.get(LOCK) == b"py:4"
+        assert wait_for(lambda: client.get(LOCK), what="the scheduler to lead") == b"py:4"
         private_redis.kill()
         time.sleep(0.5)  # several failed passes, with backoff
         assert thread.is_alive()
         private_redis.start()
         client = private_redis.client()
         DelayedQueue(resque).push_raw(100, b'{"class":"J","args":["after"],"queue":"q"}')
-        deadline = time.monotonic() + 20
-        while client.llen("resque:queue:q") == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: client.llen("resque:queue:q"), what="the due job to move")
         assert client.lrange("resque:queue:q", 0, -1) == [b'{"class":"J","args":["after"]}']
         assert client.get(LOCK) == b"py:4"  # re-taken on the fresh server
     finally:

@@ -11,7 +11,7 @@ import threading
 import time
 
 import redis
-from jobs.harness import wait_for
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.protocol import decode_json
@@ -163,9 +163,7 @@ def test_scheduler_daemons_racing_lead_one_at_a_time(redis_url: str, r: redis.Re
         for proc in procs:
             assert proc.stderr is not None
             first_lines.append(proc.stderr.readline())
-        deadline = time.monotonic() + 60
-        while r.zcard("resque:delayed_queue_schedule") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: not r.zcard("resque:delayed_queue_schedule"), what="every item to move")
         holder = r.get("resque:resque:resque_scheduler_master_lock")
         assert holder is not None
         assert holder.decode().rsplit(":", 1)[1] in {str(p.pid) for p in procs}
@@ -207,9 +205,7 @@ def test_restart_mid_move_loses_nothing(redis_url: str, r: redis.Redis, resque: 
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    deadline = time.monotonic() + 30
-    while r.llen("resque:queue:q") < 200 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: r.llen("resque:queue:q") >= 200, what="the first scheduler to move 200 items")
     first.kill()
     first.wait()
     moved_before = r.llen("resque:queue:q")

@@ -3,36 +3,12 @@ Redis Cluster enforces), and a batch read before another scheduler moved it move
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis
-from monitor import Monitor, parse
+from monitor import Monitor, undeclared_keys
 
 from resque_compat import Resque
 from resque_compat.scheduler import DelayedQueue, Mover
 from resque_compat.scheduler.lock import MasterLock
-
-
-def undeclared_keys(url: str, lines: list[bytes]) -> tuple[int, list[tuple[bytes, bytes]]]:
-    """How many script calls ran, and each (command, key) a script touched outside its KEYS."""
-    client = redis.Redis.from_url(url)
-    declared: set[bytes] = set()
-    scripts = 0
-    bad: list[tuple[bytes, bytes]] = []
-    for line in lines:
-        from_script, words = parse(line)
-        if not words:
-            continue
-        if not from_script:
-            if words[0].upper() in (b"EVALSHA", b"EVAL"):
-                scripts += 1
-                count = int(words[2])
-                declared = set(words[3 : 3 + count])
-            continue
-        keys: Any = client.command_getkeys(*words)
-        touched = [key if isinstance(key, bytes) else key.encode("utf-8", "surrogateescape") for key in keys]
-        bad += [(words[0], key) for key in touched if key not in declared]
-    return scripts, bad
 
 
 def test_every_key_a_scheduler_script_touches_is_in_keys(redis_url: str, r: redis.Redis, resque: Resque) -> None:

@@ -24,10 +24,12 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from skip_policy import needs_binary, not_applicable_reason
+from tls_certs import make_certs
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.connection import redact
-from resque_compat.embedded import RedisServer, free_port
+from resque_compat.testing.redis_server import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from resque_compat.cli import main; main()"]
@@ -60,24 +62,6 @@ def burst_worker(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
 
 
 # -- TLS ------------------------------------------------------------------------------------
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def make_certs(directory: Path) -> Path:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
-    d = directory
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=resque-compat test CA",
-             "-keyout", "ca.key", "-out", "ca.crt", cwd=d)  # fmt: skip
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "2", "-out", f"{name}.crt", *ext, cwd=d)  # fmt: skip
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +150,11 @@ def test_plain_client_on_the_tls_port_fails_cleanly(tls_server: int) -> None:
 # -- ACL users and secrets --------------------------------------------------------------------
 
 
+def _alive(proc: subprocess.Popen[Any], log: Path) -> bool:
+    assert proc.poll() is None, log.read_text()
+    return True
+
+
 @pytest.fixture
 def acl_server() -> Iterator[RedisServer]:
     """``app`` may touch ``resque:*`` keys only, with all non-dangerous commands."""
@@ -235,10 +224,7 @@ def test_worker_hides_the_password_from_ps_and_logs(acl_server: RedisServer, tmp
         )  # fmt: skip
     try:
         admin = acl_server.client()
-        deadline = time.monotonic() + 30
-        while not admin.smembers("resque:workers"):
-            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_for(lambda: _alive(worker, log) and admin.smembers("resque:workers"), what="the worker to register")
         title = _cmdline(worker.pid)
         assert "resque" in title and PASSWORD not in title, title
         # Redis goes away and comes back: the reconnect messages name the address, redacted.
@@ -247,10 +233,7 @@ def test_worker_hides_the_password_from_ps_and_logs(acl_server: RedisServer, tmp
         acl_server.start()
         _grant(acl_server.client())
         Resque(url).enqueue("q", "Touch", str(tmp_path / "after"))
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "after").exists():
-            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_for(lambda: _alive(worker, log) and (tmp_path / "after").exists(), what="the job after the restart")
     finally:
         worker.send_signal(signal.SIGQUIT)
         worker.wait(30)

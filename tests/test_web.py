@@ -5,26 +5,21 @@ from __future__ import annotations
 import base64
 import json
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
+import web_seed
 from click.testing import CliRunner
 from starlette.routing import Route
+from web_client import TestClient, api, post, token
+from web_seed import IDLE_WORKER, NODE_WORKER, RUBY_WORKER, XSS
 
 from resque_compat import Resque
 from resque_compat.cli import main
 from resque_compat.protocol import Failure, Raw
 from resque_compat.web import create_app
-from resque_compat.web.security import CSRF_COOKIE
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
-import web_seed
-from web_seed import IDLE_WORKER, NODE_WORKER, RUBY_WORKER, XSS
 
 
 @pytest.fixture
@@ -36,23 +31,6 @@ def seeded(r: redis.Redis) -> dict[str, int]:
 def client(redis_url: str) -> Iterator[TestClient]:
     with TestClient(create_app(Resque(redis_url, namespace="resque")), base_url="http://localhost") as c:
         yield c
-
-
-def token(client: TestClient) -> str:
-    """Load a page (which sets the CSRF cookie) and return the token forms carry."""
-    client.get("/overview")
-    value = client.cookies.get(CSRF_COOKIE)
-    assert value
-    return str(value)
-
-
-def post(client: TestClient, path: str, **fields: Any) -> Any:
-    data = {"csrf": token(client), **{k: str(v) for k, v in fields.items()}}
-    return client.post(path, data=data, follow_redirects=False)
-
-
-def api(client: TestClient, path: str, body: dict[str, Any] | None = None) -> Any:
-    return client.post(path, json=body or {})
 
 
 HTML_PAGES = [
@@ -386,6 +364,8 @@ def test_workers_by_host_and_control(client: TestClient, r: redis.Redis, seeded:
     assert {w["host"] for w in vm["workers"]} == {"vm"} and len(vm["workers"]) == 5
     detail = client.get(f"/api/workers/{RUBY_WORKER}").json()["worker"]
     assert (detail["processed"], detail["failed"], detail["started"]["parsed"]) == (1, 1, True)
+    buttons = re.findall(r'name="command" value="([^"]+)"', client.get(f"/workers/{RUBY_WORKER}").text)
+    assert buttons == ["pause", "resume", "stop", "kill-job"]
     assert post(client, f"/workers/{RUBY_WORKER}/control", command="pause").status_code == 303
     assert api(client, f"/api/workers/{RUBY_WORKER}/control", {"command": "resume"}).status_code == 200
     assert r.lrange(f"resque:compat:control:{RUBY_WORKER}", 0, -1) == [b"pause", b"resume"]

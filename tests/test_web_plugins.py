@@ -9,8 +9,8 @@ from typing import Any
 import jobs.plugin_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from test_web import TestClient, api, post
-from test_worker_wire import run_burst
+from jobs.harness import run_burst
+from web_client import TestClient, api, post
 
 from resque_compat import Resque
 from resque_compat.protocol import Keys

@@ -9,8 +9,7 @@ from pathlib import Path
 import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import job_log_lines
-from test_worker_wire import run_burst
+from jobs.harness import job_log_lines, run_burst
 
 from resque_compat import Resque
 

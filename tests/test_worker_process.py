@@ -13,10 +13,13 @@ from pathlib import Path
 import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import children_of, cmdline, job_log_lines, registered, spawn_worker, stop, wait_for
+from jobs.harness import children_of, cmdline, job_log_lines, registered, spawn_worker, stop
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
+from resque_compat.protocol import Keys
+from resque_compat.protocol.control import ControlCommand
+from resque_compat.testing.redis_server import RedisServer
 
 TITLE = re.compile(r"resque-[0-9]")
 
@@ -214,6 +217,16 @@ def test_control_commands(redis_url: str, r: redis.Redis, tmp_path: Path) -> Non
     resque.control(wid, "stop")
     proc.wait(20)
     assert proc.returncode == 0 and not r.smembers("resque:workers")
+
+
+def test_unknown_control_words_are_logged_and_ignored(redis_url: str, r: redis.Redis) -> None:
+    proc = spawn_worker(redis_url, "-q", "default", "--interval", "0.1")
+    wid = registered(r, proc.pid)
+    r.rpush(Keys("resque").control(wid), b"explode", b"\xff\xfe", ControlCommand.STOP.value)
+    out = stop(proc, sig=0)  # the stop after them still ends it
+    assert proc.returncode == 0 and not r.smembers("resque:workers"), out
+    assert "ignoring unknown control command 'explode'" in out
+    assert out.count("ignoring unknown control command") == 2
 
 
 def test_pool_restarts_a_killed_child(redis_url: str, r: redis.Redis, tmp_path: Path) -> None:

@@ -13,12 +13,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
+from waiting import wait_for
 
 from resque_compat.failure import Failures
 from resque_compat.protocol import Keys
@@ -260,10 +260,8 @@ def test_a_dead_worker_whose_job_child_still_runs_is_left_to_the_child(r: redis.
         [sys.executable, "-c", f"import setproctitle,time; setproctitle.setproctitle({title!r}); time.sleep(60)"]
     )
     try:
-        deadline = time.monotonic() + 20
-        while not Path(f"/proc/{child.pid}/cmdline").read_bytes().startswith(title.encode()):
-            assert time.monotonic() < deadline, "the child never set its title"
-            time.sleep(0.02)
+        cmdline = Path(f"/proc/{child.pid}/cmdline")
+        wait_for(lambda: cmdline.read_bytes().startswith(title.encode()), what="the child to set its title")
         assert _prune_as(r, f"{hostname}:1:q", hostname) == []
         assert r.sismember(keys.workers, dead) and r.get(keys.worker(dead)) == RECORD
     finally:

@@ -15,7 +15,8 @@ from pathlib import Path
 import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
-from jobs.harness import job_log_lines, registered, spawn_worker, stop, wait_for, worker_env
+from jobs.harness import job_log_lines, registered, spawn_worker, stop, worker_env
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError

@@ -9,24 +9,12 @@ from typing import Any
 
 import jobs.worker_jobs  # noqa: F401 - registers the test jobs
 import redis
+from jobs.harness import run_burst
 
-from resque_compat import JobRegistry, Resque
-from resque_compat.worker import Worker, WorkerConfig
+from resque_compat import JobRegistry
 
 RUN_AT = rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
 FAILURE_KEYS = ["failed_at", "payload", "exception", "error", "backtrace", "worker", "queue"]
-
-
-def run_burst(redis_url: str, queues: tuple[str, ...] = ("default",), registry: JobRegistry | None = None,
-              namespace: str | None = None, **options: Any) -> Worker:  # fmt: skip
-    options.setdefault("fork", False)
-    config = WorkerConfig(queues=queues, burst=True, **options)
-    kwargs: dict[str, Any] = {"host": "vm"}
-    if registry is not None:
-        kwargs["registry"] = registry
-    worker = Worker(config, Resque(redis_url, namespace=namespace), **kwargs)
-    assert worker.work() == 0
-    return worker
 
 
 def test_burst_run_leaves_ruby_state(redis_url: str, r: redis.Redis) -> None:

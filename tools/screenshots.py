@@ -19,9 +19,9 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer, free_port
 from resque_compat.history import Sampler
 from resque_compat.protocol import WorkerState, encode_json, timefmt
+from resque_compat.testing.redis_server import RedisServer, free_port
 from resque_compat.web import create_app
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

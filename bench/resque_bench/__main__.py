@@ -22,8 +22,9 @@ from typing import Any
 from resque_bench import report, systems
 from resque_bench.cache import BENCH_DIR, PeerUnavailable
 from resque_bench.measure import BenchError
-from resque_bench.scenarios import SCENARIOS, Context, Row, Sizes, Unsupported
-from resque_compat.embedded import RedisServer
+from resque_bench.scenarios import SCENARIOS, Context, Row, Sizes
+from resque_bench.systems import Unsupported
+from resque_compat.testing.redis_server import RedisServer
 
 
 def _version(argv: list[str]) -> str:
@@ -126,6 +127,9 @@ def main(argv: list[str]) -> int:
         names = [s.name for s in present]
         print(report.table(rows, names))
         print()
+        if mail := report.mail_table(rows):
+            print(mail)
+            print()
         print(report.targets_text(found))
         if skipped:
             print("\nnot measured:")

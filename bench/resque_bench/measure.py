@@ -6,7 +6,9 @@
   worker is trusted to time itself.
 * Latency: the harness pushes one ``stamp`` job (the system's own bytes) and notes the wall
   clock; the job RPUSHes its own wall clock to ``resque:bench:stamps`` when it starts.
-* RSS: the sum of VmRSS over the worker's process tree, read from ``/proc``.
+* RSS: the sum of VmRSS over the worker's process tree, read from ``/proc``; under load, the
+  peak of samples taken every quarter second while the jobs run (PSS beside it, which splits
+  pages that forked processes share instead of counting them once per process).
 * Commands: ``CONFIG RESETSTAT``, then ``INFO commandstats`` (commands run inside Lua are counted
   by Redis too), minus the harness's own polling reads.
 """
@@ -18,6 +20,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +129,43 @@ def drain(r: redis.Redis, system: System, workers: Workers, target: int, timeout
     return Drain(done - first[1], now - first[0], polls)
 
 
+def wait_all_registered(r: redis.Redis, system: System, workers: Workers, want: int, timeout: float = 180.0) -> int:
+    """Until ``want`` workers (or slots) are registered, or their count stopped growing for 3 s
+    (a system that registers fewer entries than it runs jobs at once); returns the count."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while True:
+        got = system.registrations(r)
+        if got >= want:
+            return got
+        if got != last:
+            last, since = got, time.monotonic()
+        elif got > 0 and time.monotonic() - since > 3.0:
+            return got
+        problem = workers.failed()
+        if problem:
+            raise BenchError(problem)
+        if time.monotonic() > deadline:
+            raise BenchError(f"{got} of {want} workers registered within {timeout:.0f} s (log: {workers.log_path})")
+        time.sleep(0.05)
+
+
+def finish_all(
+    r: redis.Redis, system: System, workers: Workers, target: int, *, timeout: float, started: float
+) -> float:
+    """Seconds from ``started`` (a ``perf_counter`` taken before the jobs were pushed) until
+    ``target`` jobs are finished."""
+    deadline = time.monotonic() + timeout
+    while (done := system.progress(r)) < target:
+        problem = workers.failed()
+        if problem:
+            raise BenchError(problem)
+        if time.monotonic() > deadline:
+            raise BenchError(f"timeout after {timeout:.0f} s with {done} of {target} jobs done")
+        time.sleep(POLL_EVERY)
+    return time.perf_counter() - started
+
+
 def wait_registered(r: redis.Redis, system: System, workers: Workers, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not system.registered(r):
@@ -163,6 +203,31 @@ def percentile(values: list[float], q: float) -> float:
 
 def tree_rss_bytes(pids: list[int]) -> int:
     """Sum of VmRSS over ``pids`` and all their descendants (Linux /proc)."""
+    return sum(_status_kb(pid, "VmRSS:") for pid in tree_pids(pids)) * 1024
+
+
+def tree_pss_bytes(pids: list[int]) -> int:
+    """Sum of PSS (shared pages divided among the processes sharing them) over the tree."""
+    total = 0
+    for pid in tree_pids(pids):
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+    return total * 1024
+
+
+def _status_kb(pid: int, field: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_pids(pids: list[int]) -> list[int]:
+    """``pids`` and all their descendants alive now."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -173,18 +238,44 @@ def tree_rss_bytes(pids: list[int]) -> int:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-    total = 0
+    out: list[int] = []
     todo = list(pids)
     while todo:
         pid = todo.pop()
+        out.append(pid)
         todo.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+    return out
+
+
+class PeakMemory:
+    """Samples the RSS and PSS of a process tree in a thread while the block runs; keeps the peaks
+    and the most processes seen at once."""
+
+    def __init__(self, pids: list[int], every: float = 0.25) -> None:
+        self.pids, self.every = pids, every
+        self.rss = self.pss = self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-peak-memory", daemon=True)
+
+    def sample(self) -> None:
+        tree = tree_pids(self.pids)
+        self.processes = max(self.processes, sum(1 for p in tree if Path(f"/proc/{p}").exists()))
+        self.rss = max(self.rss, sum(_status_kb(p, "VmRSS:") for p in tree) * 1024)
+        self.pss = max(self.pss, tree_pss_bytes(self.pids))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
 
 
 def commandstats(r: redis.Redis) -> dict[str, int]:
@@ -197,4 +288,7 @@ def queue_empty(r: redis.Redis, system: System) -> bool:
     return int(r.llen(system.queue_key())) == 0
 
 
-__all__ = ["QUEUE", "BenchError", "Drain", "Workers", "commandstats", "drain", "latencies", "tree_rss_bytes"]
+__all__ = [
+    "QUEUE", "BenchError", "Drain", "PeakMemory", "Workers", "commandstats", "drain", "finish_all", "latencies",
+    "tree_rss_bytes", "wait_all_registered",
+]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Turning rows into the table, the ratios and the target check of issue 7."""
+"""Turning rows into the table, the ratios, the mail scenario's memory table and the target
+checks of issues 7 and 16."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from resque_bench.scenarios import Row
 
 OURS = "resque-compat"
-THROUGHPUT = ("nofork", "fork", "pool", "enqueue", "enqueue_batch", "io_sleep50")
+THROUGHPUT = ("nofork", "fork", "fork_batch", "pool", "enqueue", "enqueue_batch", "io_sleep50", "mail", "mail_threads")
+MAIL = ("mail", "mail_threads")
 
 
 def _find(rows: list[Row], system: str, scenario: str) -> Row | None:
@@ -20,6 +22,8 @@ def cell(row: Row | None) -> str:
         return "-"
     if "error" in row:
         return "error"
+    if "per_gb" in row:
+        return f"{row['jobs_per_s']:,.0f}/s, {row['rss_mb']:,.0f} MB"
     if "p50_ms" in row:
         return f"{row['p50_ms']:.2f} / {row['p99_ms']:.2f} ms"
     if "rss_mb" in row:
@@ -72,12 +76,45 @@ def _format(grid: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def mail_table(rows: list[Row]) -> str:
+    """The mail rows with their memory: processes, peak RSS (and PSS) and jobs/s per GB of RSS."""
+    found = [r for r in rows if r["scenario"] in MAIL]
+    if not found:
+        return ""
+    best = _best_peer_per_gb(rows)
+    grid = [["system", "how", "procs", "jobs/s", "of ideal", "peak RSS", "peak PSS", "jobs/s per GB", "x best peer"]]
+    for r in found:
+        if "error" in r:
+            grid.append([r["system"], r.get("mode", ""), "", "error", "", "", "", "", ""])
+            continue
+        ratio = f"{r['per_gb'] / best[1]:.1f}x" if r["system"] == OURS and best and r["per_gb"] else ""
+        grid.append([
+            r["system"], r["mode"], str(r["processes"]), f"{r['jobs_per_s']:,.1f}",
+            f"{r['efficiency']:.0%}", f"{r['rss_mb']:,.1f} MB", f"{r['pss_mb']:,.1f} MB",
+            f"{r['per_gb']:,.0f}" if r["per_gb"] else "-", ratio,
+        ])  # fmt: skip
+    first = found[0]
+    head = (f"mail: {first['jobs']:,} jobs each waiting {first['wait_s']:g} s on I/O, pushed at once to registered "
+            f"workers; jobs/s = jobs / (last finish - push); RSS and PSS: peak of the process tree's sum")  # fmt: skip
+    return head + "\n" + _format(grid)
+
+
+def _best_peer_per_gb(rows: list[Row], *, one_per_process: bool = False) -> tuple[str, float] | None:
+    """The peer with the most jobs/s per GB in the mail scenario (``one_per_process``: among
+    those running one job per process, i.e. every peer but node-resque's MultiWorker)."""
+    peers = [(r["system"], r["per_gb"]) for r in rows
+             if r["scenario"] in MAIL and r["system"] != OURS and "error" not in r and r.get("per_gb")
+             and (not one_per_process or r["processes"] >= r["at_once"])]  # fmt: skip
+    return max(peers, key=lambda p: p[1], default=None)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
     value: str
     status: str  # "met", "missed", "n/a"
     detail: str = ""
+    issue: int = 7
 
 
 def _status(ok: bool | None) -> str:
@@ -85,7 +122,7 @@ def _status(ok: bool | None) -> str:
 
 
 def targets(rows: list[Row]) -> list[Target]:
-    """Issue 7's targets, each against the peers measured in the same run."""
+    """Issues 7's and 16's targets, each against the peers measured in the same run."""
 
     def value(system: str, scenario: str, field: str = "jobs_per_s") -> float | None:
         row = _find(rows, system, scenario)
@@ -109,6 +146,49 @@ def targets(rows: list[Row]) -> list[Target]:
             f"{x_node:.1f}x node-resque" if x_node else peers("nofork", "jobs_per_s"),
         )
     )
+    out.append(
+        Target(
+            "no-fork >= 3x node-resque in the same run",
+            f"{x_node:.2f}x" if x_node else "-",
+            _status(None if x_node is None else x_node >= 3),
+            f"{_num(ours, '/s')} vs node-resque {_num(node, '/s')}",
+            16,
+        )
+    )
+    ours, ruby = value(OURS, "fork_batch"), value("ruby-resque", "fork")
+    out.append(
+        Target(
+            "--jobs-per-fork 100 >= 2x Ruby's fork per job",
+            _num(ours, "/s"),
+            _status(None if ours is None or ruby is None else ours >= 2 * ruby),
+            f"{ours / ruby:.1f}x ruby-resque fork ({_num(ruby, '/s')})" if ours and ruby else "needs both rows",
+            16,
+        )
+    )
+    best = _best_peer_per_gb(rows)
+    per_process = _best_peer_per_gb(rows, one_per_process=True)
+    for scenario, how in (("mail", "async def jobs"), ("mail_threads", "threads")):
+        row = _find(rows, OURS, scenario)
+        ok = None
+        detail = "needs the row"
+        if row is not None:
+            x_best = row["per_gb"] / best[1] if best and row["per_gb"] else None
+            ok = row["jobs_per_s"] >= 180 and row["processes"] == 1 and row["rss_mb"] < 150 and (
+                x_best is None or x_best >= 10)  # fmt: skip
+            detail = f"{row['processes']} process, {row['rss_mb']:.0f} MB, {row['per_gb']:,.0f} jobs/s per GB" + (
+                f" = {x_best:.1f}x {best[0]}'s {best[1]:,.0f}" if best and x_best else "; no peer measured"
+            )
+            if per_process and best and per_process != best and row["per_gb"]:
+                detail += f", {row['per_gb'] / per_process[1]:.0f}x {per_process[0]}'s {per_process[1]:,.0f}"
+        out.append(
+            Target(
+                f"mail, {how}: >= 180 jobs/s, 1 process < 150 MB, >= 10x peers' jobs/s per GB",
+                _num(row["jobs_per_s"] if row else None, "/s"),
+                _status(ok),
+                detail,
+                16,
+            )
+        )
     ours, ruby = value(OURS, "fork"), value("ruby-resque", "fork")
     out.append(
         Target(
@@ -182,8 +262,8 @@ def _num(value: float | None, unit: str) -> str:
 
 
 def targets_text(found: list[Target]) -> str:
-    grid = [["target", "resque-compat", "status", "against the peers"]]
-    grid += [[t.name, t.value, t.status, t.detail] for t in found]
+    grid = [["issue", "target", "resque-compat", "status", "against the peers"]]
+    grid += [[str(t.issue), t.name, t.value, t.status, t.detail] for t in found]
     return _format(grid)
 
 

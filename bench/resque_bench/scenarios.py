@@ -15,21 +15,30 @@ import redis
 
 from resque_bench.measure import (
     BenchError,
+    PeakMemory,
     Workers,
     commandstats,
     drain,
+    finish_all,
     latencies,
     percentile,
     tree_rss_bytes,
+    wait_all_registered,
     wait_registered,
 )
-from resque_bench.systems import POLL_INTERVAL, RQ, SLEEP_SECONDS, Launch, System, Wait
+from resque_bench.systems import (
+    POLL_INTERVAL,
+    RQ,
+    SLEEP_SECONDS,
+    Launch,
+    ResqueCompat,
+    System,
+    Unsupported,
+    Wait,
+)
 
 Row = dict[str, Any]
-
-
-class Unsupported(Exception):  # noqa: N818 - a skip, not a failure
-    """The system has no such mode; the message says why."""
+GB = 2**30  # jobs/s per GB: per 1,024 MB of peak RSS
 
 
 @dataclass(frozen=True)
@@ -47,19 +56,26 @@ class Sizes:
     backlog_large: int
     backlog_label: str
     rss_settle: float
+    mail_jobs: int  # the mail scenario: this many jobs, each waiting mail_wait seconds
+    mail_wait: float
+    mail_concurrency: int  # jobs at once in one process (resque-compat, node-resque)
+    mail_processes: int  # processes for the peers that run one job per process
+    jobs_per_fork: int
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(0.5, 4, 8, 8, 10, 100, 1_000, 1_000, 100_000, "100k", 0.3)
+        return cls(0.5, 4, 8, 8, 10, 100, 1_000, 1_000, 100_000, "100k", 0.3, 400, 0.5, 200, 20, 100)
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(5.0, 4, 32, 20, 100, 1_000, 2_000, 1_000, 1_000_000, "1m", 2.0)
+        return cls(5.0, 4, 32, 20, 100, 1_000, 2_000, 1_000, 1_000_000, "1m", 2.0, 2_000, 1.0, 200, 50, 100)
 
     def scaled(self, factor: float) -> Sizes:
-        """Every run ``factor`` times as long (``--scale``: 0.1 for a smoke test)."""
+        """Every run ``factor`` times as long (``--scale``: 0.1 for a smoke test); the mail
+        scenario keeps at least one job per slot."""
         return replace(
             self,
+            mail_jobs=max(self.mail_concurrency, round(self.mail_jobs * factor)),
             seconds=self.seconds * factor,
             io_rounds=max(1, round(self.io_rounds * factor)),
             poll_samples=max(3, round(self.poll_samples * factor)),
@@ -237,11 +253,69 @@ def io_sleep50(ctx: Context, system: System) -> list[Row]:
                  efficiency=round(result.jobs_per_s / ideal, 3))]  # fmt: skip
 
 
+def fork_batch(ctx: Context, system: System) -> list[Row]:
+    """Fork once per ``jobs_per_fork`` jobs (resque-multi-job-forks' JOBS_PER_FORK)."""
+    per = ctx.sizes.jobs_per_fork
+    launch = system.batch_fork(per)
+    n = max(5 * per, ctx.jobs_for(system, "fork_batch"))
+    ctx.fresh()
+    system.prefill(ctx.r, "noop", n)
+    with Workers(launch, f"{system.name}-fork_batch") as workers:
+        result = drain(ctx.r, system, workers, n, _timeout(n, system, "fork_batch"))
+    return [_row(system, "fork_batch", result.jobs_per_s, jobs=n, seconds=round(result.seconds, 3),
+                 jobs_per_fork=per, mode=launch.mode)]  # fmt: skip
+
+
+def mail(ctx: Context, system: System) -> list[Row]:
+    """Many jobs waiting on I/O (the seed's mail): resque-compat and node-resque run
+    ``mail_concurrency`` at once in one process (resque-compat once with ``async def`` jobs and
+    once with plain ones on threads); the others run one per process, ``mail_processes`` of them.
+    Measured from the push of every job (the workers already registered) to the last finish,
+    with the process tree's peak RSS sampled meanwhile."""
+    z = ctx.sizes
+    runs: list[tuple[str, str, Launch, int]] = []
+    if isinstance(system, ResqueCompat):
+        for scenario, kind in (("mail", "asleep"), ("mail_threads", "sleep")):
+            runs.append((scenario, kind, system.concurrent(z.mail_concurrency, kind), z.mail_concurrency))
+    else:
+        try:
+            runs.append(("mail", "sleep", system.concurrent(z.mail_concurrency, "sleep"), z.mail_concurrency))
+        except Unsupported:
+            count = min(z.mail_processes, z.mail_concurrency)
+            runs.append(("mail", "sleep", _launch(system, fork=None, count=count), count))
+    rows = []
+    for scenario, kind, launch, slots in runs:
+        try:
+            rows.append(_mail_run(ctx, system, scenario, kind, launch=launch, slots=slots))
+        except (BenchError, OSError) as exc:
+            rows.append(_row(system, scenario, None, error=str(exc), mode=launch.mode))
+    return rows
+
+
+def _mail_run(ctx: Context, system: System, scenario: str, kind: str, *, launch: Launch, slots: int) -> Row:
+    z = ctx.sizes
+    n = z.mail_jobs
+    ctx.fresh()
+    with Workers(launch, f"{system.name}-{scenario}") as workers:
+        registered = wait_all_registered(ctx.r, system, workers, slots)
+        with PeakMemory(workers.pids()) as memory:
+            started = time.perf_counter()
+            system.prefill(ctx.r, kind, n, seconds=z.mail_wait)
+            seconds = finish_all(ctx.r, system, workers, n, timeout=60 + 3 * n * z.mail_wait / slots, started=started)
+    rate = n / seconds
+    ideal = slots / z.mail_wait
+    return _row(system, scenario, rate, jobs=n, seconds=round(seconds, 3), wait_s=z.mail_wait, at_once=slots,
+                processes=memory.processes, registered=registered, rss_mb=round(memory.rss / 2**20, 1),
+                pss_mb=round(memory.pss / 2**20, 1), per_gb=round(rate / (memory.rss / GB), 1) if memory.rss else None,
+                efficiency=round(rate / ideal, 3), mode=launch.mode)  # fmt: skip
+
+
 Scenario = Callable[[Context, System], list[Row]]
 
 SCENARIOS: dict[str, Scenario] = {
     "nofork": nofork,
     "fork": fork,
+    "fork_batch": fork_batch,
     "pool": pool,
     "enqueue": enqueue,
     "enqueue_batch": enqueue_batch,
@@ -251,4 +325,5 @@ SCENARIOS: dict[str, Scenario] = {
     "cmds_per_job": cmds_per_job,
     "backlog": backlog,
     "io_sleep50": io_sleep50,
+    "mail": mail,
 }

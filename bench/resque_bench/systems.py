@@ -35,6 +35,10 @@ POLL_INTERVAL = 0.1  # the polling interval every polling worker is given for th
 Wait = Literal["any", "poll", "block"]
 
 
+class Unsupported(Exception):  # noqa: N818 - a skip, not a failure
+    """The system has no such mode; the message says why."""
+
+
 @dataclass(frozen=True)
 class Launch:
     """The worker processes for one measurement (each started in its own process group)."""
@@ -66,14 +70,15 @@ class System:
     def queue_key(self) -> str:
         return f"resque:queue:{QUEUE}"
 
-    def payload(self, kind: str, i: int) -> bytes:
-        """The bytes this system's enqueue writes for job ``kind`` (noop, sleep, stamp)."""
+    def payload(self, kind: str, i: int, seconds: float = SLEEP_SECONDS) -> bytes:
+        """The bytes this system's enqueue writes for job ``kind`` (noop, sleep ``seconds``, stamp;
+        resque-compat also asleep: an ``async def`` sleep)."""
         raise NotImplementedError
 
-    def prefill(self, r: redis.Redis, kind: str, n: int, chunk: int = 10_000) -> None:
+    def prefill(self, r: redis.Redis, kind: str, n: int, chunk: int = 10_000, seconds: float = SLEEP_SECONDS) -> None:
         r.sadd("resque:queues", QUEUE)
         for start in range(0, n, chunk):
-            r.rpush(self.queue_key(), *(self.payload(kind, i) for i in range(start, min(n, start + chunk))))
+            r.rpush(self.queue_key(), *(self.payload(kind, i, seconds) for i in range(start, min(n, start + chunk))))
 
     def progress(self, r: redis.Redis) -> int:
         """Jobs finished so far (Resque's ``stat:processed``)."""
@@ -84,6 +89,10 @@ class System:
     def registered(self, r: redis.Redis) -> bool:
         return bool(r.scard("resque:workers"))
 
+    def registrations(self, r: redis.Redis) -> int:
+        """How many workers (or slots) are registered: the mail scenario waits for all of them."""
+        return int(r.scard("resque:workers"))
+
     # -- processes ----------------------------------------------------------------------
     def worker(self, *, fork: bool, count: int = 1, wait: Wait = "any", burst: bool = False) -> Launch | None:
         """Workers for ``queue:bench``; None when the system has no such mode.
@@ -92,6 +101,15 @@ class System:
         in BLPOP, "any" = the system's usual way); ``burst`` asks for a worker that exits
         once the queue is empty, where the system has one."""
         return None
+
+    def concurrent(self, concurrency: int, kind: str) -> Launch:
+        """One process running up to ``concurrency`` jobs at once (``kind``: "asleep" for
+        ``async def`` jobs, "sleep" for plain ones); raises :class:`Unsupported`."""
+        raise Unsupported(f"{self.name} runs one job at a time per process")
+
+    def batch_fork(self, jobs_per_fork: int) -> Launch:
+        """A worker whose forked child runs up to ``jobs_per_fork`` jobs; raises :class:`Unsupported`."""
+        raise Unsupported(f"{self.name} has no jobs-per-fork mode")
 
     def enqueue(self, n: int, *, batch: bool) -> list[str] | None:
         """A command that enqueues ``n`` no-op jobs and prints ``{"seconds": s}``."""
@@ -104,18 +122,20 @@ def _py_env(*paths: Path) -> dict[str, str]:
     return {"PYTHONPATH": f"{joined}{os.pathsep}{old}" if old else joined}
 
 
-def _ruby_payload(kind: str, i: int) -> bytes:
+def _ruby_payload(kind: str, i: int, seconds: float) -> bytes:
     """Ruby Resque's bytes, which resque-compat's enqueue also writes."""
     if kind == "noop":
         return b'{"class":"Noop","args":[%d]}' % i
-    if kind == "sleep":
-        return b'{"class":"Sleep","args":[%r]}' % SLEEP_SECONDS
+    if kind in ("sleep", "asleep"):
+        return b'{"class":"%s","args":[%r]}' % (b"Sleep" if kind == "sleep" else b"ASleep", seconds)
     return b'{"class":"Stamp","args":[]}'
 
 
 class ResqueCompat(System):
     name = "resque-compat"
-    expected = {"nofork": 10_000, "fork": 700, "enqueue": 15_000, "enqueue_batch": 100_000}  # noqa: RUF012
+    expected = {"nofork": 10_000, "fork": 700, "fork_batch": 3_000, "enqueue": 15_000,  # noqa: RUF012
+                "enqueue_batch": 100_000}  # fmt: skip
+    flags: frozenset[str] = frozenset()  # the issue-16 options `work --help` shows
 
     def prepare(self) -> None:
         probe = subprocess.run(
@@ -125,21 +145,41 @@ class ResqueCompat(System):
         if probe.returncode != 0:
             last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
             raise PeerUnavailable(f"`python -m resque_compat work` is not usable yet: {last}")
+        # the modes of issue 16 are measured the moment the checkout's `work` has their flags
+        self.flags = frozenset(f for f in ("--concurrency", "--jobs-per-fork") if f in probe.stdout)
 
     def base_env(self) -> dict[str, str]:
         return {**super().base_env(), **_py_env(PY_JOBS, REPO)}
 
-    def payload(self, kind: str, i: int) -> bytes:
-        return _ruby_payload(kind, i)
+    def payload(self, kind: str, i: int, seconds: float = SLEEP_SECONDS) -> bytes:
+        return _ruby_payload(kind, i, seconds)
+
+    def _work(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "resque_compat", "--redis", f"redis://{self.address}/0", "work",
+                "--queues", QUEUE, "--import", "compat_jobs", *args]  # fmt: skip
+
+    def _needs(self, flag: str) -> None:
+        if flag not in self.flags:
+            raise Unsupported(f"needs {flag} (`work --help` of this checkout has no such option yet)")
 
     def worker(self, *, fork: bool, count: int = 1, wait: Wait = "any", burst: bool = False) -> Launch | None:
-        argv = [sys.executable, "-m", "resque_compat", "--redis", f"redis://{self.address}/0", "work",
-                "--queues", QUEUE, "--import", "compat_jobs", "--count", str(count)]  # fmt: skip
+        argv = self._work("--count", str(count))
         argv += [] if fork else ["--no-fork"]
         argv += {"block": ["--blocking"], "poll": ["--interval", str(POLL_INTERVAL)], "any": []}[wait]
         argv += ["--burst"] if burst else []
         mode = ("fork per job" if fork else "no fork") + (", blocking" if wait == "block" else "")
         return Launch([argv], self.base_env(), mode, exits_when_empty=burst)
+
+    def concurrent(self, concurrency: int, kind: str) -> Launch:
+        self._needs("--concurrency")
+        argv = self._work("--concurrency", str(concurrency), "--interval", str(POLL_INTERVAL))
+        how = "async def jobs" if kind == "asleep" else "plain jobs on threads"
+        return Launch([argv], self.base_env(), f"--concurrency {concurrency}, {how}")
+
+    def batch_fork(self, jobs_per_fork: int) -> Launch:
+        self._needs("--jobs-per-fork")
+        argv = self._work("--jobs-per-fork", str(jobs_per_fork), "--burst")
+        return Launch([argv], self.base_env(), f"--jobs-per-fork {jobs_per_fork}", exits_when_empty=True)
 
     def enqueue(self, n: int, *, batch: bool) -> list[str] | None:
         return [sys.executable, "-m", "resque_bench.compat_enqueue", "batch" if batch else "one", str(n), QUEUE]
@@ -152,8 +192,11 @@ class RubyResque(System):
     def prepare(self) -> None:
         self.root = cache.ruby_resque()
 
-    def payload(self, kind: str, i: int) -> bytes:
-        return _ruby_payload(kind, i)
+    def payload(self, kind: str, i: int, seconds: float = SLEEP_SECONDS) -> bytes:
+        return _ruby_payload(kind, i, seconds)
+
+    def batch_fork(self, jobs_per_fork: int) -> Launch:
+        raise Unsupported("JOBS_PER_FORK needs the resque-multi-job-forks plugin, which is not among the peers here")
 
     def _argv(self, *args: str) -> list[str]:
         return ["ruby", "-I", str(self.root / "lib"), str(PEERS / "ruby" / "bench.rb"), *args]
@@ -180,8 +223,8 @@ class PhpResque(System):
     def base_env(self) -> dict[str, str]:
         return {**super().base_env(), "BENCH_PHP_AUTOLOAD": str(self.autoload)}
 
-    def payload(self, kind: str, i: int) -> bytes:
-        args = {"noop": b'{"i":%d}' % i, "sleep": b'{"s":%r}' % SLEEP_SECONDS}.get(kind, b"[]")
+    def payload(self, kind: str, i: int, seconds: float = SLEEP_SECONDS) -> bytes:
+        args = {"noop": b'{"i":%d}' % i, "sleep": b'{"s":%r}' % seconds}.get(kind, b"[]")
         klass = {"noop": b"Noop", "sleep": b"Sleep"}.get(kind, b"Stamp")
         return b'{"class":"%s","args":[%s],"id":"%s","queue_time":%r}' % (
             klass, args, uuid.uuid4().hex.encode(), time.time(),
@@ -199,6 +242,9 @@ class PhpResque(System):
         argvs = [self._argv("work", QUEUE, interval)] * count
         return Launch(argvs, self.base_env(), "fork per job", exits_when_empty=burst)
 
+    def batch_fork(self, jobs_per_fork: int) -> Launch:
+        raise Unsupported("forks once per job (child batching is php-resque#11, never merged)")
+
     def enqueue(self, n: int, *, batch: bool) -> list[str] | None:
         return None if batch else self._argv("enqueue", str(n), QUEUE)
 
@@ -213,8 +259,8 @@ class NodeResque(System):
     def base_env(self) -> dict[str, str]:
         return {**super().base_env(), "NODE_PATH": str(self.modules)}
 
-    def payload(self, kind: str, i: int) -> bytes:
-        args = {"noop": b"[%d]" % i, "sleep": b"[%r]" % SLEEP_SECONDS}.get(kind, b"[]")
+    def payload(self, kind: str, i: int, seconds: float = SLEEP_SECONDS) -> bytes:
+        args = {"noop": b"[%d]" % i, "sleep": b"[%r]" % seconds}.get(kind, b"[]")
         return b'{"class":"%s","queue":"%s","args":%s}' % (kind.encode(), QUEUE.encode(), args)
 
     def _argv(self, *args: str) -> list[str]:
@@ -226,6 +272,13 @@ class NodeResque(System):
         timeout_ms = str(int(POLL_INTERVAL * 1000))
         mode = "in-process" + (f", {count} Worker objects in one process" if count > 1 else "")
         return Launch([self._argv("work", QUEUE, str(count), timeout_ms)], self.base_env(), mode)
+
+    def concurrent(self, concurrency: int, kind: str) -> Launch:
+        """A MultiWorker with min = max task processors, so it does not shrink while the jobs
+        sleep (its event-loop check adds one Worker per ``checkTimeout``, here 10 ms)."""
+        timeout_ms = str(int(POLL_INTERVAL * 1000))
+        argv = self._argv("multiwork", QUEUE, str(concurrency), timeout_ms)
+        return Launch([argv], self.base_env(), f"MultiWorker, {concurrency} task processors")
 
     def enqueue(self, n: int, *, batch: bool) -> list[str] | None:
         return self._argv("enqueue_batch" if batch else "enqueue", str(n), QUEUE)
@@ -244,9 +297,12 @@ class Pyres(System):
     def registered(self, r: redis.Redis) -> bool:
         return bool(r.scard("resque:workers") or r.scard("resque:minions"))  # Minions register apart
 
-    def payload(self, kind: str, i: int) -> bytes:
+    def registrations(self, r: redis.Redis) -> int:
+        return int(r.scard("resque:workers")) + int(r.scard("resque:minions"))
+
+    def payload(self, kind: str, i: int, seconds: float = SLEEP_SECONDS) -> bytes:
         klass = {"noop": "Noop", "sleep": "Sleep"}.get(kind, "Stamp")
-        args = {"noop": b"[%d]" % i, "sleep": b"[%r]" % SLEEP_SECONDS}.get(kind, b"[]")
+        args = {"noop": b"[%d]" % i, "sleep": b"[%r]" % seconds}.get(kind, b"[]")
         return b'{"class": "peer_jobs.%s", "args": %s, "enqueue_timestamp": %r}' % (klass.encode(), args, time.time())
 
     def worker(self, *, fork: bool, count: int = 1, wait: Wait = "any", burst: bool = False) -> Launch | None:
@@ -283,8 +339,8 @@ class RQ(System):
     def _argv(self, *args: str) -> list[str]:
         return [str(self.venv / "bin" / "python"), str(PY_JOBS / "rq_bench.py"), *args]
 
-    def prefill(self, r: redis.Redis, kind: str, n: int, chunk: int = 10_000) -> None:
-        argv = self._argv("enqueue_batch", str(n), QUEUE, *(["sleep"] if kind == "sleep" else []))
+    def prefill(self, r: redis.Redis, kind: str, n: int, chunk: int = 10_000, seconds: float = SLEEP_SECONDS) -> None:
+        argv = self._argv("enqueue_batch", str(n), QUEUE, *(["sleep", repr(seconds)] if kind == "sleep" else []))
         subprocess.run(argv, env={**os.environ, **self.base_env()}, check=True, capture_output=True)
 
     def progress(self, r: redis.Redis) -> int:
@@ -292,6 +348,9 @@ class RQ(System):
 
     def registered(self, r: redis.Redis) -> bool:
         return bool(r.scard("rq:workers"))
+
+    def registrations(self, r: redis.Redis) -> int:
+        return int(r.scard("rq:workers"))
 
     def worker(self, *, fork: bool, count: int = 1, wait: Wait = "any", burst: bool = False) -> Launch | None:
         if wait == "poll":

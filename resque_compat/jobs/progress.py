@@ -83,6 +83,16 @@ class ResqueStatuses:
     def count(self) -> int:
         return int(self.redis.zcard(self.keys.resque_statuses))
 
+    def progress(self, job_id: str, prefix: str = "") -> ProgressView | None:
+        """The php status of ``job_id`` if there is one, else its resque-status record, else None."""
+        return progress_view(self.redis, self.keys, job_id, prefix)
+
+    def follow_progress(
+        self, job_id: str, *, prefix: str = "", interval: float = 0.5, timeout: float | None = None
+    ) -> Iterator[ProgressView]:
+        """:meth:`progress` at each change until a final one (see :func:`follow_progress`)."""
+        return follow_progress(self.redis, self.keys, job_id, prefix=prefix, interval=interval, timeout=timeout)
+
     def kill_requested(self, uuid: str) -> bool:
         return bool(self.redis.sismember(self.keys.resque_status_kill, uuid))
 

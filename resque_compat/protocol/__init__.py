@@ -11,6 +11,7 @@ from resque_compat.protocol.naming import (
     normalize_class,
     parse_queue_list,
     resolve_queues,
+    slot_id,
     worker_id,
 )
 from resque_compat.protocol.records import (
@@ -55,6 +56,7 @@ __all__ = [
     "normalize_namespace",
     "parse_queue_list",
     "resolve_queues",
+    "slot_id",
     "timefmt",
     "worker_id",
 ]

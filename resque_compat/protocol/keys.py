@@ -18,11 +18,35 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+#: a SCAN pattern for every namespace's ``queues`` set (``doctor`` looks for other namespaces)
+ANY_QUEUES_SET = "*queues"
+
+
+def namespace_of_queues_set(key: str) -> str | None:
+    """The namespace whose ``queues`` set ``key`` is (``""`` for none); None for another key
+    that ends so (``failed_queues``)."""
+    if not key.endswith("queues") or key.endswith("failed_queues"):
+        return None
+    return key[: -len("queues")].rstrip(":")
+
+
 def normalize_namespace(namespace: str) -> str:
     """Return the literal key prefix for a namespace (``resque`` -> ``resque:``)."""
     if not namespace or namespace.endswith(":"):
         return namespace
     return namespace + ":"
+
+
+def hash_tag(namespace: str) -> str | None:
+    """The Redis Cluster hash tag every key of ``namespace`` carries (``{resque}`` -> ``resque``),
+    or None. Redis hashes only the text between a key's first ``{`` and the next ``}`` when that
+    is not empty; the braces must close inside the namespace, or a queue name would pick the slot."""
+    prefix = normalize_namespace(namespace)
+    start = prefix.find("{")
+    end = prefix.find("}", start + 1)
+    if start < 0 or end < 0 or end == start + 1:
+        return None
+    return prefix[start + 1 : end]
 
 
 class Keys:

@@ -12,25 +12,49 @@ from typing import NamedTuple
 _GLOB_CHARS = frozenset("*?{}[]")
 
 
+#: the last part of a ``--concurrency`` slot's id: ``host:pid:queues:slot-N``
+SLOT_MARK = "slot-"
+
+
 class WorkerId(NamedTuple):
-    """``host:pid:queues``, split as Ruby's ``Worker.find`` does (``split(':', 3)``)."""
+    """``host:pid:queues``, split as Ruby's ``Worker.find`` does (``split(':', 3)``), or a
+    concurrency slot's ``host:pid:queues:slot-N``. The pid stays the process's own, so the
+    peers' same-host pruning keeps a live slot; Ruby's pruner (``split(':')``) ignores the
+    fourth part, ``Worker.find``, php-resque and node-resque read it as queue text."""
 
     host: str
     pid: str
     queues: str
+    #: the slot number of a concurrency slot ("" for a plain worker)
+    slot: str = ""
 
     @classmethod
     def parse(cls, worker_id: str) -> WorkerId:
         host, _, rest = worker_id.partition(":")
         pid, _, queues = rest.partition(":")
+        head, sep, last = queues.rpartition(":")
+        number = last[len(SLOT_MARK) :]
+        if sep and last.startswith(SLOT_MARK) and number.isascii() and number.isdigit():
+            return cls(host, pid, head, number)
         return cls(host, pid, queues)
+
+    @property
+    def node_name(self) -> str:
+        """``host:pid``: what node-resque names its per-worker keys with (``worker:ping:<name>``)."""
+        return f"{self.host}:{self.pid}"
 
     @property
     def queue_list(self) -> list[str]:
         return [q for q in self.queues.split(",") if q]
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.pid}:{self.queues}"
+        slot = f":{SLOT_MARK}{self.slot}" if self.slot else ""
+        return f"{self.host}:{self.pid}:{self.queues}{slot}"
+
+
+def slot_id(process_id: str, slot: int) -> str:
+    """The worker id of slot ``slot`` of the concurrency worker ``process_id`` (``host:pid:queues``)."""
+    return f"{process_id}:{SLOT_MARK}{slot}"
 
 
 def worker_id(queues: Sequence[str], pid: int | None = None, host: str | None = None) -> str:

@@ -25,7 +25,7 @@ return 1
 #: Remove one exact queue item (dequeue by id or by args): LREM of its bytes, count 1.
 #: Kept as a plain command; listed here so every wire operation has one home.
 
-#: The worker's whole Redis side of one job cycle, in one round trip (resque_compat.worker.cycle).
+#: The worker's whole Redis side of one job cycle, in one round trip (resque_compat.worker.cycle sends it).
 #: (1) finish the previous job: failure record + stat:failed (if it failed), stat:processed,
 #: final status with its 24 h expiry, inflight cleared; or "release" it back to the head of its
 #: queue (a tracked job's status back to waiting, no expiry); (2) when asked, LPOP our control
@@ -36,16 +36,9 @@ return 1
 #: bytes verbatim (a non-JSON item is stored as a JSON string so the record stays
 #: JSON). Going idle DELs worker:<id>. Recovery (ARGV[9] = per-worker processed count before
 #: this finish): if the count already moved, the lost call ran; return what it reserved.
-#: KEYS: 1 worker:<id>, 2 stat:processed, 3 stat:processed:<id>, 4 stat:failed,
-#:       5 stat:failed:<id>, 6 pause-all-workers, 7 control list, 8 inflight list,
-#:       9 failure list (release: the queue), 10 failed_queues, 11 status key, 12.. queues
-#: ARGV: 1 finish ("", "ok", "fail", "release"), 2 failure bytes (release: the item),
-#:       3 failure list name to SADD into failed_queues ("" none), 4 final status bytes ("" none),
-#:       5 check control/pause ("1"), 6 reserve ("1", "0", "adopt"), 7 run_at, 8 reliable ("1"),
-#:       9 recovering ("" or count), 10 reserve "guard": the item the finish is for,
-#:       11 adopted queue as JSON, 12.. queues as JSON
-#: Returns {kind, processed}: kind 0 idle, 1 job (+ item, queue index), 2 paused,
-#: 3 control (+ command), 4 recovered reservation (+ worker:<id> record).
+#: KEYS and ARGV are positional: protocol.cycle.CycleCall names each position and builds both
+#: lists (keys_list(), argv()); End and Reserve are ARGV[1] and ARGV[6], Kind the reply's first
+#: element (0 idle, 1 job + item + queue index, 2 paused, 3 control + command, 4 recovered + record).
 #: Reserve "guard" (a forked child whose worker died): apply the finish only while worker:<id> still
 #: holds ARGV[10] (no pruner took the job yet), then clear it; never reserve.
 WORKER_CYCLE = """

@@ -102,7 +102,7 @@ def scheduler(  # noqa: PLR0917 - one parameter per option
     with daemon.signals():
         if once:
             result = daemon.run_pass()
-            daemon._release()
+            daemon.release()
             summary = {"master": result.master, "moved": result.moved.moved, "rejected": result.moved.rejected}
             if cli.json:
                 emit_json(summary)
@@ -216,7 +216,7 @@ def schedule_add(  # noqa: PLR0917 - one parameter per option
 def schedule_remove(cli: CliContext, name: str, yes: bool) -> None:
     """Delete a persistent schedule."""
     store = ScheduleStore(cli.resque)
-    if not cli.resque.redis.hexists(cli.resque.keys.persistent_schedules, name):
+    if store.stored_entry(name) is None:
         fail(f"no persistent schedule named {name!r}", 1)
     confirm(f"Delete schedule {name}?", yes)
     if not store.remove(name):

@@ -157,7 +157,7 @@ class Scheduler:
                     break
                 self._stop.wait(self._sleep_time())
         finally:
-            self._release()
+            self.release()
 
     def _sleep_time(self) -> float:
         nxt = self.recurring.next_fire()
@@ -165,7 +165,8 @@ class Scheduler:
             return self.interval
         return max(0.0, min(self.interval, nxt - time.time()))
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Stop leading: withdraw the published next runs, give the master lock up if ours."""
         try:
             if self._published:
                 self.recurring.store.clear_next()  # nobody runs them now: readers fall back

@@ -181,6 +181,10 @@ class DelayedQueue:
         first = _stamps(self.redis.zrange(self.keys.delayed_schedule, 0, 0))
         return first[0] if first else None
 
+    def size_at(self, timestamp: int) -> int:
+        """Items stored at one timestamp."""
+        return int(self.redis.llen(self.keys.delayed(timestamp)))
+
     def jobs_at(self, timestamp: int, start: int = 0, count: int = -1) -> list[DelayedJob]:
         end = -1 if count < 0 else start + count - 1
         return [decode_item(raw(r), timestamp) for r in self.redis.lrange(self.keys.delayed(timestamp), start, end)]
@@ -262,6 +266,10 @@ class DelayedQueue:
         return sum(
             self.mover.move_item(job.timestamp, job.raw) for job in self._find_exact(queue, class_name, list(args))
         )
+
+    def enqueue_item_now(self, timestamp: int, raw: bytes) -> bool:
+        """Move one stored item (by its bytes) onto its queue now; False when it is gone."""
+        return self.mover.move_item(timestamp, raw)
 
     def move_due(self, now: float | None = None) -> MoveResult:
         """What one scheduler pass does, without the lock: move everything due."""

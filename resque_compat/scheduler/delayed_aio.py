@@ -155,6 +155,9 @@ class AsyncDelayedQueue:
         first = _stamps(await self.redis.zrange(self.keys.delayed_schedule, 0, 0))
         return first[0] if first else None
 
+    async def size_at(self, timestamp: int) -> int:
+        return int(await self.redis.llen(self.keys.delayed(timestamp)))
+
     async def jobs_at(self, timestamp: int, start: int = 0, count: int = -1) -> list[DelayedJob]:
         end = -1 if count < 0 else start + count - 1
         return [
@@ -226,6 +229,9 @@ class AsyncDelayedQueue:
     async def enqueue_job_now(self, queue: str, class_name: str, *args: Any) -> int:
         jobs = await self._find_exact(queue, class_name, list(args))
         return sum([await self.mover.move_item(job.timestamp, job.raw) for job in jobs])
+
+    async def enqueue_item_now(self, timestamp: int, raw: bytes) -> bool:
+        return await self.mover.move_item(timestamp, raw)
 
     async def move_due(self, now: float | None = None) -> MoveResult:
         return await self.mover.move_due(now)

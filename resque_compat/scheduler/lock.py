@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 
 import redis
 
@@ -73,3 +74,21 @@ class MasterLock:
         """Who leads now (``host:pid``), whatever implementation it is."""
         value = self.redis.get(self.key)
         return None if value is None else text(value)
+
+
+@dataclass(frozen=True)
+class Leaders:
+    """Who leads now: resque-scheduler's master (``host:pid``, Ruby or ours) and node-resque's
+    scheduler, which takes a lock of its own; None where nobody does."""
+
+    master: str | None
+    node: str | None
+
+
+def leaders(client: redis.Redis, keys: Keys) -> Leaders:
+    """Both scheduler locks' holders, read in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    pipe.get(MasterLock(client, keys).key)
+    pipe.get(keys.node_scheduler_leader_lock)
+    master, node = pipe.execute()
+    return Leaders(None if master is None else text(master), None if node is None else text(node))

@@ -36,6 +36,7 @@ from resque_compat.protocol import UNSET, JobPayload, ProtocolError, ScheduleEnt
 from resque_compat.replies import raw, text
 from resque_compat.resp import queue_commands
 from resque_compat.scheduler.cron import CronError, CronExpression
+from resque_compat.scheduler.lock import Leaders, leaders
 
 log = logging.getLogger("resque_compat.scheduler")
 
@@ -235,7 +236,8 @@ def load_schedule_file(path: str | Path) -> dict[str, RecurringSchedule]:
 
 
 class ScheduleStore:
-    """``persistent_schedules``, ``schedules_changed`` and ``delayed:last_enqueued_at``."""
+    """``persistent_schedules``, ``schedules_changed``, ``delayed:last_enqueued_at``, the
+    published next runs, and who leads (the scheduler locks)."""
 
     def __init__(self, resque: Resque) -> None:
         self.redis = resque.redis
@@ -250,9 +252,19 @@ class ScheduleStore:
                 out[text(name)] = config
         return out
 
-    def get(self, name: str) -> dict[str, Any] | None:
+    def stored(self) -> list[tuple[str, bytes]]:
+        """Every entry's name and bytes as stored, unreadable ones too, sorted by name (HSCAN)."""
+        entries = self.redis.hscan_iter(self.keys.persistent_schedules, count=200)
+        return sorted((text(name), raw(stored)) for name, stored in entries)
+
+    def stored_entry(self, name: str) -> bytes | None:
+        """One entry's bytes as stored, whether or not they decode."""
         stored = self.redis.hget(self.keys.persistent_schedules, name)
-        return None if stored is None else self._decode(name, raw(stored))
+        return None if stored is None else raw(stored)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        stored = self.stored_entry(name)
+        return None if stored is None else self._decode(name, stored)
 
     @staticmethod
     def _decode(name: str, raw: bytes) -> dict[str, Any] | None:
@@ -319,6 +331,9 @@ class ScheduleStore:
 
     def clear_next(self) -> None:
         self.redis.delete(self.keys.schedule_next)
+
+    def leaders(self) -> Leaders:
+        return leaders(self.redis, self.keys)
 
 
 #: a published next run this far in the past means its scheduler is gone (killed, not stopped)

@@ -7,16 +7,17 @@ an entry that moved or vanished raises :class:`ConflictError`, so nothing acts o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.failure import FailureError
-from resque_compat.protocol import inputs
-from resque_compat.web import bulk, present
+from resque_compat.protocol import ProtocolError, ScheduleEntry, encode_json, inputs
+from resque_compat.protocol.control import ControlCommand
+from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue
+from resque_compat.scheduler.recurring import ScheduleStore, job_args
+from resque_compat.web import bulk, present, schedule
 from resque_compat.web.data import BadRequestError, NotFoundError
-
-WORKER_COMMANDS = ("pause", "resume", "stop", "kill-job")
 
 __all__ = ["BadRequestError", "ConflictError", "NotFoundError"]
 
@@ -33,7 +34,7 @@ def failure_list(resque: Resque, name: object) -> str:
         raise BadRequestError(f"list must be a string, got {type(name).__name__}")
     if name == "failed":
         return name
-    if name.endswith("_failed") and resque.redis.sismember(resque.keys.failed_queues, name):
+    if name.endswith("_failed") and name in resque.failures.list_names():
         return name
     raise NotFoundError(f"no failure list {name!r} (failure lists: failed and the members of failed_queues)")
 
@@ -72,10 +73,10 @@ def _checked(resque: Resque, list_name: str, index: int, expected: str | None) -
 
 
 def remove_queue(resque: Resque, name: str) -> dict[str, Any]:
-    kind = resque.redis.type(resque.keys.queue(name))
-    if kind not in (b"list", b"none", "list", "none"):
-        raise ConflictError(f"queue:{name} is not a queue (it holds a {present.text(kind)}); nothing removed")
-    if kind in (b"none", "none") and not resque.redis.sismember(resque.keys.queues, name):
+    kind = resque.queue_kind(name)
+    if kind not in ("list", "none"):
+        raise ConflictError(f"queue:{name} is not a queue (it holds a {kind}); nothing removed")
+    if kind == "none" and name not in resque.queues():
         raise NotFoundError(f"no queue {name!r}")
     size = resque.size(name)
     resque.remove_queue(name)
@@ -156,9 +157,9 @@ def clear_retried(resque: Resque, list_name: str) -> dict[str, Any]:
 
 def control_worker(resque: Resque, worker_id: str, command: str) -> dict[str, Any]:
     """Queue a command for one worker; only resque-compat workers read their control key."""
-    if command not in WORKER_COMMANDS:
-        raise BadRequestError(f"unknown worker command {command!r} ({', '.join(WORKER_COMMANDS)})")
-    if not resque.redis.sismember(resque.keys.workers, worker_id):
+    if ControlCommand.parse(command) is None:
+        raise BadRequestError(f"unknown worker command {command!r} ({', '.join(ControlCommand.words())})")
+    if resque.worker_detail(worker_id) is None:
         raise ConflictError(f"no worker {worker_id!r} is registered")
     resque.control(worker_id, command)
     return {"message": f"Sent {command} to {worker_id}", "worker": worker_id, "command": command}
@@ -197,3 +198,104 @@ def enqueue(resque: Resque, queue: Any, class_name: Any, args: Any, track: bool)
     job_id = resque.enqueue(queue, class_name, *args, track=track)
     message = f"Enqueued {class_name} on {queue}" + (f" (job id {job_id})" if job_id else "")
     return {"message": message, "queue": queue, "class": class_name, "id": job_id}
+
+
+# -- the Schedule and Delayed tabs -------------------------------------------------------
+def _schedule_entry(resque: Resque, name: str) -> ScheduleEntry:
+    if not name:
+        raise BadRequestError("a schedule name is required")
+    stored = ScheduleStore(resque).stored_entry(name)
+    if stored is None:
+        raise ConflictError(f"no schedule {name!r} (only persisted, dynamic schedules are visible here)")
+    try:
+        return ScheduleEntry.decode(stored)
+    except ProtocolError as exc:
+        raise ConflictError(f"schedule {name!r} is unreadable: {exc}") from None
+
+
+def requeue_schedule(resque: Resque, name: str) -> dict[str, Any]:
+    """ "Queue now": enqueue the schedule's job once, as the scheduler would when it fires."""
+    entry = _schedule_entry(resque, name)
+    class_name = entry.class_ if isinstance(entry.class_, str) else None
+    queue = entry.queue if isinstance(entry.queue, str) else None
+    if not class_name or not queue:
+        raise ConflictError(
+            f"schedule {name!r} names no class or no queue; a Ruby scheduler infers them from the class"
+        )
+    resque.enqueue(queue, class_name, *job_args(entry.args))
+    return {"message": f"Queued {class_name} on {queue} from schedule {name}", "queue": queue, "class": class_name}
+
+
+def delete_schedule(resque: Resque, name: str) -> dict[str, Any]:
+    _schedule_entry(resque, name)
+    ScheduleStore(resque).remove(name)
+    return {"message": f"Deleted schedule {name}", "name": name}
+
+
+def _timestamp(value: Any) -> int:
+    try:
+        ts = int(str(value))
+    except (TypeError, ValueError):
+        raise BadRequestError(f"timestamp must be unix seconds, got {value!r}") from None
+    if ts <= 0:
+        raise BadRequestError("timestamp must be positive")
+    return ts
+
+
+#: delayed items read per round trip when looking for one
+_ITEMS_PAGE = 1000
+
+
+def _items_at(delayed: DelayedQueue, timestamp: int) -> Iterator[DelayedJob]:
+    start = 0
+    while True:
+        jobs = delayed.jobs_at(timestamp, start, _ITEMS_PAGE)
+        yield from jobs
+        if len(jobs) < _ITEMS_PAGE:
+            return
+        start += _ITEMS_PAGE
+
+
+def queue_delayed_now(resque: Resque, timestamp: Any, digest: str | None = None) -> dict[str, Any]:
+    """Move the items at ``timestamp`` onto their queues now (one item when ``digest`` names it)."""
+    ts = _timestamp(timestamp)
+    delayed = DelayedQueue(resque)
+    if digest:
+        found = next((job.raw for job in _items_at(delayed, ts) if present.digest(job.raw) == digest), None)
+        if found is None:
+            raise ConflictError("that delayed item is no longer there; reload the page")
+        if not delayed.enqueue_item_now(ts, found):
+            raise ConflictError("that delayed item was already moved or removed")
+        return {"message": f"Queued one item of {ts} now", "moved": 1}
+    result = delayed.enqueue_timestamp_now(ts)
+    if result.moved + result.rejected == 0:
+        raise ConflictError(f"nothing is scheduled at {ts}")
+    note = f" ({result.rejected} unreadable items set aside)" if result.rejected else ""
+    return {"message": f"Queued {result.moved} items of {ts} now{note}", "moved": result.moved}
+
+
+def cancel_delayed(resque: Resque, klass: Any, timestamp: Any, args: Any, queue: str | None = None) -> dict[str, Any]:
+    """Remove the items of ``klass`` with exactly ``args`` at ``timestamp`` (any queue unless given)."""
+    ts = _timestamp(timestamp)
+    class_name = str(klass or "").strip()
+    if not class_name:
+        raise BadRequestError("klass is required")
+    want = encode_json(schedule.json_list(args))
+    delayed = DelayedQueue(resque)
+    matching = {
+        job.raw
+        for job in _items_at(delayed, ts)
+        if job.item is not None
+        and job.item.class_ == class_name
+        and encode_json(job.item.args) == want
+        and (not queue or job.item.queue == queue)
+    }
+    removed = sum(delayed.remove_at(ts, raw) for raw in matching)
+    if not removed:
+        raise ConflictError(f"no {class_name} with those args at {ts}")
+    return {"message": f"Removed {removed} delayed {class_name} at {ts}", "removed": removed}
+
+
+def clear_delayed(resque: Resque) -> dict[str, Any]:
+    removed = DelayedQueue(resque).clear()
+    return {"message": f"Cleared every delayed job ({removed} timestamps)", "timestamps": removed}

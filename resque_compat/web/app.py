@@ -28,6 +28,8 @@ from resque_compat import __version__, humantime
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.history import SamplerThread
+from resque_compat.plans import server_address
+from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.inputs import InputError, parse_json_input
 from resque_compat.web import actions, bulk, data, history, plugins, present, schedule
 from resque_compat.web.actions import ConflictError
@@ -220,19 +222,27 @@ ACTIONS: list[Action] = [
         lambda p: "/enqueue",
         form=("enqueue.html", "enqueue", lambda r, p: {"queues": r.queues()}),
     ),
-    Action("/schedule/requeue", lambda r, p: schedule.requeue(r, actions.text_param(p, "name")), lambda p: "/schedule"),
-    Action("/schedule/delete", lambda r, p: schedule.delete(r, actions.text_param(p, "name")), lambda p: "/schedule"),
+    Action(
+        "/schedule/requeue",
+        lambda r, p: actions.requeue_schedule(r, actions.text_param(p, "name")),
+        lambda p: "/schedule",
+    ),
+    Action(
+        "/schedule/delete",
+        lambda r, p: actions.delete_schedule(r, actions.text_param(p, "name")),
+        lambda p: "/schedule",
+    ),
     Action(
         "/delayed/queue_now",
-        lambda r, p: schedule.queue_now(r, p.get("timestamp"), p.get("digest")),
+        lambda r, p: actions.queue_delayed_now(r, p.get("timestamp"), p.get("digest")),
         lambda p: "/delayed",
     ),
     Action(
         "/delayed/cancel_now",
-        lambda r, p: schedule.cancel(r, p.get("klass"), p.get("timestamp"), p.get("args"), p.get("queue")),
+        lambda r, p: actions.cancel_delayed(r, p.get("klass"), p.get("timestamp"), p.get("args"), p.get("queue")),
         lambda p: "/delayed",
     ),
-    Action("/delayed/clear", lambda r, p: schedule.clear(r), lambda p: "/delayed"),
+    Action("/delayed/clear", lambda r, p: actions.clear_delayed(r), lambda p: "/delayed"),
     Action("/retrying/now", lambda r, p: plugins.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
     Action("/retrying/give_up", lambda r, p: plugins.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
     Action("/statuses/{uuid}/kill", lambda r, p: plugins.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
@@ -271,10 +281,9 @@ class Dashboard:
         )
         self.env.filters["q"] = quote
         self.env.globals["version"] = __version__
+        self.env.globals["control"] = ControlCommand  # the worker page's buttons
         self.env.globals["local_times"] = humantime.showing_local  # charts follow the pages' time format
-        conn = resque.redis.connection_pool.connection_kwargs
-        where = conn.get("path") or f"{conn.get('host', 'localhost')}:{conn.get('port', 6379)}/{conn.get('db', 0)}"
-        self.redis_shown = redact(str(where))
+        self.redis_shown = redact(server_address(resque.redis.connection_pool.connection_kwargs))
         self._metrics_registry: Any = None  # built on the first scrape
 
     # -- rendering -----------------------------------------------------------------

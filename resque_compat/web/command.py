@@ -72,7 +72,7 @@ def _web(  # noqa: PLR0917 - one parameter per option
 
     hide_secrets_from_title(f"web on {host}:{port}", cli.redis_shown)
     resque = cli.resque
-    resque.redis.ping()
+    resque.ping()
     app = create_app(resque, credentials, poll, allowed_hosts=names, sample_history=True)
     shown = f"[{host}]" if ":" in host else host
     sock = _listen(host, port, f"{shown}:{port}")

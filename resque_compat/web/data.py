@@ -1,9 +1,11 @@
 """What each dashboard page shows, as JSON-ready dicts: one function per page.
 
 The HTML pages render these dicts and the JSON API returns them as they are, so the two can
-never disagree. Every read is bounded: lists are read a page at a time with LRANGE (newest
-first through negative indexes) and counted with LLEN, keys are listed with SCAN, so a page of
-a million-entry list costs what a page of a ten-entry one does.
+never disagree. They format what the client returns (:class:`resque_compat.client.Resque` and
+its failures), as the CLI, the metrics and the doctor do; only the raw key browser
+(``stats_keys``, ``stats_key``, ``raw_record``) reads Redis itself. Every read is bounded:
+lists are read a page at a time (newest first through negative indexes), keys are listed with
+SCAN, so a page of a million-entry list costs what a page of a ten-entry one does.
 """
 
 from __future__ import annotations
@@ -19,15 +21,11 @@ from typing import Any
 from resque_compat.client import Resque
 from resque_compat.failure import FailureEntry
 from resque_compat.plans import (
-    WorkerInfo,
-    decode_workers,
     info_dict,
     server_url,
-    worker_row_commands,
 )
-from resque_compat.protocol import ProtocolError, StatusRecord, WorkerId, WorkingOn, decode_json, timefmt
-from resque_compat.replies import raw, text, to_int
-from resque_compat.resp import queue_commands
+from resque_compat.protocol import ProtocolError, WorkingOn, timefmt
+from resque_compat.replies import raw, text
 from resque_compat.web import present
 
 log = logging.getLogger(__name__)
@@ -89,25 +87,7 @@ def page_start(value: str | None) -> int:
 WORKERS_PAGE = 50
 #: host rows shown on /workers (by host)
 HOSTS_SHOWN = 500
-#: keys per MGET when finding which workers are busy
-MGET_CHUNK = 10_000
 _UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-def worker_ids(resque: Resque) -> list[str]:
-    """Every registered worker id, sorted (one SMEMBERS)."""
-    return sorted(text(m) for m in resque.redis.smembers(resque.keys.workers))
-
-
-def busy_workers(resque: Resque, ids: list[str]) -> dict[str, bytes]:
-    """Which of ``ids`` hold a job: ``worker:<id>`` read with MGET in chunks (no per-worker
-    round trips), so 100,000 workers cost a few MGETs."""
-    busy: dict[str, bytes] = {}
-    for start in range(0, len(ids), MGET_CHUNK):
-        chunk = ids[start : start + MGET_CHUNK]
-        values = resque.redis.mget([resque.keys.worker(i) for i in chunk])
-        busy.update((wid, raw(value)) for wid, value in zip(chunk, values, strict=True) if value)
-    return busy
 
 
 def _run_at_key(wid: str, raw: bytes) -> tuple[int, str]:
@@ -120,20 +100,6 @@ def _run_at_key(wid: str, raw: bytes) -> tuple[int, str]:
         return (0, run_at[:19])
     moment = timefmt.parse(run_at)
     return (0, moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")) if moment else (1, wid)
-
-
-def worker_rows(resque: Resque, ids: list[str]) -> list[WorkerInfo]:
-    """Full rows (job, start time, heartbeat, counters) for ``ids`` only: HMGET of their
-    heartbeats and four GETs each, in one pipeline."""
-    if not ids:
-        return []
-    pipe = resque.redis.pipeline(transaction=False)
-    pipe.hmget(resque.keys.heartbeat, ids)
-    commands = worker_row_commands(resque.keys, ids)[1:]  # all but the HGETALL of every heartbeat
-    queue_commands(pipe, commands)
-    beats, *rest = pipe.execute()
-    by_id = {wid: beat for wid, beat in zip(ids, beats, strict=True) if beat is not None}
-    return decode_workers(ids, [by_id, *rest])
 
 
 @dataclass(frozen=True)
@@ -168,8 +134,8 @@ _index_lock = threading.Lock()
 
 def read_worker_index(resque: Resque) -> WorkerIndex:
     began = time.monotonic()
-    ids = worker_ids(resque)
-    busy = busy_workers(resque, ids)
+    ids = resque.worker_ids()
+    busy = resque.busy_workers(ids)
     by_host: dict[str, list[str]] = {}
     for wid in ids:
         by_host.setdefault(wid.split(":", 1)[0], []).append(wid)
@@ -181,7 +147,7 @@ def read_worker_index(resque: Resque) -> WorkerIndex:
 def worker_index(resque: Resque) -> WorkerIndex:
     """The workers as pages show them: exact for up to EXACT_WORKERS, else a recent index
     (the total from SCARD is always exact)."""
-    if int(resque.redis.scard(resque.keys.workers)) <= EXACT_WORKERS:
+    if resque.worker_count() <= EXACT_WORKERS:
         return read_worker_index(resque)
     key = (id(resque.redis), resque.keys.namespace)
     with _index_lock:
@@ -215,9 +181,9 @@ def _refresh(resque: Resque, key: tuple[int, str]) -> None:
 def _working_page(resque: Resque, start: int, per_page: int = WORKERS_PAGE) -> dict[str, Any]:
     index = worker_index(resque)
     shown = index.order[start : start + per_page]
-    rows = [present.worker(w) for w in worker_rows(resque, shown) if w.job_raw]
+    rows = [present.worker(w) for w in resque.worker_rows(shown) if w.job_raw]
     return {
-        "workers_total": int(resque.redis.scard(resque.keys.workers)),
+        "workers_total": resque.worker_count(),
         "working_total": len(index.busy),
         "working": rows,
         "paging": Paging(start, len(index.order), per_page).as_dict(),
@@ -279,8 +245,8 @@ def workers(resque: Resque, host: str | None = None, start: int = 0) -> dict[str
         "hosts": [{"host": h, "count": len(n)} for h, n in sorted(index.by_host.items())[:HOSTS_SHOWN]],
         "hosts_total": len(index.by_host),
         "by_host": by_host,
-        "workers": [present.worker(w) for w in worker_rows(resque, shown)],
-        "workers_total": int(resque.redis.scard(resque.keys.workers)),
+        "workers": [present.worker(w) for w in resque.worker_rows(shown)],
+        "workers_total": resque.worker_count(),
         "paging": Paging(start, 0 if by_host else len(chosen), WORKERS_PAGE).as_dict(),
         "paused_all": resque.paused_all(),
         "as_of_seconds_ago": round(index.age, 1),
@@ -289,40 +255,22 @@ def workers(resque: Resque, host: str | None = None, start: int = 0) -> dict[str
 
 def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
     """One worker, with node-resque's own liveness key and per-name counters as fallbacks."""
-    if not resque.redis.sismember(resque.keys.workers, worker_id):
+    detail = resque.worker_detail(worker_id)
+    if detail is None:
         raise NotFoundError(f"no worker {worker_id!r} is registered")
-    row = worker_rows(resque, [worker_id])[0]
-    shown = present.worker(row)
-    keys = resque.keys
-    parsed = WorkerId.parse(worker_id)
-    name = f"{parsed.host}:{parsed.pid}"
-    pipe = resque.redis.pipeline(transaction=False)
-    pipe.llen(keys.control(worker_id))
-    pipe.get(keys.node_worker_ping(name))
-    pipe.get(keys.stat("processed", name))
-    pipe.get(keys.stat("failed", name))
-    pending, ping, node_processed, node_failed = pipe.execute()
-    shown["control_pending"] = int(pending)
+    shown = present.worker(detail.row)
+    shown["control_pending"] = detail.control_pending
     shown["node_ping"] = None
-    if ping is not None:
-        shown["node_ping"] = present.text(ping)
-        ping_time = _ping_time(ping)
+    if detail.node_ping is not None:
+        shown["node_ping"] = present.text(detail.node_ping)
+        ping_time = detail.node_ping_time
         if shown["heartbeat"]["raw"] is None and ping_time is not None:
             shown["heartbeat"] = present.when(ping_time)
-        if not shown["processed"] and node_processed is not None:
-            shown["processed"] = to_int(node_processed)
-        if not shown["failed"] and node_failed is not None:
-            shown["failed"] = to_int(node_failed)
-    return {"worker": shown, "paused_all": row.paused_all}
-
-
-def _ping_time(raw: bytes) -> int | None:
-    try:
-        value = decode_json(raw)
-    except ProtocolError:
-        return None
-    moment = value.get("time") if isinstance(value, dict) else None
-    return moment if isinstance(moment, int) else None
+        if not shown["processed"] and detail.node_processed is not None:
+            shown["processed"] = detail.node_processed
+        if not shown["failed"] and detail.node_failed is not None:
+            shown["failed"] = detail.node_failed
+    return {"worker": shown, "paused_all": detail.row.paused_all}
 
 
 # -- failures ----------------------------------------------------------------------------
@@ -410,7 +358,7 @@ def info(resque: Resque) -> dict[str, Any]:
     index = worker_index(resque)
     server = server_url(resque.redis.connection_pool.connection_kwargs)
     out = info_dict(resque.queue_sizes(), [], resque.stat("processed"), resque.stat("failed"), server)
-    out.update(workers=int(resque.redis.scard(resque.keys.workers)), working=len(index.busy))
+    out.update(workers=resque.worker_count(), working=len(index.busy))
     return out
 
 
@@ -419,7 +367,7 @@ def stats_resque(resque: Resque) -> dict[str, Any]:
 
 
 def stats_redis(resque: Resque) -> dict[str, Any]:
-    info: dict[str, Any] = resque.redis.info()
+    info = resque.server_info()
     return {"info": [[k, _flat(v)] for k, v in sorted(info.items())]}
 
 
@@ -443,13 +391,9 @@ def stats_txt(resque: Resque) -> str:
     return "\n".join(lines)
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
 def stats_keys(resque: Resque, cursor: int = 0) -> dict[str, Any]:
     """Keys under the namespace with type and size, a SCAN page at a time (never KEYS)."""
-    match = _glob_escape(resque.keys.prefix) + "*"
+    match = resque.keys.pattern()
     client: Any = resque.redis  # replies are bytes (no decode_responses)
     names: list[bytes] = []
     calls = 0
@@ -561,15 +505,10 @@ def raw_record(resque: Resque, name: str, index: str | None, field: str | None) 
 # -- beyond resque-web -------------------------------------------------------------------
 def job_status(resque: Resque, job_id: str, prefix: str = "") -> dict[str, Any]:
     """A tracked job's status; a record that does not decode is shown as broken, with its bytes."""
-    key = resque.keys.status(job_id, prefix)
-    pipe = resque.redis.pipeline(transaction=False)
-    pipe.get(key)
-    pipe.ttl(key)
-    raw, ttl = pipe.execute()
-    if raw is None:
+    stored = resque.stored_status(job_id, prefix)
+    if stored is None:
         return present.status(job_id, None, None)
-    try:
-        record = StatusRecord.decode(raw)
-    except ProtocolError:
-        return present.status(job_id, None, int(ttl), bytes(raw))
-    return present.status(job_id, record, int(ttl))
+    record = stored.record
+    if record is None:
+        return present.status(job_id, None, stored.ttl, stored.raw)
+    return present.status(job_id, record, stored.ttl)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.protocol import ProtocolError
-from resque_compat.protocol.history import MAX_QUEUES, OTHER_CLASS, RANGES, HistorySample, decode_sample
+from resque_compat.history import recorded, redis_now
+from resque_compat.protocol.history import MAX_QUEUES, OTHER_CLASS, RANGES, HistorySample
 from resque_compat.web.actions import BadRequestError
 
 #: classes drawn on the Failed page; the rest are summed into one series
@@ -28,14 +28,9 @@ def history(
     tier, span = RANGES[range_name]
     step = tier.step
     if now is None:
-        secs, micros = resque.redis.time()
-        now = secs + micros / 1e6
+        now = redis_now(resque)
     samples: dict[int, HistorySample] = {}
-    for item in resque.redis.lrange(resque.keys.history(tier.name), 0, tier.cap - 1):
-        try:
-            sample = decode_sample(item)
-        except ProtocolError:
-            continue  # a damaged entry is a gap, not an error page
+    for sample in recorded(resque, tier):
         samples.setdefault(int(sample.t // step), sample)
     last = int(now // step)
     buckets = list(range(last - span // step + 1, last + 1))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from resque_compat.protocol.control import ControlCommand
+
 OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
 ERROR = {
     "description": "error",
@@ -100,7 +102,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "Send pause, resume, stop or kill-job to one resque-compat worker (any host)",
         NAME,
         tag="workers",
-        body={"command": {"type": "string", "enum": ["pause", "resume", "stop", "kill-job"]}},
+        body={"command": {"type": "string", "enum": ControlCommand.words()}},
         required=["command"],
     ),
     "/api/failed": _get(

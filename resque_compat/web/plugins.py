@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.jobs.progress import STATUS_FILTERS, progress_view
+from resque_compat.jobs.progress import STATUS_FILTERS
 from resque_compat.jobs.retrying import NoPendingRetryError, RetryError
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.web import present
@@ -98,7 +98,7 @@ def clear_statuses(resque: Resque, which: str) -> dict[str, Any]:
 
 def progress(resque: Resque, job_id: str, prefix: str) -> dict[str, Any] | None:
     """Progress of a php tracked job or a resque-status job, for the Job status page."""
-    view = progress_view(resque.redis, resque.keys, job_id, prefix)
+    view = resque.statuses.progress(job_id, prefix)
     if view is None:
         return None
     killable = view.kind == "resque-status" and not view.final

@@ -1,9 +1,9 @@
-"""resque-scheduler's Schedule and Delayed tabs: data and actions.
+"""resque-scheduler's Schedule and Delayed tabs: what they show (their actions are in ``actions``).
 
-Delayed jobs go through :class:`resque_compat.scheduler.delayed.DelayedQueue`. Recurring
-schedules are read from ``persistent_schedules`` (resque-scheduler 5's dynamic schedules, the
-only ones another process can see) and changed the way ``set_schedule``/``remove_schedule``
-do, announcing the change in ``schedules_changed`` so a running scheduler reloads.
+Delayed jobs are read through :class:`resque_compat.scheduler.delayed.DelayedQueue`. Recurring
+schedules through :class:`resque_compat.scheduler.recurring.ScheduleStore`: the entries of
+``persistent_schedules`` (resque-scheduler 5's dynamic schedules, the only ones another process
+can see), when each last fired and will fire next, and who leads.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from typing import Any
 
 from resque_compat.client import Resque
 from resque_compat.protocol import JobPayload, ProtocolError, ScheduleEntry, WorkingOn, decode_json, encode_json
-from resque_compat.replies import text
-from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue, decode_item
-from resque_compat.scheduler.lock import MasterLock
+from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue
 from resque_compat.scheduler.recurring import RecurringSchedule, ScheduleError, ScheduleStore, job_args, next_run
 from resque_compat.web import data, present
-from resque_compat.web.actions import BadRequestError, ConflictError
-from resque_compat.web.data import PAGE, NotFoundError, Paging
+from resque_compat.web.data import PAGE, BadRequestError, Paging
 
 #: delayed timestamps per page (resque-web shows 20 too)
 TIMESTAMP_PAGE = 20
@@ -28,24 +25,18 @@ TIMESTAMP_PAGE = 20
 SEARCH_LIMIT = 10_000
 
 
-def _delayed(resque: Resque) -> DelayedQueue:
-    return DelayedQueue(resque)
-
-
 # -- schedule ----------------------------------------------------------------------------
 def schedules(resque: Resque) -> dict[str, Any]:
-    keys = resque.keys
+    store = ScheduleStore(resque)
     rows: list[dict[str, Any]] = []
-    entries = sorted(resque.redis.hscan_iter(keys.persistent_schedules, count=200))
-    last = resque.redis.hmget(keys.last_enqueued_at, [name for name, _ in entries]) if entries else []
-    published = ScheduleStore(resque).published_next()
+    entries = store.stored()
+    last_enqueued = store.last_enqueued_at()
+    published = store.published_next()
     now = time.time()
-    for (name_raw, raw), last_raw in zip(entries, last, strict=True):
-        name = name_raw.decode("utf-8", errors="replace")
-        row: dict[str, Any] = {"name": name, "last_enqueued": present.when(text(last_raw)) if last_raw else None}
-        row["next_run"], row["next_from"] = _next(
-            name, raw, published.get(name), text(last_raw) if last_raw else None, now
-        )
+    for name, raw in entries:
+        last = last_enqueued.get(name)
+        row: dict[str, Any] = {"name": name, "last_enqueued": present.when(last) if last else None}
+        row["next_run"], row["next_from"] = _next(name, raw, published.get(name), last or None, now)
         try:
             entry = ScheduleEntry.decode(raw)
         except ProtocolError as exc:
@@ -63,10 +54,8 @@ def schedules(resque: Resque) -> dict[str, Any]:
             extra=dict(entry.extra),
         )
         rows.append(row)
-    lock = MasterLock(resque.redis, keys)
-    node_lock = resque.redis.get(keys.node_scheduler_leader_lock)
-    leader = text(node_lock) if node_lock is not None else None
-    return {"schedules": rows, "master": lock.holder(), "node_leader": leader}
+    leaders = store.leaders()
+    return {"schedules": rows, "master": leaders.master, "node_leader": leaders.node}
 
 
 def _next(
@@ -95,36 +84,6 @@ def _interval(entry: ScheduleEntry) -> str:
     return ""
 
 
-def _entry(resque: Resque, name: str) -> ScheduleEntry:
-    if not name:
-        raise BadRequestError("a schedule name is required")
-    raw = resque.redis.hget(resque.keys.persistent_schedules, name)
-    if raw is None:
-        raise ConflictError(f"no schedule {name!r} (only persisted, dynamic schedules are visible here)")
-    try:
-        return ScheduleEntry.decode(raw)
-    except ProtocolError as exc:
-        raise ConflictError(f"schedule {name!r} is unreadable: {exc}") from None
-
-
-def requeue(resque: Resque, name: str) -> dict[str, Any]:
-    """ "Queue now": enqueue the schedule's job once, as the scheduler would when it fires."""
-    entry = _entry(resque, name)
-    class_name, queue = _str(entry.class_), _str(entry.queue)
-    if not class_name or not queue:
-        raise ConflictError(
-            f"schedule {name!r} names no class or no queue; a Ruby scheduler infers them from the class"
-        )
-    resque.enqueue(queue, class_name, *job_args(entry.args))
-    return {"message": f"Queued {class_name} on {queue} from schedule {name}", "queue": queue, "class": class_name}
-
-
-def delete(resque: Resque, name: str) -> dict[str, Any]:
-    _entry(resque, name)
-    ScheduleStore(resque).remove(name)
-    return {"message": f"Deleted schedule {name}", "name": name}
-
-
 # -- delayed -----------------------------------------------------------------------------
 def delayed_job(job: DelayedJob) -> dict[str, Any]:
     if job.item is None:
@@ -146,7 +105,7 @@ def delayed_job(job: DelayedJob) -> dict[str, Any]:
 
 
 def delayed(resque: Resque, start: int) -> dict[str, Any]:
-    queue = _delayed(resque)
+    queue = DelayedQueue(resque)
     total = queue.timestamp_count()
     stamps = queue.timestamps(start, TIMESTAMP_PAGE)
     rows = []
@@ -159,8 +118,8 @@ def delayed(resque: Resque, start: int) -> dict[str, Any]:
 
 
 def delayed_at(resque: Resque, timestamp: int, start: int) -> dict[str, Any]:
-    queue = _delayed(resque)
-    total = int(resque.redis.llen(resque.keys.delayed(timestamp)))
+    queue = DelayedQueue(resque)
+    total = queue.size_at(timestamp)
     jobs = queue.jobs_at(timestamp, start, PAGE)
     return {
         "timestamp": timestamp,
@@ -172,9 +131,9 @@ def delayed_at(resque: Resque, timestamp: int, start: int) -> dict[str, Any]:
 
 def timestamps_of(resque: Resque, class_name: str, args_json: str, queue: str | None) -> dict[str, Any]:
     """``/delayed/jobs/<Class>?args=<json>``: where one job is scheduled."""
-    args = _json_list(args_json)
+    args = json_list(args_json)
     found: list[dict[str, Any]] = []
-    for job in itertools.islice(_delayed(resque).all_jobs(), SEARCH_LIMIT):
+    for job in itertools.islice(DelayedQueue(resque).all_jobs(), SEARCH_LIMIT):
         if job.item is None or job.item.class_ != class_name:
             continue
         if queue and job.item.queue != queue:
@@ -184,7 +143,7 @@ def timestamps_of(resque: Resque, class_name: str, args_json: str, queue: str | 
     return {"class": class_name, "args": args, "queue": queue, "jobs": found, "limit": SEARCH_LIMIT}
 
 
-def _json_list(text: Any) -> list[Any]:
+def json_list(text: Any) -> list[Any]:
     if isinstance(text, list):
         return text
     try:
@@ -194,86 +153,6 @@ def _json_list(text: Any) -> list[Any]:
     if not isinstance(value, list):
         raise BadRequestError("args must be a JSON array")
     return value
-
-
-def _timestamp(value: Any) -> int:
-    try:
-        ts = int(str(value))
-    except (TypeError, ValueError):
-        raise BadRequestError(f"timestamp must be unix seconds, got {value!r}") from None
-    if ts <= 0:
-        raise BadRequestError("timestamp must be positive")
-    return ts
-
-
-def _lrange(resque: Resque, key: str, start: int, end: int) -> list[bytes]:
-    client: Any = resque.redis
-    return list(client.lrange(key, start, end))
-
-
-def queue_now(resque: Resque, timestamp: Any, digest: str | None = None) -> dict[str, Any]:
-    """Move the items at ``timestamp`` onto their queues now (one item when ``digest`` names it)."""
-    ts = _timestamp(timestamp)
-    queue = _delayed(resque)
-    if digest:
-        raw = _find_raw(resque, ts, digest)
-        if not queue.mover.move_item(ts, raw):
-            raise ConflictError("that delayed item was already moved or removed")
-        return {"message": f"Queued one item of {ts} now", "moved": 1}
-    result = queue.enqueue_timestamp_now(ts)
-    if result.moved + result.rejected == 0:
-        raise ConflictError(f"nothing is scheduled at {ts}")
-    note = f" ({result.rejected} unreadable items set aside)" if result.rejected else ""
-    return {"message": f"Queued {result.moved} items of {ts} now{note}", "moved": result.moved}
-
-
-def _find_raw(resque: Resque, timestamp: int, digest: str) -> bytes:
-    key = resque.keys.delayed(timestamp)
-    start = 0
-    while True:
-        raws: list[bytes] = _lrange(resque, key, start, start + 999)
-        for raw in raws:
-            if present.digest(raw) == digest:
-                return raw
-        if len(raws) < 1000:
-            raise ConflictError("that delayed item is no longer there; reload the page")
-        start += 1000
-
-
-def cancel(resque: Resque, klass: Any, timestamp: Any, args: Any, queue: str | None = None) -> dict[str, Any]:
-    """Remove the items of ``klass`` with exactly ``args`` at ``timestamp`` (any queue unless given)."""
-    ts = _timestamp(timestamp)
-    class_name = str(klass or "").strip()
-    if not class_name:
-        raise BadRequestError("klass is required")
-    want = encode_json(_json_list(args))
-    delayed_queue = _delayed(resque)
-    key = resque.keys.delayed(ts)
-    matching: set[bytes] = set()
-    start = 0
-    while True:
-        raws: list[bytes] = _lrange(resque, key, start, start + 999)
-        for raw in raws:
-            item = decode_item(raw).item
-            if (
-                item is not None
-                and item.class_ == class_name
-                and encode_json(item.args) == want
-                and (not queue or item.queue == queue)
-            ):
-                matching.add(raw)
-        if len(raws) < 1000:
-            break
-        start += 1000
-    removed = sum(delayed_queue.remove_at(ts, raw) for raw in matching)
-    if not removed:
-        raise ConflictError(f"no {class_name} with those args at {ts}")
-    return {"message": f"Removed {removed} delayed {class_name} at {ts}", "removed": removed}
-
-
-def clear(resque: Resque) -> dict[str, Any]:
-    removed = _delayed(resque).clear()
-    return {"message": f"Cleared every delayed job ({removed} timestamps)", "timestamps": removed}
 
 
 def _working_class(raw: bytes) -> str:
@@ -295,8 +174,8 @@ def search(resque: Resque, term: str) -> dict[str, Any]:
     needle = term.lower()
     busy = data.worker_index(resque).busy
     hits = [wid for wid, raw in busy.items() if needle in _working_class(raw).lower()][:SEARCH_LIMIT]
-    out["working"] = [present.worker(info) for info in data.worker_rows(resque, sorted(hits)) if info.job_raw]
-    for job in itertools.islice(_delayed(resque).all_jobs(), SEARCH_LIMIT):
+    out["working"] = [present.worker(info) for info in resque.worker_rows(sorted(hits)) if info.job_raw]
+    for job in itertools.islice(DelayedQueue(resque).all_jobs(), SEARCH_LIMIT):
         if job.item is not None and needle in job.item.class_.lower():
             out["delayed"].append(delayed_job(job))
     budget = SEARCH_LIMIT
@@ -312,6 +191,3 @@ def search(resque: Resque, term: str) -> dict[str, Any]:
                 break
             start += len(items)
     return out
-
-
-__all__ = ["NotFoundError"]

@@ -25,6 +25,7 @@ from resque_compat.envvars import help_epilog
 from resque_compat.failure import BACKENDS
 from resque_compat.logs import LOG_FORMATS, WORKER_TEXT, level_for, setup
 from resque_compat.protocol import resolve_queues
+from resque_compat.worker.concurrent import ConcurrentWorker
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError
 from resque_compat.worker.pool import Pool
 from resque_compat.worker.worker import Worker
@@ -63,10 +64,16 @@ def open_resque(cli: CliContext, config: WorkerConfig) -> Resque:
     """A client of the worker's own: no automatic command retry (the cycle script handles
     reconnects itself, and a blind resend could apply a finish twice), bounded socket waits."""
     address = parse_address(cli.redis_spec)
-    client = connect(address, retry=Retry(NoBackoff(), 0), socket_timeout=30, socket_connect_timeout=5)
     namespace = cli.namespace
     if address.namespace and (namespace is None or namespace == default_namespace()):
         namespace = address.namespace  # Ruby's host:port/namespace form
+    client = connect(
+        address,
+        namespace if namespace is not None else default_namespace(),
+        retry=Retry(NoBackoff(), 0),
+        socket_timeout=30,
+        socket_connect_timeout=5,
+    )
 
     return Resque(client, namespace=namespace, failure_backend=config.failure_backend)
 
@@ -89,7 +96,7 @@ def start_metrics(port: int, host: str) -> WorkerMetrics:
 
 
 @contextmanager
-def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
+def burst_progress(cli: CliContext, worker: Worker | ConcurrentWorker) -> Iterator[None]:
     """``work --burst`` on a terminal: a bar of the jobs done against those waiting at the start
     (one worker; a pool's children report nothing back)."""
     if not worker.config.burst or cli.json or not on_terminal(sys.stderr):
@@ -124,6 +131,11 @@ def burst_progress(cli: CliContext, worker: Worker) -> Iterator[None]:
     "--blocking/--polling", default=None, help="Block on the first queue (BLMOVE) instead of polling. [env: BLOCKING]"
 )
 @click.option("-c", "--count", type=int, help="Run a pool of N worker processes. [env: COUNT]")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), metavar="N",
+    help="Run up to N jobs at once in this process (async jobs on one event loop, others on threads); "
+    "each slot is a worker of its own. [env: CONCURRENCY; 1]",
+)  # fmt: skip
 @click.option("--fork/--no-fork", default=None, help="Fork per job (default) or run jobs in-process.")
 @click.option("--burst", is_flag=True, default=False, help="Work until the queues are empty, then exit.")
 @click.option("--reliable", is_flag=True, default=False, help="Keep the job in hand in Redis; requeue it if we die.")
@@ -154,6 +166,7 @@ def work(  # noqa: PLR0917 - one parameter per click option
     interval: float | None,
     blocking: bool | None,
     count: int | None,
+    concurrency: int | None,
     fork: bool | None,
     burst: bool,
     reliable: bool,
@@ -177,6 +190,7 @@ def work(  # noqa: PLR0917 - one parameter per click option
             reliable=reliable or None,
             timeout=timeout,
             count=count,
+            concurrency=concurrency,
             pidfile=pidfile,
             verbose=verbose,
             imports=imports,
@@ -198,17 +212,18 @@ def work(  # noqa: PLR0917 - one parameter per click option
             Path(config.pidfile).write_text(f"{os.getpid()}\n")
         except OSError as exc:
             fail(f"cannot write pidfile {config.pidfile}: {exc}", 2)
+    kind = ConcurrentWorker if config.concurrency > 1 else Worker
     try:
         if config.count > 1:
 
             def run_slot(slot: int) -> int:
                 metrics = start_metrics(metrics_port + slot, metrics_host) if metrics_port else None
-                return Worker(config, open_resque(cli, config), watch_parent=True, metrics=metrics).work()
+                return kind(config, open_resque(cli, config), watch_parent=True, metrics=metrics).work()
 
             code = Pool(config.count, run_slot, burst=config.burst).run()
         else:
             metrics = start_metrics(metrics_port, metrics_host) if metrics_port else None
-            worker = Worker(config, open_resque(cli, config), metrics=metrics)
+            worker = kind(config, open_resque(cli, config), metrics=metrics)
             with burst_progress(cli, worker):
                 code = worker.work()
     finally:

@@ -5,7 +5,7 @@ Precedence: an explicit CLI option, then the environment (``QUEUE``/``QUEUES``, 
 ``FORK_PER_JOB``, ``HEARTBEAT_INTERVAL``, ``PRUNE_INTERVAL``, ``RESQUE_PROCLINE_PREFIX``,
 ``JOB_TIMEOUT``, ``RESQUE_RELIABLE``, ``MIN_INTERVAL``/``MAX_INTERVAL``/``BACKOFF_INTERVAL``,
 ``TERM_CHILD``/``RESQUE_TERM_TIMEOUT``/``RESQUE_PRE_SHUTDOWN_TIMEOUT``, ``GRACEFUL_TERM``,
-``RESQUE_SUMMARY_INTERVAL``), then Ruby's defaults. ``INTERVAL=0`` means Ruby's
+``RESQUE_SUMMARY_INTERVAL``, ``CONCURRENCY``), then Ruby's defaults. ``INTERVAL=0`` means Ruby's
 ``work(0)``: drain the queues, then exit (``--burst``).
 """
 
@@ -38,6 +38,9 @@ class WorkerConfig:
     reliable: bool = False
     timeout: float | None = None
     count: int = 1
+    #: ``--concurrency N``: up to N jobs at once in one process, each slot a worker of its own
+    #: to every peer (``worker/concurrent.py``); implies in-process jobs (no fork)
+    concurrency: int = 1
     pidfile: str | None = None
     verbose: int = 0
     imports: tuple[str, ...] = ()
@@ -78,6 +81,10 @@ class WorkerConfig:
             raise WorkerConfigError(f"interval must be a finite number >= 0, got {self.interval}")
         if self.count < 1:
             raise WorkerConfigError(f"count must be >= 1, got {self.count}")
+        if self.concurrency < 1:
+            raise WorkerConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.concurrency > 1 and self.fork:
+            raise WorkerConfigError("--concurrency runs jobs in the worker process: it cannot be combined with --fork")
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
             raise WorkerConfigError(f"timeout must be a finite number > 0 of seconds, got {self.timeout}")
         for name in ("min_interval", "max_interval", "backoff_interval", "term_timeout", "pre_shutdown_timeout"):
@@ -119,6 +126,7 @@ class WorkerConfig:
         reliable: bool | None = None,
         timeout: float | None = None,
         count: int | None = None,
+        concurrency: int | None = None,
         pidfile: str | None = None,
         verbose: int | None = None,
         imports: tuple[str, ...] = (),
@@ -136,8 +144,10 @@ class WorkerConfig:
             burst = True
         if blocking is None:
             blocking = "BLOCKING" in env  # php-resque: set at all, even empty
-        if fork is None:
-            fork = env.get("FORK_PER_JOB", "").strip().lower() != "false"
+        if concurrency is None:
+            concurrency = int(_float(env, "CONCURRENCY", 1))
+        if fork is None:  # concurrency slots run their jobs in the process
+            fork = concurrency <= 1 and env.get("FORK_PER_JOB", "").strip().lower() != "false"
         if reliable is None:
             reliable = _truthy(env.get("RESQUE_RELIABLE", ""))
         if timeout is None and env.get("JOB_TIMEOUT"):
@@ -166,6 +176,7 @@ class WorkerConfig:
             reliable=reliable,
             timeout=timeout,
             count=count,
+            concurrency=concurrency,
             pidfile=pidfile,
             verbose=verbose,
             imports=tuple(names),

@@ -12,7 +12,6 @@ and no counter doubled across a connection cut.
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,17 +21,22 @@ from redis.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
 
 from resque_compat.failure import BackendName, failure_list_name
-from resque_compat.protocol import Keys, encode_json, timefmt
+from resque_compat.protocol import Keys, timefmt
+from resque_compat.protocol.cycle import (
+    NO_QUEUES,
+    CycleCall,
+    CycleKeys,
+    CycleQueues,
+    CycleResult,
+    End,
+    Kind,
+    Reserve,
+    decode_reply,
+)
 from resque_compat.protocol.scripts import WORKER_CYCLE
 from resque_compat.resp import bulk
 
-
-class Kind(enum.IntEnum):
-    IDLE = 0
-    JOB = 1
-    PAUSED = 2
-    CONTROL = 3
-    RECOVERED = 4
+__all__ = ["Cycle", "CycleResult", "Finish", "Kind"]
 
 
 @dataclass(frozen=True)
@@ -53,19 +57,8 @@ class Finish:
         return self.failure is not None
 
 
-@dataclass(frozen=True)
-class CycleResult:
-    kind: Kind
-    #: the per-worker processed count after the finish, or -1 when there was none
-    processed: int
-    queue: str | None = None
-    item: bytes | None = None
-    command: str | None = None
-    record: bytes | None = None
-
-
 class Cycle:
-    """Builds and sends the cycle script call for one worker."""
+    """Builds the cycle script's calls for one worker (:class:`CycleCall`) and sends them."""
 
     def __init__(
         self,
@@ -82,25 +75,9 @@ class Cycle:
         self.reliable = reliable
         self.failure_backend = failure_backend
         self.sha = self._load()
-        self._worker_key = keys.worker(worker_id)
-        self._static_keys = b"".join(
-            bulk(key)
-            for key in (
-                self._worker_key,
-                keys.stat("processed"),
-                keys.stat("processed", worker_id),
-                keys.stat("failed"),
-                keys.stat("failed", worker_id),
-                keys.pause_all,
-                keys.control(worker_id),
-                keys.inflight(worker_id),
-            )
-        )
-        self._failed_queues = bulk(keys.failed_queues)
-        self._failed_key = bulk(keys.failed)
-        self._queues: list[str] = []
-        self._queue_keys = b""
-        self._queue_json = b""
+        self.cycle_keys = CycleKeys.for_worker(keys, worker_id)
+        self._order = NO_QUEUES
+        self._packed: dict[str, bytes] = {}
         self._wire = _Wire(client)
         self._run_at_second = -1
         self._run_at = ""
@@ -114,13 +91,11 @@ class Cycle:
 
     @property
     def queues(self) -> list[str]:
-        return self._queues
+        return list(self._order.names)
 
     def set_queues(self, queues: list[str]) -> None:
         """The resolved queues, highest priority first."""
-        self._queues = list(queues)
-        self._queue_keys = b"".join(bulk(self.keys.queue(q)) for q in queues)
-        self._queue_json = b"".join(bulk(encode_json(q)) for q in queues)
+        self._order = CycleQueues.of(self.keys, queues)
 
     def run_at(self) -> str:
         now = int(time.time())
@@ -128,6 +103,56 @@ class Cycle:
             self._run_at_second = now
             self._run_at = timefmt.run_at(now)
         return self._run_at
+
+    def build(
+        self,
+        finish: Finish | None,
+        *,
+        check: bool,
+        reserve: bool,
+        adopt: str | None = None,
+        recovering: int | None = None,
+        guard: bytes | None = None,
+    ) -> CycleCall:
+        """The call for one cycle. ``adopt``: record the item a blocking pop moved from that queue
+        into our in-flight list. ``guard``: finish only if ``worker:<id>`` still holds that item,
+        reserve nothing (a forked child finishing for a worker that died while the job ran)."""
+        end, end_list, end_item, failed_queue = End.NONE, "", b"", ""
+        status_key, status = "", b""
+        if finish is not None:
+            if finish.status_key is not None and finish.status is not None:
+                status_key, status = finish.status_key, finish.status
+            if finish.release_item is not None:
+                end, end_list, end_item = End.RELEASE, self.keys.queue(finish.queue), finish.release_item
+            elif finish.failure is not None:
+                name = failure_list_name(self.failure_backend, finish.queue)
+                end, end_list, end_item = End.FAIL, self.keys.failed_list(name), finish.failure
+                failed_queue = "" if name == "failed" else name
+            else:
+                end = End.OK
+        if guard is not None:
+            mode = Reserve.GUARD
+        elif adopt is not None:
+            mode = Reserve.ADOPT
+        else:
+            mode = Reserve.QUEUES if reserve else Reserve.NOTHING
+        return CycleCall(
+            keys=self.cycle_keys,
+            run_at=self.run_at(),
+            end=end,
+            end_list=end_list,
+            end_item=end_item,
+            failed_queue=failed_queue,
+            status_key=status_key,
+            status=status,
+            check=check,
+            reserve=mode,
+            reliable=self.reliable,
+            recovering=recovering,
+            guard=guard or b"",
+            adopt_queue=adopt,
+            queues=self._order,
+        )
 
     def call(
         self,
@@ -139,85 +164,40 @@ class Cycle:
         recovering: int | None = None,
         guard: bytes | None = None,
     ) -> CycleResult:
-        """One cycle call. ``adopt``: record the item a blocking pop moved from that queue into
-        our in-flight list. ``guard``: finish only if ``worker:<id>`` still holds that item,
-        reserve nothing (a forked child finishing for a worker that died while the job ran)."""
-        sadd_name = ""
-        list_key = self._failed_key
-        status_key = self._worker_key
-        if finish is None:
-            finish_args: list[str | bytes] = [b"", b"", b"", b""]
-        elif finish.release_item is not None:
-            list_key = bulk(self.keys.queue(finish.queue))
-            waiting = b""
-            if finish.status_key is not None and finish.status is not None:
-                status_key, waiting = finish.status_key, finish.status
-            finish_args = [b"release", finish.release_item, b"", waiting]
-        else:
-            if finish.failure is not None:
-                name = failure_list_name(self.failure_backend, finish.queue)
-                list_key = bulk(self.keys.failed_list(name))
-                if name != "failed":
-                    sadd_name = name
-            final = b""
-            if finish.status_key is not None and finish.status is not None:
-                status_key = finish.status_key
-                final = finish.status
-            finish_args = [b"fail" if finish.failure is not None else b"ok", finish.failure or b"", sadd_name, final]
-        mode = "guard" if guard is not None else "adopt" if adopt is not None else ("1" if reserve else "0")
-        args: list[str | bytes] = [
-            *finish_args,
-            b"1" if check else b"",
-            mode,
-            self.run_at(),
-            b"1" if self.reliable else b"",
-            b"" if recovering is None else str(recovering),
-            guard if guard is not None else b"",
-            encode_json(adopt) if adopt is not None else b"",
-        ]
-        queued = mode == "1"
-        numkeys = _STATIC_KEY_COUNT + 3 + (len(self._queues) if queued else 0)
-        head: list[str | bytes] = [b"EVALSHA", self.sha, str(numkeys)]
-        parts = [
-            b"*%d\r\n" % (len(head) + numkeys + len(args) + (len(self._queues) if queued else 0)),
-            *(bulk(x) for x in head),
-            self._static_keys,
-            list_key,
-            self._failed_queues,
-            bulk(status_key),
-            self._queue_keys if queued else b"",
-            *(bulk(x) for x in args),
-            self._queue_json if queued else b"",
-        ]
+        """One cycle call (see :meth:`build`)."""
+        return self.send(
+            self.build(finish, check=check, reserve=reserve, adopt=adopt, recovering=recovering, guard=guard)
+        )
+
+    def pack(self, call: CycleCall) -> list[bytes]:
+        """The call as RESP: ``EVALSHA sha numkeys KEYS... ARGV...``.
+
+        The hot path: strings (keys, flags, run_at) are packed once and reused."""
+        keys = call.keys_list()
+        argv = call.argv()
+        cache = self._packed
+        if len(cache) > 4096:  # run_at, queue names and status keys change: no unbounded growth
+            cache.clear()
+        parts = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(argv)), bulk(self.sha), bulk(len(keys))]
+        for word in (*keys, *argv):
+            if isinstance(word, bytes):
+                parts.append(bulk(word))
+                continue
+            packed = cache.get(word)
+            if packed is None:
+                packed = cache[word] = bulk(word)
+            parts.append(packed)
+        return parts
+
+    def send(self, call: CycleCall) -> CycleResult:
+        parts = self.pack(call)
         try:
             reply = self._wire.call(parts)
         except NoScriptError:  # Redis restarted or SCRIPT FLUSH: the call never ran
             self.sha = self._load()
-            parts[2] = bulk(self.sha)
+            parts[1] = bulk(self.sha)
             reply = self._wire.call(parts)
-        return self._result(reply)
-
-    def _result(self, reply: list[Any]) -> CycleResult:
-        kind = Kind(int(reply[0]))
-        processed = int(reply[1])
-        if kind is Kind.JOB:
-            return CycleResult(kind, processed, queue=self._queue_of(reply), item=bytes(reply[2]))
-        if kind is Kind.CONTROL:
-            raw = reply[2]
-            command = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-            return CycleResult(kind, processed, command=command)
-        if kind is Kind.RECOVERED:
-            return CycleResult(kind, processed, record=bytes(reply[2]))
-        return CycleResult(kind, processed)
-
-    def _queue_of(self, reply: list[Any]) -> str:
-        index = int(reply[3])
-        if index == 0:  # adopted: the caller knows the queue
-            return ""
-        return self._queues[index - 1]
-
-
-_STATIC_KEY_COUNT = 8
+        return decode_reply(reply, call.queues)
 
 
 class _Wire:

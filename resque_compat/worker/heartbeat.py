@@ -59,7 +59,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_prune = time.monotonic()
-        self._published = b""
+        self.published = b""
         self._summary_at = time.monotonic()
         self._summary_counts = (0, 0)
 
@@ -77,7 +77,7 @@ class Heartbeat:
         self.redis.hset(self.keys.heartbeat, self.id, timefmt.heartbeat(float(secs)))
         self._publish_state()
 
-    def _state_record(self) -> bytes:
+    def state_record(self) -> bytes:
         state = self.state
         return WorkerState(
             paused=state.any_pause, stopping=state.stop, classes=list(self.registry), supervisor=self.supervisor
@@ -86,10 +86,10 @@ class Heartbeat:
     def _publish_state(self) -> None:
         """``compat:state:<id>``: paused/stopping (which Resque's keys cannot say) and our job
         classes, for ``workers``, the dashboard and ``doctor``; it expires if we die."""
-        record = self._state_record()
+        record = self.state_record()
         ttl = int(self.config.prune_interval + self.config.heartbeat_interval)
         self.redis.set(self.keys.worker_state(self.id), record, ex=max(ttl, 1))
-        self._published = record
+        self.published = record
 
     def prune(self) -> None:
         """Prune dead workers under Ruby's lock (released when done), then send orphaned
@@ -144,7 +144,7 @@ class Heartbeat:
                 if time.monotonic() >= next_beat:
                     self.beat()
                     next_beat = time.monotonic() + interval
-                elif self._state_record() != self._published:
+                elif self.state_record() != self.published:
                     self._publish_state()  # a pause, resume or stop shows within half a second
                 if time.monotonic() >= self._next_prune and not self.state.stop:
                     self.prune()

@@ -8,12 +8,20 @@ Ruby's does (``resque-3.0.0: Waiting for default``), so neither prunes a live Py
 from __future__ import annotations
 
 import os
+import threading
 
 from setproctitle import setproctitle
 
 from resque_compat import __version__
 
 _settings = {"prefix": os.environ.get("RESQUE_PROCLINE_PREFIX", "")}
+_thread = threading.local()
+
+
+def silence_thread() -> None:
+    """A concurrency slot's thread: its waiting/processing titles are not the process's (its
+    supervisor sets one title for all slots)."""
+    _thread.silent = True
 
 
 def configure(prefix: str) -> None:
@@ -26,7 +34,8 @@ def title(text: str) -> str:
 
 
 def set_title(text: str) -> None:
-    setproctitle(title(text))
+    if not getattr(_thread, "silent", False):
+        setproctitle(title(text))
 
 
 def starting() -> None:

@@ -9,6 +9,7 @@ record in Ruby's key order, ready to be pushed by the next cycle call.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import logging
@@ -16,7 +17,7 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -223,6 +224,9 @@ class JobRunner:
         self.worker_id = worker_id
         #: where progress goes (resque-status records, php status extras); None: no progress calls
         self.statuses: ResqueStatuses | None = None
+        #: runs what an ``async def`` perform returns to its end: here, a loop of its own; in a
+        #: ``--concurrency`` worker, the process's shared event loop (``worker/concurrent.py``)
+        self.awaiter: Callable[[Awaitable[Any]], Any] = run_awaitable
 
     def failed(self, queue: str, item: bytes, exc: BaseException, backtrace: list[str] | None = None) -> Outcome:
         bt = ruby_backtrace(exc.__traceback__) if backtrace is None else backtrace
@@ -285,7 +289,9 @@ class JobRunner:
         target: Any = definition.target
         # getattr: isclass() narrows the type to a bare class that mypy thinks has no perform
         perform: Callable[..., Any] = getattr(target, "perform") if inspect.isclass(target) else target  # noqa: B009
-        result = _around(definition.hooks_of("around_perform"), args, lambda: perform(*args, **kwargs), kwargs)
+        result = _around(
+            definition.hooks_of("around_perform"), args, lambda: self._awaited(perform(*args, **kwargs)), kwargs
+        )
         for hook in definition.hooks_of("after_perform"):
             hook(*args, **kwargs)
         return result
@@ -305,13 +311,17 @@ class JobRunner:
         if callable(set_up):
             set_up()
         arounds = [getattr(instance, h.__name__) for h in job_hooks.hooks_of("around_perform")]
-        result = _around(arounds, [], instance.perform)
+        result = _around(arounds, [], lambda: self._awaited(instance.perform()))
         tear_down = getattr(instance, "tear_down", None)
         if callable(tear_down):
             tear_down()
         for hook in job_hooks.hooks_of("after_perform"):
             getattr(instance, hook.__name__)()
         return result
+
+    def _awaited(self, result: Any) -> Any:
+        """An ``async def`` perform's coroutine runs to its end; any other result is as it is."""
+        return self.awaiter(result) if inspect.isawaitable(result) else result
 
     def _php_instance(self, job: Job) -> Any:
         instance = job.definition.target()
@@ -345,6 +355,18 @@ class JobRunner:
                     hook(exc, *job.call_args, **job.kwargs)
             except Exception:
                 log.exception("on_failure hook %s of %s failed", getattr(hook, "__name__", hook), job.class_name)
+
+
+def run_awaitable(awaitable: Awaitable[Any]) -> Any:
+    """An async job outside a concurrency worker: on an event loop of its own, as ``asyncio.run``."""
+    return asyncio.run(as_coroutine(awaitable))
+
+
+def as_coroutine(awaitable: Awaitable[Any]) -> Coroutine[Any, Any, Any]:
+    async def wait() -> Any:
+        return await awaitable
+
+    return awaitable if inspect.iscoroutine(awaitable) else wait()
 
 
 def _retryable(job: Job, exc: BaseException) -> bool:

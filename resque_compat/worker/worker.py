@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,7 @@ class Worker:
         host: str | None = None,
         watch_parent: bool = False,
         metrics: WorkerMetrics | None = None,
+        name: str | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -88,7 +90,7 @@ class Worker:
         self.registry = registry
         self.hooks = hooks
         self.pid = os.getpid()
-        self.id = worker_id(config.queues, self.pid, host)
+        self.id = name or worker_id(config.queues, self.pid, host)
         self.runner = JobRunner(registry, self.id)
         self.runner.statuses = ResqueStatuses(self.redis, self.keys)
         self.retries = WorkerRetries(self.redis, self.keys, self.id, config.failure_backend, config.reliable)
@@ -100,19 +102,7 @@ class Worker:
             config, resque, self.id, state=self.state, wakeup=self.wakeup, retry=self.retry,
             on_reconnect=self._reregister,
         )  # fmt: skip
-        self.executor: Executor = (
-            Forking(
-                config,
-                runner=self.runner,
-                registry=registry,
-                hooks=hooks,
-                fetcher=self.fetcher,
-                retries=self.retries,
-                wakeup=self.wakeup,
-            )
-            if config.fork
-            else InProcess(self.runner, config.timeout)
-        )
+        self.executor = self._executor()
         self.processor = Processor(
             client=self.redis,
             keys=self.keys,
@@ -126,7 +116,7 @@ class Worker:
             retry=self.retry,
             metrics=metrics,
         )
-        self.control = Control(self.state, self.wakeup, lambda: self.executor.busy, self._run_hook)
+        self.control = Control(self.state, self.wakeup, self._kill_job, self._run_hook)
         self.signals = SignalHandlers(config, self.state, self.wakeup, self.executor, self._run_hook)
         self.heartbeat = Heartbeat(
             config,
@@ -153,6 +143,20 @@ class Worker:
 
     def _run_hook(self, kind: str) -> None:
         self.hooks.run_logged(kind, self)
+
+    def _executor(self) -> Executor:
+        """How this worker runs jobs (a concurrency slot has its own)."""
+        if not self.config.fork:
+            return InProcess(self.runner, self.config.timeout)
+        return Forking(
+            self.config, runner=self.runner, registry=self.registry, hooks=self.hooks, fetcher=self.fetcher,
+            retries=self.retries, wakeup=self.wakeup,
+        )  # fmt: skip
+
+    def _kill_job(self) -> None:
+        """Control ``kill-job``: as USR1, so the kill happens in the main thread's handler."""
+        if self.executor.busy:
+            os.kill(os.getpid(), signal.SIGUSR1)
 
     # -- life cycle ---------------------------------------------------------------------
     def work(self) -> int:

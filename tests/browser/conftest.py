@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import pytest
 import uvicorn
 from skip_policy import skip_missing_package
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer, free_port
+from resque_compat.testing.redis_server import RedisServer, free_port
 from resque_compat.web import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/web_seed.py
@@ -72,11 +72,13 @@ def dashboard_url(redis_server: RedisServer) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
+
+    def started() -> bool:
+        if not thread.is_alive():
             raise RuntimeError("the dashboard did not start")
-        time.sleep(0.02)
+        return server.started
+
+    wait_for(started, what="the dashboard to start")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)

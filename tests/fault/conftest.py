@@ -10,7 +10,7 @@ import pytest
 from fault_results import TABLE, ScenarioResult
 from proxy import TcpProxy
 
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 _KEY = pytest.StashKey[ScenarioResult]()
 

@@ -1,43 +1,17 @@
-"""Small helpers of the fault suite: waiting without timed assertions, running the CLI."""
+"""Small helpers of the fault suite: running the CLI as an operator does, listing a namespace."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import redis
-
-T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 _OUR_ENV = ("REDIS_URL", "REDIS_BACKEND", "REDIS_BACKEND_DB", "RESQUE_NAMESPACE", "PREFIX")
 CLI = [sys.executable, "-c", "from resque_compat.cli import main; main()"]
-
-
-def wait_for(
-    check: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.02, what: str = "condition"
-) -> T:
-    """Poll ``check`` until it returns something truthy; a generous bound, never an assertion on speed.
-
-    Redis errors while polling count as "not yet" (the server may be restarting).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value: T | None
-        try:
-            value = check()
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(interval)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

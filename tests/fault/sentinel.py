@@ -13,9 +13,9 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
-from fault_helpers import wait_for
+from waiting import wait_for
 
-from resque_compat.embedded import RedisServer, free_port
+from resque_compat.testing.redis_server import RedisServer, free_port
 
 SERVICE = "mymaster"
 #: Sync a replica at once (not after the 5 s diskless delay); stop without waiting for replicas.

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from fault_helpers import namespace_keys, one_line_error, run_cli, wait_for
+from fault_helpers import namespace_keys, one_line_error, run_cli
 from fault_results import ScenarioResult
 from proxy import TcpProxy
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
 from resque_compat.protocol import JobPayload
+from resque_compat.testing.redis_server import RedisServer
 
 BATCH = 20
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"

@@ -19,14 +19,14 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from fault_helpers import wait_for
 from fault_results import ScenarioResult
 from proxy import TcpProxy
+from waiting import wait_for
 from worker_farm import QUEUE, Farm
 
-from resque_compat.embedded import RedisServer
 from resque_compat.protocol import Failure, JobPayload, ProtocolError, timefmt
 from resque_compat.scheduler.delayed import DelayedQueue
+from resque_compat.testing.redis_server import RedisServer
 
 ROUNDS = int(os.environ.get("FAULT_RECOVERY_ROUNDS", "4"))
 #: a bound no healthy run comes near (the target is 10 s), safe on a loaded 2-core machine

@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from fault_helpers import one_line_error, run_cli, wait_for
+from fault_helpers import one_line_error, run_cli
 from fault_results import ScenarioResult
 from sentinel import FAST_REPLICATION
+from waiting import wait_for
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 BATCH = 10
 

@@ -7,15 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from fault_helpers import run_cli, wait_for
+from fault_helpers import run_cli
 from fault_results import ScenarioResult
 from sentinel import SentinelSetup
 from skip_policy import needs_binary
+from waiting import wait_for
 from worker_farm import QUEUE, Farm
 
 from resque_compat import Resque
-from resque_compat.embedded import RedisServer
 from resque_compat.protocol import Failure, JobPayload
+from resque_compat.testing.redis_server import RedisServer
 
 needs_sentinel = needs_binary("redis-sentinel")
 

@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fault_helpers import wait_for
 from fault_results import ScenarioResult
+from waiting import wait_for
 from worker_farm import QUEUE, Farm
 
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 SOAK_JOBS = int(os.environ.get("SOAK_JOBS", "100000"))
 WARMUP = 0.1  # the first 10 % fill caches, the allocator's pools, the connection pool

@@ -15,12 +15,12 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from fault_helpers import wait_for
 from fault_results import ScenarioResult
 from proxy import TcpProxy
+from waiting import wait_for
 from worker_farm import QUEUE, Accounting, Farm
 
-from resque_compat.embedded import RedisServer
+from resque_compat.testing.redis_server import RedisServer
 
 KILLS = int(os.environ.get("FAULT_KILLS", "30"))
 
@@ -80,6 +80,43 @@ def test_kill_worker_parent_mid_job(farm: Farm, fault_result: ScenarioResult, fo
         # a forked job outlives its killed worker and records itself, unless a pruner took it
         # first (a DirtyExit failure, as Ruby's); an in-process job dies with its worker
         assert all(_ended_as_expected(acc, t, completed_ok=fork) for t in victims), {
+            t: (acc.failed[t].exception if t in acc.failed else "completed") for t in victims
+        }
+
+
+@pytest.mark.scenario("kill -9 concurrency worker mid-jobs")
+@pytest.mark.parametrize("reliable", [False, True], ids=["default", "reliable"])
+def test_kill_concurrency_worker_mid_jobs(farm: Farm, fault_result: ScenarioResult, reliable: bool) -> None:
+    """``--concurrency 3``: every kill -9 takes three jobs in flight at once (KILLS jobs in all)."""
+    slots = 3
+    rounds = max(1, KILLS // slots)
+    tags = [f"s{i}" for i in range(rounds * slots + 10)]
+    farm.hold()
+    farm.enqueue(tags)
+    victims: set[str] = set()
+    in_flight = 0  # reliable mode runs a requeued victim again, maybe in the next killed worker
+    mode = ["--concurrency", str(slots), *(["--reliable"] if reliable else [])]
+    for _ in range(rounds):
+        proc = farm.start(*mode)
+
+        def held(pid: int = proc.pid) -> set[str] | None:
+            tags_held = {tag for tag, (job_pid, _) in farm.running().items() if job_pid == pid}
+            return tags_held if len(tags_held) == slots else None
+
+        victims |= wait_for(held, what=f"worker {proc.pid} to hold {slots} jobs at once")
+        in_flight += slots
+        farm.kill(proc.pid)
+        fault_result.faults += 1
+    farm.release()
+    farm.drain(*_mode_args(False, reliable))
+    fault_result.note(f"{in_flight} jobs in flight ({len(victims)} distinct) in {rounds} killed concurrency workers")
+    _finish(farm, tags, fault_result, victims, reliable)
+    acc = farm.account(tags)
+    if reliable:
+        assert not acc.failed, f"reliable mode requeues, it does not fail\n{farm.log_tail()}"
+        assert all(tag in acc.completed for tag in victims)
+    else:  # an in-process job dies with its process: a pruner records each slot's as DirtyExit
+        assert all(_ended_as_expected(acc, t, completed_ok=False) for t in victims), {
             t: (acc.failed[t].exception if t in acc.failed else "completed") for t in victims
         }
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from fault_helpers import REPO, wait_for
+from fault_helpers import REPO
 from fault_results import ScenarioResult
+from waiting import wait_for
 
 from resque_compat import Resque
 from resque_compat.protocol import Failure, JobPayload, ProtocolError, WorkingOn

@@ -1,4 +1,4 @@
-"""Helpers for the worker tests: run ``resque-compat work`` as a real process, wait for state."""
+"""Helpers for the worker tests: a burst in-process, or ``resque-compat work`` as a real process; waiting for state."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import redis
+from waiting import wait_for
+
+from resque_compat import JobRegistry, Resque
+from resque_compat.worker import Worker, WorkerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
-T = TypeVar("T")
 
 
 def worker_env(job_log: Path | None = None, **extra: str) -> dict[str, str]:
@@ -40,16 +41,16 @@ def spawn_worker(
     )
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll until ``predicate()`` is truthy (no timing assertion: the deadline only stops a hang)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def run_burst(redis_url: str, queues: tuple[str, ...] = ("default",), registry: JobRegistry | None = None,
+              namespace: str | None = None, **options: Any) -> Worker:  # fmt: skip
+    options.setdefault("fork", False)
+    config = WorkerConfig(queues=queues, burst=True, **options)
+    kwargs: dict[str, Any] = {"host": "vm"}
+    if registry is not None:
+        kwargs["registry"] = registry
+    worker = Worker(config, Resque(redis_url, namespace=namespace), **kwargs)
+    assert worker.work() == 0
+    return worker
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGQUIT, timeout: float = 20.0) -> str:

@@ -4,8 +4,10 @@
 //   node bench.js enqueue_batch N QUEUE    queue.enqueue calls in flight 1,000 at a time (no batch API)
 //   node bench.js work QUEUE WORKERS TIMEOUT_MS
 //                                          WORKERS Worker instances in this process until SIGTERM
+//   node bench.js multiwork QUEUE N TIMEOUT_MS
+//                                          one MultiWorker with min = max = N task processors, until SIGTERM
 // Env: BENCH_REDIS=host:port. Jobs: noop(i), sleep(seconds), stamp() -> RPUSH resque:bench:stamps <unix s>.
-const { Queue, Worker } = require("node-resque");
+const { MultiWorker, Queue, Worker } = require("node-resque");
 const Redis = require("ioredis");
 
 const [host, port] = (process.env.BENCH_REDIS || "127.0.0.1:6379").split(":");
@@ -60,11 +62,29 @@ async function work(queueName, count, timeout) {
   process.on("SIGINT", stop);
 }
 
+async function multiwork(queueName, n, timeout) {
+  // min = max: no shrinking while every job sleeps; checkTimeout 10 ms: it adds one Worker per
+  // check while the event loop is not blocked, so all N are there within seconds.
+  const multi = new MultiWorker(
+    { connection, queues: [queueName], timeout, minTaskProcessors: n, maxTaskProcessors: n, checkTimeout: 10 },
+    jobs,
+  );
+  multi.on("error", (e) => console.error("error", e));
+  multi.start();
+  const stop = async () => {
+    await multi.end();
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
 (async () => {
   const [cmd, ...a] = process.argv.slice(2);
   if (cmd === "enqueue") await enqueue(Number(a[0]), a[1], 1);
   else if (cmd === "enqueue_batch") await enqueue(Number(a[0]), a[1], 1000);
   else if (cmd === "work") await work(a[0], Number(a[1] || 1), Number(a[2] || 5000));
+  else if (cmd === "multiwork") await multiwork(a[0], Number(a[1]), Number(a[2] || 5000));
   else { console.error(`unknown command ${cmd}`); process.exit(2); }
-  if (cmd !== "work") process.exit(0);
+  if (cmd !== "work" && cmd !== "multiwork") process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -3,6 +3,7 @@ so the very bytes Ruby Resque's bench enqueues run here too."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -21,6 +22,12 @@ def noop(*_args: object) -> None:
 @resque_compat.job("Sleep")
 def sleep(seconds: float) -> None:
     time.sleep(float(seconds))
+
+
+@resque_compat.job("ASleep")
+async def asleep(seconds: float) -> None:
+    """The mail scenario's job as a coroutine: with ``--concurrency`` it waits on the event loop."""
+    await asyncio.sleep(float(seconds))
 
 
 @resque_compat.job("Stamp")

@@ -1,8 +1,8 @@
 """RQ bench driver (runs in the bench's own venv with rq installed).
 
     python rq_bench.py enqueue N QUEUE          one by one with Queue.enqueue; prints {"seconds": s}
-    python rq_bench.py enqueue_batch N QUEUE [sleep]
-                                                Queue.enqueue_many in chunks of 1,000 (noop, or sleep(0.05) jobs)
+    python rq_bench.py enqueue_batch N QUEUE [sleep SECONDS]
+                                                Queue.enqueue_many in chunks of 1,000 (noop, or sleep(SECONDS) jobs)
     python rq_bench.py work simple|fork QUEUE [burst]
     python rq_bench.py latency SAMPLES QUEUE    enqueue stamp jobs one at a time (3 warm-ups first), wait for each;
                                                 prints {"latencies": [...]}
@@ -25,8 +25,9 @@ command, args = sys.argv[1], sys.argv[2:]
 
 if command in ("enqueue", "enqueue_batch"):
     n, q = int(args[0]), Queue(args[1], connection=r)
-    sleeping = args[2:] == ["sleep"]
-    target, job_args = ("peer_jobs.sleep", lambda i: (0.05,)) if sleeping else ("peer_jobs.noop", lambda i: (i,))
+    sleeping = args[2:3] == ["sleep"]
+    seconds = float(args[3]) if sleeping else 0.0
+    target, job_args = ("peer_jobs.sleep", lambda i: (seconds,)) if sleeping else ("peer_jobs.noop", lambda i: (i,))
     t0 = time.perf_counter()
     if command == "enqueue":
         for i in range(n):

@@ -3,13 +3,22 @@
 //   node peer.js COMMAND ARGS...
 //
 // Env: PEER_REDIS=host:port (default 127.0.0.1:6379), PEER_NAMESPACE (default "resque"),
-//      VERBOSE=1 for worker events on stderr, PEER_TITLE to set the process title of `worker`.
+//      VERBOSE=1 for worker events on stderr, PEER_TITLE to set the process title of `worker`,
+//      PEER_CLUSTER=host:port,host:port: a Redis Cluster instead of PEER_REDIS (ioredis's Cluster).
 //      Each command prints one JSON line on stdout.
 "use strict";
 const { Queue, Worker, Scheduler } = require("node-resque");
 
 const [host, port] = (process.env.PEER_REDIS || "127.0.0.1:6379").split(":");
-const connection = { host, port: Number(port), namespace: process.env.PEER_NAMESPACE || "resque" };
+const namespace = process.env.PEER_NAMESPACE || "resque";
+const connection = process.env.PEER_CLUSTER
+  ? { redis: clusterClient(process.env.PEER_CLUSTER), namespace }
+  : { host, port: Number(port), namespace };
+
+function clusterClient(nodes) {
+  const IORedis = require("ioredis");
+  return new IORedis.Cluster(nodes.split(",").map((node) => ({ host: node.split(":")[0], port: Number(node.split(":")[1]) })));
+}
 
 function echoJob(name) {
   return {

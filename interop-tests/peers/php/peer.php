@@ -5,7 +5,8 @@
 //
 // Env: INTEROP_PHP_AUTOLOAD = path of a vendor/autoload.php that loads php-resque, credis and psr/log;
 //      PEER_REDIS=host:port (default 127.0.0.1:6379); PEER_NAME (recorded as "by", default "php");
-//      PEER_NAMESPACE (php-resque's PREFIX, default "resque"); VERBOSE=1 for worker logging on stderr.
+//      PEER_NAMESPACE (php-resque's PREFIX, default "resque"); VERBOSE=1 for worker logging on stderr;
+//      PEER_CLUSTER=host:port,host:port: a Redis Cluster instead (credis's Credis_Cluster, phpredis RedisCluster).
 //      Each command prints one JSON line on stdout.
 // ARGS_JSON is php-resque's $args (an array/object); php-resque stores it as the payload's args[0].
 
@@ -105,7 +106,14 @@ function require_scheduler()
     }
 }
 
-Resque::setBackend(getenv('PEER_REDIS') ?: '127.0.0.1:6379');
+if (getenv('PEER_CLUSTER')) {
+    $seeds = explode(',', getenv('PEER_CLUSTER'));
+    Resque::setBackend(function ($db) use ($seeds) {
+        return new Resque_Redis(null, null, new Credis_Cluster(null, $seeds));
+    });
+} else {
+    Resque::setBackend(getenv('PEER_REDIS') ?: '127.0.0.1:6379');
+}
 if (getenv('PEER_NAMESPACE') !== false) {
     Resque_Redis::prefix(getenv('PEER_NAMESPACE'));
 }

@@ -1,0 +1,134 @@
+"""Redis Cluster failover: clients and workers given ``redis+cluster://`` follow the slot of
+their ``{resque}`` namespace to the promoted replica (``CLUSTER FAILOVER``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from fault_helpers import run_cli
+from fault_results import ScenarioResult
+from skip_policy import needs_binary
+from waiting import wait_for
+from worker_farm import QUEUE, Farm
+
+from resque_compat import Resque
+from resque_compat.cluster import slot_of
+from resque_compat.protocol import Failure, JobPayload, Keys
+from resque_compat.testing.redis_cluster import LocalCluster
+from resque_compat.testing.redis_server import RedisServer
+
+NS = "{resque}"
+KEYS = Keys(NS)
+SLOT = slot_of(NS)
+pytestmark = needs_binary("redis-cli", "redis-tools")
+
+
+@pytest.fixture
+def cluster() -> Iterator[LocalCluster]:
+    """Three primaries, each with a replica."""
+    with LocalCluster(masters=3, replicas=1) as started:
+        yield started
+
+
+def _enqueue_following(resque: Resque, tag: str, result: ScenarioResult, queue: str = QUEUE) -> None:
+    """Enqueue once, as an application would: the first call after the switch may meet the
+    demoted primary (its MOVED is a ``ConnectionError``: the command did not run); the next
+    one reaches the new primary."""
+    for _ in range(5):
+        try:
+            resque.enqueue(queue, "FaultJob", tag, 0.0)
+            result.jobs += 1
+            return
+        except redis.ConnectionError as exc:
+            result.refused += 1
+            result.note(f"one enqueue refused during the switch: {exc}")
+    raise AssertionError("enqueue never reached the new primary")
+
+
+@pytest.mark.scenario("Cluster failover (CLUSTER FAILOVER) under running workers")
+def test_workers_follow_cluster_failover(
+    cluster: LocalCluster, private_redis: RedisServer, fault_result: ScenarioResult
+) -> None:
+    """As the Sentinel scenario: a forking and a reliable worker each hold a job through the
+    switch, a blocking worker waits in BLMOVE on the primary being demoted. Every job enqueued
+    before and after runs exactly once; a job in flight at the switch may end in ``failed``
+    (counted), never lost. The CLI, given the same address, reaches the new primary too."""
+    farm = Farm(private_redis.url, cluster.url)  # job runs are recorded outside the cluster
+    env = {"RESQUE_NAMESPACE": NS}
+    resque = Resque(cluster.url, namespace=NS)
+    try:
+        before = [f"before:{i}" for i in range(10)]
+        for tag in before:
+            _enqueue_following(resque, tag, fault_result)
+        forking = farm.start("--fork", env=env)
+        reliable = farm.start("--no-fork", "--reliable", env=env)
+        wait_for(lambda: set(before) <= _runs(farm).keys(), what="the jobs enqueued before to run")
+
+        farm.hold()  # the next jobs stay mid-job until released
+        switch = ["switch:0", "switch:1"]
+        for tag in switch:
+            _enqueue_following(resque, tag, fault_result)
+        wait_for(lambda: farm.job_held_by(forking.pid) and farm.job_held_by(reliable.pid), what="both to hold a job")
+        blocking = farm.start("--blocking", env=env)
+        old = cluster.owner(SLOT)
+        with old.client() as client:
+            wait_for(lambda: any(c.get("cmd") == "blmove" for c in client.client_list()), what="a BLMOVE")
+
+        new_owner = cluster.failover(SLOT)
+        fault_result.faults += 1
+        assert new_owner is not old
+        farm.release()
+        after = [f"after:{i}" for i in range(10)]
+        for tag in after:
+            _enqueue_following(resque, tag, fault_result)
+        proc = run_cli("--redis", cluster.url, "--namespace", NS, "enqueue", QUEUE, "FaultJob", '["cli", 0.0]')
+        assert proc.returncode == 0, proc.stderr
+        fault_result.jobs += 1
+
+        tags = [*before, *switch, *after, "cli"]
+        new = new_owner.client()
+        wait_for(lambda: set(tags) <= _runs(farm).keys() | _failed(new), timeout=60, what="every job to end")
+        wait_for(lambda: not new.llen(KEYS.queue(QUEUE)) and not farm.running(), what="the queue to drain")
+        alive = {p.pid: p.poll() for p in (forking, reliable, blocking)}
+        assert all(code is None for code in alive.values()), f"a worker died: {alive}\n{farm.log_tail()}"
+        registered = {int(_text(w).split(":")[1]) for w in new.smembers(KEYS.workers)}
+        assert registered == set(alive), f"{registered} on the new primary\n{farm.log_tail()}"
+        for worker in (forking, reliable, blocking):
+            assert farm.stop(worker) == 0, farm.log_tail()
+    finally:
+        farm.close()
+        resque.redis.close()
+
+    runs = _runs(farm)
+    failed = _failed(new)
+    fault_result.completed = sum(1 for t in tags if t in runs and t not in failed)
+    fault_result.failed = len(failed & set(tags))
+    fault_result.lost = sum(1 for t in tags if t not in runs and t not in failed)
+    fault_result.doubled = sum(1 for t in tags if runs.get(t, 0) > 1)
+    if failed:
+        fault_result.note(f"in flight at the switch, ended in failed: {sorted(failed)}")
+    assert fault_result.lost == 0 and fault_result.doubled == 0, (runs, failed, farm.log_tail())
+    assert failed <= set(switch), failed
+    assert not list(new.scan_iter(match=KEYS.inflight_pattern))
+    assert int(new.get(KEYS.stat("processed")) or 0) == len(tags), "each job counted once, on the new primary"
+
+
+def _runs(farm: Farm) -> dict[str, int]:
+    """tag -> how many distinct runs finished (from the records kept outside the cluster)."""
+    tokens = {tuple(_text(raw).split()) for raw in farm.raw.lrange("fault:done", 0, -1)}
+    counts: dict[str, int] = {}
+    for tag, _token in tokens:
+        counts[tag] = counts.get(tag, 0) + 1
+    return counts
+
+
+def _failed(client: redis.Redis) -> set[str]:
+    return {
+        str(JobPayload.decode(bytes(Failure.decode(raw).payload)).args[0]) for raw in client.lrange(KEYS.failed, 0, -1)
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
