@@ -21,7 +21,7 @@ from harness import HERE, Peer, Peers
 from waiting import wait_for
 
 from resque_compat import JobStatus
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.protocol import Keys
 from resque_compat.worker import pruning
 

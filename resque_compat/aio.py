@@ -26,19 +26,26 @@ from resque_compat import replies
 from resque_compat.activejob.enqueue import active_job_plan
 from resque_compat.client import default_namespace
 from resque_compat.connection import RedisAddress, build_client, parse_address
-from resque_compat.failure import (
+from resque_compat.failures import (
+    BULK_BATCH,
     BackendName,
+    BatchOutcome,
     FailureEntry,
     FailureError,
+    Requeue,
     changed_while_clearing,
     check_backend,
     clear_commands,
     decode_entry,
     default_backend,
     failure_list_name,
+    mark_batch_args,
     not_a_list,
     removal_marker,
+    retry_batch_call,
     save_commands,
+    status_reads,
+    status_resets,
 )
 from resque_compat.jobs.progress import DEFAULT_QUEUE, create_plan, read_status
 from resque_compat.plans import (
@@ -76,9 +83,9 @@ from resque_compat.plans import (
     worker_state_commands,
 )
 from resque_compat.protocol import Failure, Keys, ProtocolError, StatusRecord
-from resque_compat.protocol.keys import ANY_QUEUES_SET
+from resque_compat.protocol.keys import ANY_QUEUES_SET, FAILED_LIST, Stat
 from resque_compat.protocol.progress import ResqueStatus
-from resque_compat.protocol.scripts import SET_OR_REMOVE_AT
+from resque_compat.protocol.scripts import MARK_BATCH, RETRY_BATCH, SET_OR_REMOVE_AT
 from resque_compat.resp import Command, queue_commands
 from resque_compat.scheduler.delayed import delay_to_time, schedule_plan
 
@@ -93,25 +100,27 @@ def connect_async(
 
 
 class AsyncFailures:
-    """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failure.Failures`)."""
+    """Recorded failures, read and acted on from asyncio (see :class:`resque_compat.failures.Failures`)."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, backend: BackendName = "redis") -> None:
         self.redis = client
         self.keys = keys
         self.backend = check_backend(backend)
         self._set_or_remove = client.register_script(SET_OR_REMOVE_AT)
+        self._retry_batch = client.register_script(RETRY_BATCH)
+        self._mark_batch = client.register_script(MARK_BATCH)
 
     def list_for(self, queue: str) -> str:
         return failure_list_name(self.backend, queue)
 
     async def list_names(self) -> list[str]:
         members = await self.redis.smembers(self.keys.failed_queues)
-        return sorted({"failed"} | {replies.text(m) for m in members})
+        return sorted({FAILED_LIST} | {replies.text(m) for m in members})
 
-    async def count(self, list_name: str = "failed") -> int:
+    async def count(self, list_name: str = FAILED_LIST) -> int:
         return int(await self.redis.llen(self.keys.failed_list(list_name)))
 
-    async def all(self, start: int = 0, count: int = 20, list_name: str = "failed") -> list[FailureEntry]:
+    async def all(self, start: int = 0, count: int = 20, list_name: str = FAILED_LIST) -> list[FailureEntry]:
         """A page of entries, oldest first (``start`` may be negative, as LRANGE's)."""
         if count <= 0:
             return []
@@ -120,13 +129,13 @@ class AsyncFailures:
         first = start if start >= 0 else max(0, int(await self.redis.llen(key)) + start)
         return [decode_entry(list_name, first + i, raw) for i, raw in enumerate(raws)]
 
-    async def get(self, index: int, list_name: str = "failed") -> FailureEntry:
+    async def get(self, index: int, list_name: str = FAILED_LIST) -> FailureEntry:
         raw = await self.redis.lindex(self.keys.failed_list(list_name), index)
         if raw is None:
             raise FailureError(f"no failure at index {index} in {list_name!r}")
         return decode_entry(list_name, index, replies.raw(raw))
 
-    async def iter(self, list_name: str = "failed", page: int = 500) -> AsyncIterator[FailureEntry]:
+    async def iter(self, list_name: str = FAILED_LIST, page: int = 500) -> AsyncIterator[FailureEntry]:
         start = 0
         while True:
             batch = await self.all(start, page, list_name)
@@ -136,7 +145,7 @@ class AsyncFailures:
                 return
             start += page
 
-    async def retry(self, index: int, list_name: str = "failed") -> str:
+    async def retry(self, index: int, list_name: str = FAILED_LIST) -> str:
         """Requeue one failure whole and mark it ``retried_at``; returns its queue."""
         entry = await self.get(index, list_name)
         if entry.record is None:
@@ -154,7 +163,7 @@ class AsyncFailures:
         await _run(self.redis, requeue_commands(self.keys, record.queue, payload, job, current), transaction=False)
         return record.queue
 
-    async def remove(self, index: int, list_name: str = "failed") -> None:
+    async def remove(self, index: int, list_name: str = FAILED_LIST) -> None:
         """Remove one entry, guarded against a list that shifted meanwhile."""
         entry = await self.get(index, list_name)
         key = self.keys.failed_list(list_name)
@@ -170,7 +179,7 @@ class AsyncFailures:
             await _run(self.redis, commands, transaction=False)
 
     async def retry_all(
-        self, list_name: str = "failed", queue: str | None = None, progress: Callable[[int], None] | None = None
+        self, list_name: str = FAILED_LIST, queue: str | None = None, progress: Callable[[int], None] | None = None
     ) -> int:
         """Requeue every entry (Ruby's ``requeue_all``; ``queue`` = ``requeue_queue``);
         ``progress(1)`` after each entry looked at."""
@@ -187,7 +196,7 @@ class AsyncFailures:
                 progress(1)
         return done
 
-    async def clear(self, list_name: str = "failed") -> int:
+    async def clear(self, list_name: str = FAILED_LIST) -> int:
         """Delete a failure list; refused (nothing deleted) when the key is not a list."""
         key = self.keys.failed_list(list_name)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -202,7 +211,7 @@ class AsyncFailures:
             except redis.WatchError:
                 raise changed_while_clearing(list_name) from None
 
-    async def clear_retried(self, list_name: str = "failed") -> int:
+    async def clear_retried(self, list_name: str = FAILED_LIST) -> int:
         """Remove every entry that has been retried (has ``retried_at``)."""
         removed = 0
         index = 0
@@ -216,6 +225,45 @@ class AsyncFailures:
                 removed += 1
             else:
                 index += 1
+
+    async def retry_pages(self, list_name: str = FAILED_LIST, total: int | None = None) -> AsyncIterator[BatchOutcome]:
+        """Requeue the first ``total`` entries a batch at a time (see ``Failures.retry_pages``)."""
+        key = self.keys.failed_list(list_name)
+        total = await self.count(list_name) if total is None else total
+        for start in range(0, total, BULK_BATCH):
+            end = min(total, start + BULK_BATCH) - 1
+            items = [replies.raw(i) for i in await self.redis.lrange(key, start, end)]
+            if not items:
+                return
+            call_keys, args, requeues, skipped = retry_batch_call(self.keys, list_name, start, items)
+            done: list[Requeue] = []
+            if requeues:
+                flags = await self._retry_batch(keys=call_keys, args=args)
+                done = [r for r, flag in zip(requeues, flags, strict=True) if flag]
+                reads = status_reads(self.keys, done)
+                if reads:
+                    currents = await _run(self.redis, reads, transaction=False)
+                    await _run(self.redis, status_resets(self.keys, done, currents), transaction=False)
+            yield BatchOutcome(len(items), len(done), skipped + len(requeues) - len(done))
+
+    async def clear_retried_pages(
+        self, list_name: str = FAILED_LIST, total: int | None = None
+    ) -> AsyncIterator[BatchOutcome]:
+        """Remove the retried entries a batch at a time (see ``Failures.clear_retried_pages``)."""
+        key = self.keys.failed_list(list_name)
+        total = await self.count(list_name) if total is None else total
+        marker = removal_marker()
+        try:
+            for start in range(0, total, BULK_BATCH):
+                end = min(total, start + BULK_BATCH) - 1
+                items = [replies.raw(i) for i in await self.redis.lrange(key, start, end)]
+                if not items:
+                    return
+                args = mark_batch_args(list_name, marker, start, items)
+                marked = int(await self._mark_batch(keys=[key], args=args)) if len(args) > 3 else 0
+                yield BatchOutcome(len(items), marked, 0)
+        finally:
+            await self.redis.lrem(key, 0, marker)
 
 
 async def _run(client: aioredis.Redis, commands: Sequence[Command], *, transaction: bool) -> list[Any]:
@@ -494,7 +542,7 @@ class AsyncResque:
         server = server_url(self.redis.connection_pool.connection_kwargs)
         sizes = await self.queue_sizes()
         workers = await self.workers()
-        return info_dict(sizes, workers, await self.stat("processed"), await self.stat("failed"), server)
+        return info_dict(sizes, workers, await self.stat(Stat.PROCESSED), await self.stat(Stat.FAILED), server)
 
 
 __all__ = ["AsyncFailures", "AsyncResque", "connect_async"]

@@ -34,7 +34,7 @@ from resque_compat.cliutil import (
 )
 from resque_compat.connection import ConfigError
 from resque_compat.envvars import EVERY_COMMAND, help_epilog
-from resque_compat.failure import FailureEntry
+from resque_compat.failures import FailureEntry
 from resque_compat.protocol import (
     UNSET,
     JobPayload,
@@ -45,6 +45,7 @@ from resque_compat.protocol import (
     inputs,
     timefmt,
 )
+from resque_compat.protocol.keys import FAILED_LIST
 from resque_compat.testing.redis_server import RedisUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -525,7 +526,7 @@ def failed() -> None:
 
 
 _LIST_OPTION = click.option(
-    "--list", "list_name", metavar="NAME", default="failed", show_default=True,
+    "--list", "list_name", metavar="NAME", default=FAILED_LIST, show_default=True,
     help="The failure list: failed, or a <queue>_failed list of the redis_multi_queue backend.",
 )  # fmt: skip
 

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from resque_compat.connection import RedisAddress, connect, parse_address
-from resque_compat.failure import BackendName, Failures, default_backend
+from resque_compat.failures import BackendName, Failures, default_backend
 from resque_compat.jobs.progress import DEFAULT_QUEUE, ResqueStatuses
 from resque_compat.jobs.retrying import PendingRetries
 from resque_compat.plans import (
@@ -55,7 +55,7 @@ from resque_compat.protocol import (
     StatusRecord,
     decode_json,
 )
-from resque_compat.protocol.keys import ANY_QUEUES_SET
+from resque_compat.protocol.keys import ANY_QUEUES_SET, DEFAULT_NAMESPACE, Stat
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.replies import raw, text, to_int
 from resque_compat.resp import Command, queue_commands, transaction
@@ -67,7 +67,7 @@ def default_namespace() -> str:
         value = os.environ.get(var)
         if value is not None:
             return value
-    return "resque"
+    return DEFAULT_NAMESPACE
 
 
 class Resque:
@@ -362,7 +362,7 @@ class Resque:
     def info(self) -> dict[str, Any]:
         """Ruby's ``Resque.info``."""
         server = server_url(self.redis.connection_pool.connection_kwargs)
-        return info_dict(self.queue_sizes(), self.workers(), self.stat("processed"), self.stat("failed"), server)
+        return info_dict(self.queue_sizes(), self.workers(), self.stat(Stat.PROCESSED), self.stat(Stat.FAILED), server)
 
 
 __all__ = ["QueuedJob", "Resque", "WorkerInfo", "decode_json"]

@@ -8,7 +8,6 @@ registered. Read-only: it never changes a key.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ import redis
 
 from resque_compat.activejob.job import is_wrapper, wrapped_job
 from resque_compat.client import Resque
-from resque_compat.cliutil import CliContext, fail
+from resque_compat.cliutil import CliContext, fail, pass_cli
 from resque_compat.connection import ConfigError, redact
 from resque_compat.envvars import help_epilog
 from resque_compat.plans import QueuedJob, WorkerInfo
@@ -33,7 +32,7 @@ from resque_compat.protocol import (
     resolve_queues,
     timefmt,
 )
-from resque_compat.registry import JobRegistry, default_registry
+from resque_compat.registry import JobModuleError, JobRegistry, default_registry, import_job_modules
 
 Level = Literal["ok", "info", "warn", "fail"]
 
@@ -80,18 +79,6 @@ class Report:
                 for c in self.checks
             ],
         }
-
-
-def import_job_modules(names: Iterable[str]) -> None:
-    """Import the modules that register jobs (``--import``), as the worker does; the current
-    directory is importable, as for ``python -m``."""
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import job module {name!r}: {exc}") from None
 
 
 @dataclass
@@ -389,15 +376,12 @@ _MARK = {"ok": "ok  ", "info": "info", "warn": "warn", "fail": "FAIL"}
     type=click.FloatRange(min=1),
     help="Seconds without a heartbeat after which a registered worker counts as dead.",
 )
-@click.pass_context
-def doctor(ctx: click.Context, imports: tuple[str, ...], queue_spec: str, sample: int, stale_after: float) -> None:
+@pass_cli
+def doctor(cli: CliContext, imports: tuple[str, ...], queue_spec: str, sample: int, stale_after: float) -> None:
     """Check a mixed deployment: Redis, namespace, unhandled job classes, unwatched queues, dead workers.
 
     Exits 1 when a check fails, 3 when Redis cannot be reached.
     """
-
-    cli = ctx.find_object(CliContext)
-    assert cli is not None
     names = list(imports) or parse_queue_list(os.environ.get("APP_INCLUDE", ""))
     queues = parse_queue_list(queue_spec)
     if not queues:
@@ -407,7 +391,7 @@ def doctor(ctx: click.Context, imports: tuple[str, ...], queue_spec: str, sample
         report = Doctor(
             cli.resque, default_registry if names or len(default_registry) else None, queues, sample, stale_after
         ).run()
-    except ConfigError as exc:
+    except (ConfigError, JobModuleError) as exc:
         fail(str(exc), 2)
         return
     except redis.RedisError as exc:

@@ -11,6 +11,8 @@ absent, so the graphs show a gap rather than an invented zero.
 Failures per class have no counter in Resque, so the winner counts the failures whose
 ``failed_at`` falls between the previous recorded minute and now (newest first, at most
 ``SCAN_LIMIT`` entries), and adds them to a small cumulative hash.
+
+:func:`recorded` and :func:`redis_now` read it back for the dashboard's graphs.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from resque_compat.protocol.history import (
     decode_sample,
     encode_sample,
 )
+from resque_compat.protocol.keys import FAILED_LIST, Stat
 from resque_compat.protocol.scripts import RECORD_SAMPLE
 from resque_compat.replies import raw, text
 
@@ -120,8 +123,8 @@ class Sampler:
         """Read the counters and store them as the sample of time ``t`` (Redis time, seconds)."""
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.stat("processed"))
-        pipe.get(keys.stat("failed"))
+        pipe.get(keys.stat(Stat.PROCESSED))
+        pipe.get(keys.stat(Stat.FAILED))
         pipe.smembers(keys.queues)
         pipe.smembers(keys.failed_queues)
         pipe.hget(keys.history_state, _UNTIL)
@@ -136,7 +139,7 @@ class Sampler:
 
         until = int(t) - CLASS_LAG
         since = max(_float(until_raw, until - 60), until - CLASS_LOOKBACK)
-        lists = sorted({"failed"} | {text(n) for n in failure_lists})
+        lists = sorted({FAILED_LIST} | {text(n) for n in failure_lists})
         counts = self._count_failures(lists, since, until) if until > since else {}
         classes = self._add_classes(counts, {text(k) for k in known_classes}, max(until, int(since)))
 

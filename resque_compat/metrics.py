@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.protocol import WorkerId
+from resque_compat.protocol.keys import Stat
 from resque_compat.scheduler.delayed import DelayedQueue
 
 log = logging.getLogger("resque_compat.metrics")
@@ -72,8 +73,10 @@ class ResqueCollector(Collector):
             queues.add_metric([name], size)
         yield queues
 
-        yield _counter("resque_processed", "Jobs processed by every worker (stat:processed)", resque.stat("processed"))
-        yield _counter("resque_failed", "Jobs failed on every worker (stat:failed)", resque.stat("failed"))
+        yield _counter(
+            "resque_processed", "Jobs processed by every worker (stat:processed)", resque.stat(Stat.PROCESSED)
+        )
+        yield _counter("resque_failed", "Jobs failed on every worker (stat:failed)", resque.stat(Stat.FAILED))
         yield _gauge("resque_paused_all", "1 while pause-all-workers is set", int(resque.paused_all()))
 
         failed_family = GaugeMetricFamily("resque_failed_list_length", "Entries in each failed list", labels=["list"])

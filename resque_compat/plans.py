@@ -34,7 +34,7 @@ from resque_compat.protocol import (
     timefmt,
 )
 from resque_compat.protocol.control import ControlCommand
-from resque_compat.protocol.keys import namespace_of_queues_set
+from resque_compat.protocol.keys import Stat, namespace_of_queues_set
 from resque_compat.replies import text, to_int
 from resque_compat.resp import Command
 
@@ -129,22 +129,18 @@ def queued(raw: bytes) -> QueuedJob:
         return QueuedJob(raw, None, str(exc))
 
 
-def check_name(what: str, value: str) -> None:
-    inputs.check_name(f"{what} name", value)
-
-
 # -- enqueue --------------------------------------------------------------------------
 def enqueue_plan(
     keys: Keys, queue: str, jobs: Iterable[tuple[str, Sequence[Any]]], *, track: bool, now: float | None = None
 ) -> tuple[list[str | None], list[Command]]:
     """Ids and commands for pushing ``jobs``: Ruby's SADD + RPUSH, plus php-resque's status
     keys when tracked. No commands at all when ``jobs`` is empty."""
-    check_name("queue", queue)
+    inputs.check_name("queue name", queue)
     now = time.time() if now is None else now
     payloads: list[bytes] = []
     ids: list[str | None] = []
     for class_name, args in jobs:
-        check_name("class", class_name)
+        inputs.check_name("class name", class_name)
         inputs.check_json_value(list(args), "args")
         job_id = new_job_id() if track else None
         payloads.append(JobPayload.new(class_name, list(args), job_id, now).encode())
@@ -224,8 +220,8 @@ def worker_row_commands(keys: Keys, ids: Sequence[str]) -> list[Command]:
         commands += [
             ("GET", keys.worker(wid)),
             ("GET", keys.worker_started(wid)),
-            ("GET", keys.stat("processed", wid)),
-            ("GET", keys.stat("failed", wid)),
+            ("GET", keys.stat(Stat.PROCESSED, wid)),
+            ("GET", keys.stat(Stat.FAILED, wid)),
             ("GET", keys.worker_state(wid)),
         ]
     return commands
@@ -345,8 +341,8 @@ def worker_detail_commands(keys: Keys, worker_id: str) -> list[Command]:
         *worker_row_commands(keys, [worker_id]),
         ("LLEN", keys.control(worker_id)),
         ("GET", keys.node_worker_ping(name)),
-        ("GET", keys.stat("processed", name)),
-        ("GET", keys.stat("failed", name)),
+        ("GET", keys.stat(Stat.PROCESSED, name)),
+        ("GET", keys.stat(Stat.FAILED, name)),
     ]
 
 
@@ -408,7 +404,7 @@ def decode_stored_status(results: Sequence[Any]) -> StoredStatus | None:
 # -- namespaces -----------------------------------------------------------------------
 def namespace_used_command(keys: Keys) -> Command:
     """EXISTS of the keys every deployment soon has: queues, workers, stat:processed, failed."""
-    return ("EXISTS", keys.queues, keys.workers, keys.stat("processed"), keys.failed)
+    return ("EXISTS", keys.queues, keys.workers, keys.stat(Stat.PROCESSED), keys.failed)
 
 
 def namespace_names(queue_sets: Iterable[bytes | str]) -> list[str]:

@@ -21,10 +21,15 @@ and ``self.options`` from the payload's ``[uuid, options]`` (``resque_compat.job
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from resque_compat.jobs.retry import Retry
@@ -231,3 +236,32 @@ def _checked_retry(retry: Any) -> Retry | None:
     if retry is not None and not isinstance(retry, Retry):
         raise TypeError(f"retry= takes a resque_compat.Retry, not {type(retry).__name__}")
     return retry
+
+
+class JobModuleError(ImportError):
+    """A module named by ``--import``/``APP_INCLUDE`` could not be imported; the message says which and why."""
+
+
+def import_job_modules(names: Iterable[str]) -> None:
+    """Import the modules that register jobs (``--import``/``APP_INCLUDE``, for the worker and
+    ``doctor``): dotted module names, or paths to ``.py`` files. The current directory is
+    importable, as with ``python -m``. Whatever a module raises becomes a :class:`JobModuleError`."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            if name.endswith(".py") or os.sep in name:
+                _import_file(Path(name).resolve())
+            else:
+                importlib.import_module(name)
+        except Exception as exc:
+            raise JobModuleError(f"cannot import job module {name!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _import_file(path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"not a Python file: {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from resque_compat import JobStatus, Resque, plans
 from resque_compat.aio import AsyncResque
-from resque_compat.failure import FailureError
+from resque_compat.failures import FailureError
 from resque_compat.protocol import Failure, JobPayload, Keys, Raw, StatusRecord, WorkingOn, encode_json, timefmt
 from resque_compat.scheduler import DelayedQueue, delayed
 

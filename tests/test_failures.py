@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from resque_compat import JobStatus, Resque
-from resque_compat.failure import FailureError, Failures
+from resque_compat.failures import FailureError, Failures
 from resque_compat.protocol import Failure, Keys, Raw
 
 RUBY = (

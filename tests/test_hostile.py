@@ -473,11 +473,11 @@ def _failures(r: redis.Redis, count: int, retried_every: int = 0) -> None:
 
 
 def test_retry_all_of_a_long_list_runs_in_batches_in_the_background(r: redis.Redis, app: Any, monkeypatch: Any) -> None:
-    import time  # noqa: PLC0415
 
+    from resque_compat import failures  # noqa: PLC0415
     from resque_compat.web import bulk  # noqa: PLC0415
 
-    monkeypatch.setattr(bulk, "BATCH", 100)
+    monkeypatch.setattr(failures, "BULK_BATCH", 100)
     monkeypatch.setattr(bulk, "INLINE_LIMIT", 50)
     monkeypatch.setattr(bulk, "_tasks", {})
     _failures(r, 1000)
@@ -492,10 +492,8 @@ def test_retry_all_of_a_long_list_runs_in_batches_in_the_background(r: redis.Red
         assert all(b"retried_at" in e for e in r.lrange(NS + "failed", 0, 999))
         assert "Retry all" in c.get("/failed").text
         assert c.get("/api/tasks/nosuch").status_code == 404
-        cleared = c.post("/api/failed/clear_retried", json={}).json()["task"]
-        while not cleared["done"]:
-            time.sleep(0.1)
-            cleared = c.get(f"/api/tasks/{cleared['id']}").json()
+        cleared_url = f"/api/tasks/{c.post('/api/failed/clear_retried', json={}).json()['task']['id']}"
+        cleared = wait_for(lambda: (polled := c.get(cleared_url).json())["done"] and polled, what="clear retried")
         assert cleared["done_count"] == 1000 and r.lrange(NS + "failed", 0, -1) == [b"broken"]
 
 

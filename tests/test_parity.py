@@ -13,11 +13,11 @@ import pytest
 import redis
 from monitor import Monitor, parse
 
-from resque_compat import Resque, failure, plans
+from resque_compat import Resque, failures, plans
 from resque_compat.aio import AsyncFailures, AsyncResque
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.protocol import Failure, Raw
-from resque_compat.scheduler import DelayedQueue, delayed, delayed_aio, mover
+from resque_compat.scheduler import DelayedQueue, delayed, mover
 from resque_compat.scheduler.delayed_aio import AsyncDelayedQueue
 
 #: operations only one side has, and why
@@ -71,9 +71,8 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
     monkeypatch.setattr(plans, "time", clock)
     monkeypatch.setattr(delayed, "time", clock)
     monkeypatch.setattr(mover, "time", clock)
-    monkeypatch.setattr(delayed_aio, "time", clock)
     monkeypatch.setattr(plans.timefmt, "failed_at", lambda epoch=None: "2026/11/26 20:20:42 UTC")
-    monkeypatch.setattr(failure, "uuid", types.SimpleNamespace(uuid4=lambda: types.SimpleNamespace(hex="0" * 32)))
+    monkeypatch.setattr(failures, "uuid", types.SimpleNamespace(uuid4=lambda: types.SimpleNamespace(hex="0" * 32)))
 
     def reset() -> None:
         counter[0] = itertools.count()
@@ -120,6 +119,8 @@ def sync_scenario(url: str) -> None:
     f.retry_all()
     f.clear_retried()
     f.all(0, 10), f.count(), f.list_names()
+    f.save(a_failure("other", 9))
+    list(f.retry_pages()), list(f.clear_retried_pages())
     f.clear()
     d = DelayedQueue(r, batch=2)
     for i in range(5):
@@ -172,6 +173,8 @@ async def async_scenario(url: str) -> None:
         await f.retry_all()
         await f.clear_retried()
         await f.all(0, 10), await f.count(), await f.list_names()
+        await f.save(a_failure("other", 9))
+        [b async for b in f.retry_pages()], [b async for b in f.clear_retried_pages()]
         await f.clear()
         d = AsyncDelayedQueue(r, batch=2)
         for i in range(5):

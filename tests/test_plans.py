@@ -6,7 +6,7 @@ import redis
 
 from resque_compat import Resque
 from resque_compat.activejob.enqueue import active_job_plan
-from resque_compat.failure import clear_commands
+from resque_compat.failures import clear_commands
 from resque_compat.plans import (
     busy_commands,
     enqueue_plan,

@@ -65,6 +65,30 @@ def test_a_pass_as_non_master_moves_nothing(resque: Resque, r: redis.Redis) -> N
     assert (result.master, result.moved.moved) == (True, 1)
 
 
+def test_a_master_that_loses_the_lock_mid_pass_stops_moving_and_firing(resque: Resque, r: redis.Redis) -> None:
+    """resque-scheduler asks ``master?`` before each item; we ask before each batch."""
+    delayed = DelayedQueue(resque)
+    for ts in (100, 101, 102):
+        delayed.push_raw(ts, b'{"class":"J","args":[],"queue":"q"}')
+    r.hset("resque:persistent_schedules", "tick", '{"class":"J","every":"1s","queue":"q"}')
+    scheduler = Scheduler(resque, batch=1, lock_value="py:4")
+    hold = scheduler.lock.hold
+    calls = []
+
+    def stolen_after_the_first_batch() -> bool:
+        calls.append(r.llen("resque:queue:q"))
+        if len(calls) == 2:  # the pass's own check came first; now another scheduler takes over
+            r.set(LOCK, "ruby-host:1", ex=180)
+        return hold()
+
+    scheduler.lock.hold = stolen_after_the_first_batch  # type: ignore[method-assign]
+    result = scheduler.run_pass(now=1000.0)
+    assert calls == [0, 1]
+    assert (result.master, result.moved.moved, result.fired) == (False, 1, [])
+    assert r.zcard("resque:delayed_queue_schedule") == 2
+    assert r.get(LOCK) == b"ruby-host:1"
+
+
 def test_master_applies_schedule_changes_and_fires(resque: Resque, r: redis.Redis) -> None:
     scheduler = Scheduler(resque, lock_value="py:3")
     scheduler.run_pass(now=1000.0)

@@ -240,3 +240,41 @@ def test_our_pruner_recovers_the_slots_of_a_dead_process(redis_url: str, r: redi
         assert sorted(f["payload"]["args"][0] for f in records) == ["k0", "k1", "k2"]  # type: ignore[index]
     stop(successor)
     assert successor.returncode == 0
+
+
+def test_many_slots_outgrow_the_default_connection_pool(redis_url: str, r: redis.Redis) -> None:
+    """120 slots hold 120 connections for their cycle calls: more than redis-py's default pool
+    of 100, which the worker grows to fit."""
+    n = 120
+    proc = spawn(redis_url, n)
+    all_registered(r, proc, n)
+    Resque(redis_url).enqueue_many("default", [("AsyncGate", [f"m{k}"]) for k in range(n)])
+    wait_for(lambda: len(tags(r, gates.STARTED)) == n, what=f"{n} jobs in flight at once")
+    r.set(gates.OPEN, 1)
+    wait_for(lambda: len(tags(r, gates.FINISHED)) == n, what="every job to finish")
+    stop(proc)
+    assert proc.returncode == 0 and not r.exists("resque:failed")
+
+
+def test_usr1_interrupts_every_job_and_quit_waits_for_every_slot(redis_url: str, r: redis.Redis) -> None:
+    proc = spawn(redis_url, 2)
+    ids = all_registered(r, proc, 2)
+    resque = Resque(redis_url)
+    resque.enqueue("default", "Gate", "a")
+    resque.enqueue("default", "AsyncGate", "b")
+    wait_for(lambda: len(tags(r, gates.STARTED)) == 2, what="two jobs in flight")
+    proc.send_signal(signal.SIGUSR1)
+    wait_for(lambda: len(failures(r)) == 2, what="both jobs interrupted")
+    assert {(f["exception"], f["error"]) for f in failures(r)} == {("Resque::TermException", "SIGUSR1")}
+    assert set(ids) <= members(r) and proc.poll() is None  # the process works on
+    resque.enqueue("default", "Gate", "c")
+    resque.enqueue("default", "AsyncGate", "d")
+    wait_for(lambda: len(tags(r, gates.STARTED)) == 4, what="two more jobs in flight")
+    proc.send_signal(signal.SIGQUIT)
+    wait_for(lambda: all((s := state(r, w)) is not None and s.stopping for w in ids), what="QUIT seen by every slot")
+    assert proc.poll() is None and sorted(held(r, w) or "" for w in ids) == ["c", "d"]  # waiting for its jobs
+    r.set(gates.OPEN, 1)
+    stop(proc, 0)
+    assert proc.returncode == 0
+    assert sorted(tags(r, gates.FINISHED)) == ["c", "d"] and len(failures(r)) == 2
+    assert not r.smembers("resque:workers")

@@ -92,14 +92,22 @@ def test_usr1_kills_the_job_and_keeps_working(redis_url: str, r: redis.Redis, tm
     assert r.get("resque:stat:processed") == b"2"
 
 
+def _looked_since(resque: Resque, wid: str, word: str) -> None:
+    """Send ``word`` and wait until the worker takes it: it has been round its loop since
+    (the positive signal that a paused worker looked at its queues and left the job there)."""
+    resque.control(wid, word)
+    wait_for(lambda: not resque.redis.llen(resque.keys.control(wid)), what=f"the worker to take {word!r}")
+
+
 def test_usr2_pauses_and_cont_resumes(redis_url: str, r: redis.Redis, tmp_path: Path) -> None:
     log = tmp_path / "log"
     proc = spawn_worker(redis_url, "-q", "default", "--interval", "0.1", job_log=log)
     registered(r, proc.pid)
     proc.send_signal(signal.SIGUSR2)
     wait_for(lambda: cmdline(proc.pid).endswith(": Paused"), what="paused title")
-    Resque(redis_url).enqueue("default", "GoodJob", "p")
-    time.sleep(0.5)
+    resque = Resque(redis_url)
+    resque.enqueue("default", "GoodJob", "p")
+    _looked_since(resque, registered(r, proc.pid), "resume")  # a remote resume leaves a USR2 pause alone
     assert r.llen("resque:queue:default") == 1  # paused: nothing reserved
     proc.send_signal(signal.SIGCONT)
     wait_for(lambda: "GoodJob ['p']" in job_log_lines(log), what="job after CONT")
@@ -208,7 +216,7 @@ def test_control_commands(redis_url: str, r: redis.Redis, tmp_path: Path) -> Non
     resque.control(wid, "pause")
     wait_for(lambda: cmdline(proc.pid).endswith(": Paused"), what="paused")
     resque.enqueue("default", "Sleep", 30, "c")
-    time.sleep(0.3)
+    _looked_since(resque, wid, "pause")  # paused already: a second pause changes nothing
     assert r.llen("resque:queue:default") == 1
     resque.control(wid, "resume")
     wait_for(lambda: started(log, "c"), what="job start")

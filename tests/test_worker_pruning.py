@@ -20,7 +20,7 @@ import pytest
 import redis
 from waiting import wait_for
 
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.protocol import Keys
 from resque_compat.worker import pruning
 

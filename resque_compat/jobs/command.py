@@ -10,14 +10,12 @@ from resque_compat.jobs.progress import STATUS_FILTERS
 
 
 @click.group(invoke_without_command=True)
-@click.pass_context
+@pass_cli
 @handle_errors
-def retries(ctx: click.Context) -> None:
+def retries(cli: CliContext) -> None:
     """Pending retries (jobs with a Retry policy): attempt, where they wait, and the next run."""
-    if ctx.invoked_subcommand is not None:
+    if click.get_current_context().invoked_subcommand is not None:
         return
-    cli = ctx.find_object(CliContext)
-    assert cli is not None
     entries = cli.resque.retries.entries()
     if cli.json:
         emit_json([e.as_dict() for e in entries])

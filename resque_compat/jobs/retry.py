@@ -20,9 +20,6 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-#: Sidekiq's and resque-retry's ExponentialBackoff defaults, for :meth:`Retry.exponential`.
-RESQUE_RETRY_BACKOFF = (0, 60, 600, 3600, 10_800, 21_600)
-
 
 @dataclass(frozen=True)
 class Retry:

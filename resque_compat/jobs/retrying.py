@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from resque_compat.failure import BackendName, failure_list_name
+from resque_compat.failures import BackendName, failure_list_name
 from resque_compat.protocol import Failure, JobPayload, JobStatus, Keys, ProtocolError, StatusRecord, timefmt
+from resque_compat.protocol.keys import FAILED_LIST, Stat
 from resque_compat.protocol.records import STATUS_TTL
 from resque_compat.protocol.retries import PendingRetry, delayed_retry_item, suppressed_failure
 from resque_compat.protocol.scripts import RETRY_BEGIN, RETRY_FINISH, RETRY_STEER
@@ -158,10 +159,10 @@ class WorkerRetries:
         reply = self._finish(
             keys=[
                 keys.worker(self.worker_id),
-                keys.stat("processed"),
-                keys.stat("processed", self.worker_id),
-                keys.stat("failed"),
-                keys.stat("failed", self.worker_id),
+                keys.stat(Stat.PROCESSED),
+                keys.stat(Stat.PROCESSED, self.worker_id),
+                keys.stat(Stat.FAILED),
+                keys.stat(Stat.FAILED, self.worker_id),
                 keys.inflight(self.worker_id),
                 status_key or keys.worker(self.worker_id),
                 keys.retry_attempts(name),
@@ -182,7 +183,7 @@ class WorkerRetries:
                 suppressed,
                 str(ttl),
                 record,
-                "" if list_name == "failed" else list_name,
+                "" if list_name == FAILED_LIST else list_name,
                 status_bytes,
                 status_ttl,
                 "1" if self.reliable else "",
@@ -319,7 +320,7 @@ class PendingRetries:
                 keys.delayed_member(e.at),
                 e.queue,
                 failure,
-                "" if list_name == "failed" else list_name,
+                "" if list_name == FAILED_LIST else list_name,
             ],
         )
         if not int(done):

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from resque_compat.protocol.keys import Keys
+from resque_compat.protocol.keys import Keys, Stat
 from resque_compat.protocol.records import encode_json
 
 
@@ -66,10 +66,10 @@ class CycleKeys:
     def for_worker(cls, keys: Keys, worker_id: str) -> CycleKeys:
         return cls(
             worker=keys.worker(worker_id),
-            processed=keys.stat("processed"),
-            processed_by_worker=keys.stat("processed", worker_id),
-            failed=keys.stat("failed"),
-            failed_by_worker=keys.stat("failed", worker_id),
+            processed=keys.stat(Stat.PROCESSED),
+            processed_by_worker=keys.stat(Stat.PROCESSED, worker_id),
+            failed=keys.stat(Stat.FAILED),
+            failed_by_worker=keys.stat(Stat.FAILED, worker_id),
             pause_all=keys.pause_all,
             control=keys.control(worker_id),
             inflight=keys.inflight(worker_id),

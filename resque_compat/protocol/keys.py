@@ -7,8 +7,9 @@ and an empty prefix means none. Both conventions map onto :class:`Keys`.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 from resque_compat.protocol.rubyfmt import ruby_join, sha1_hex
 
@@ -16,6 +17,20 @@ from resque_compat.protocol.rubyfmt import ruby_join, sha1_hex
 def glob_escape(text: str) -> str:
     """``text`` matched literally in a KEYS / SCAN pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+#: Ruby Resque's namespace when none is configured (``resque:queues`` ...)
+DEFAULT_NAMESPACE: Final = "resque"
+
+#: the failure list every backend but RedisMultiQueue writes to; always listed, even when empty
+FAILED_LIST: Final = "failed"
+
+
+class Stat(StrEnum):
+    """Resque's counters (``stat:<name>``, and ``stat:<name>:<worker>`` per worker)."""
+
+    PROCESSED = "processed"
+    FAILED = "failed"
 
 
 #: a SCAN pattern for every namespace's ``queues`` set (``doctor`` looks for other namespaces)
@@ -54,7 +69,7 @@ class Keys:
 
     __slots__ = ("__dict__", "namespace", "prefix")
 
-    def __init__(self, namespace: str = "resque") -> None:
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.prefix = normalize_namespace(namespace)
         #: the namespace without its trailing colon, as Ruby's ``Resque.redis.namespace``
         self.namespace = self.prefix[:-1] if self.prefix.endswith(":") else self.prefix
@@ -82,6 +97,11 @@ class Keys:
     def queue(self, name: str) -> str:
         return self.prefix + "queue:" + name
 
+    @staticmethod
+    def queue_name_key(name: str) -> str:
+        """``queue:<name>`` without the namespace (as the raw key browser and messages name it)."""
+        return "queue:" + name
+
     def queue_name(self, key: str) -> str | None:
         """The queue a ``queue:<name>`` key (as BLPOP returns it) belongs to; None for another key."""
         head = self.prefix + "queue:"
@@ -95,6 +115,11 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         """``worker:<id>``: JSON of the job in hand; absent while idle."""
         return self.prefix + "worker:" + worker_id
+
+    @staticmethod
+    def worker_name_key(worker_id: str) -> str:
+        """``worker:<id>`` without the namespace (as the raw key browser names it)."""
+        return "worker:" + worker_id
 
     def worker_started(self, worker_id: str) -> str:
         return self.prefix + "worker:" + worker_id + ":started"
@@ -124,7 +149,7 @@ class Keys:
     # -- failures ---------------------------------------------------------------
     @cached_property
     def failed(self) -> str:
-        return self.prefix + "failed"
+        return self.prefix + FAILED_LIST
 
     @cached_property
     def failed_queues(self) -> str:
@@ -138,6 +163,11 @@ class Keys:
     def failed_queue_name(queue: str) -> str:
         """The name RedisMultiQueue gives the failures of one queue."""
         return queue + "_failed"
+
+    @staticmethod
+    def is_failed_queue_name(name: str) -> bool:
+        """Whether ``name`` has the form RedisMultiQueue gives a failure list (``<queue>_failed``)."""
+        return name.endswith("_failed")
 
     # -- job status (php-resque) -----------------------------------------------
     def status(self, job_id: str, prefix: str = "") -> str:

@@ -115,7 +115,10 @@ class Scheduler:
         moved = MoveResult()
         fired: list[str] = []
         if master:
-            moved = self.mover.move_due(t if now is not None else None, should_stop=self._stop.is_set)
+            moved = self.mover.move_due(
+                t if now is not None else None, should_stop=self._stop.is_set, still_master=self._still_master
+            )
+            master = self._was_master  # False when the lock was lost between two batches
             if moved.moved or moved.rejected:
                 log.info(
                     "moved %d delayed item(s) from %d timestamp(s)%s",
@@ -158,6 +161,16 @@ class Scheduler:
                 self._stop.wait(self._sleep_time())
         finally:
             self.release()
+
+    def _still_master(self) -> bool:
+        """Asked between two batches of a pass, as resque-scheduler asks ``master?`` before each
+        item: renew the lock (or take it back if free); a scheduler that stalled past the lock's
+        TTL while another took it stops moving and firing for the rest of the pass."""
+        if self.lock.hold():
+            return True
+        log.warning("lost the master lock during a pass: %s holds it now", self.lock.holder() or "nobody")
+        self._was_master = False
+        return False
 
     def _sleep_time(self) -> float:
         nxt = self.recurring.next_fire()

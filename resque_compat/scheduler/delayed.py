@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.plans import check_name, enqueue_plan
+from resque_compat.plans import enqueue_plan
 from resque_compat.protocol import DelayedItem, Keys, ProtocolError, encode_json, inputs, timefmt
 from resque_compat.protocol.scripts import REMOVE_DELAYED_ITEM
 from resque_compat.replies import raw, text
@@ -76,8 +76,8 @@ def decode_item(raw: bytes, timestamp: int = 0) -> DelayedJob:
 
 def item_bytes(queue: str, class_name: str, args: Sequence[Any]) -> bytes:
     """resque-scheduler's exact item encoding (``job_to_hash_with_queue``)."""
-    check_name("queue", queue)
-    check_name("class", class_name)
+    inputs.check_name("queue name", queue)
+    inputs.check_name("class name", class_name)
     return DelayedItem(class_=class_name, args=list(args), queue=queue).encode()
 
 

@@ -4,7 +4,6 @@ commands (``tests/test_parity.py`` compares them)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -30,11 +29,20 @@ from resque_compat.scheduler.delayed import (
     remove_call,
     schedule_plan,
 )
-from resque_compat.scheduler.mover import DEFAULT_BATCH, MoveResult, batch_call, batch_reply, item_call
+from resque_compat.scheduler.mover import (
+    DEFAULT_BATCH,
+    MoveBatch,
+    MovePlan,
+    MoveResult,
+    Step,
+    item_call,
+    move_due_plan,
+    move_timestamp_plan,
+)
 
 
 class AsyncMover:
-    """:class:`resque_compat.scheduler.Mover` on asyncio: the same batches, the same scripts."""
+    """:class:`resque_compat.scheduler.Mover` on asyncio: it sends the same plans' steps."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, batch: int = DEFAULT_BATCH) -> None:
         if batch < 1:
@@ -45,54 +53,35 @@ class AsyncMover:
         self._move_batch = client.register_script(MOVE_DELAYED_BATCH)
         self._move_item = client.register_script(MOVE_DELAYED_ITEM)
 
-    async def _due(self, now: float | None) -> bytes | None:
-        at = int(time.time() if now is None else now)
-        due = await self.redis.zrangebyscore(self.keys.delayed_schedule, "-inf", at, start=0, num=1)
-        return raw(due[0]) if due else None
+    async def _send(self, step: Step) -> Any:
+        if isinstance(step, MoveBatch):
+            return await self._move_batch(keys=step.keys, args=step.args)
+        return await self.redis.execute_command(*step)  # type: ignore[no-untyped-call]
 
-    async def _read(self, member: bytes) -> list[bytes]:
-        return [raw(i) for i in await self.redis.lrange(self.keys.delayed_at(member), 0, self.batch - 1)]
-
-    async def _batch_at(self, member: bytes, items: list[bytes]) -> tuple[int, int, int, list[bytes]]:
-        call_keys, args = batch_call(self.keys, member, items, self.batch)
-        return batch_reply(await self._move_batch(keys=call_keys, args=args))
+    async def _run(self, plan: MovePlan) -> MoveResult:
+        reply: Any = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            reply = await self._send(step)
 
     async def move_due(
-        self, now: float | None = None, *, should_stop: object = None, max_batches: int | None = None
+        self,
+        now: float | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        still_master: Callable[[], bool] | None = None,
+        max_batches: int | None = None,
     ) -> MoveResult:
-        result = MoveResult()
-        last: bytes | None = None
-        head: list[bytes] = []
-        while max_batches is None or result.batches < max_batches:
-            if callable(should_stop) and should_stop():
-                break
-            if head and last is not None:
-                member, items = last, head
-            else:
-                due = await self._due(now)
-                if due is None:
-                    break
-                member, items = due, await self._read(due)
-            moved, rejected, _left, head = await self._batch_at(member, items)
-            result.batches += 1
-            result.moved += moved
-            result.rejected += rejected
-            if member != last:
-                result.timestamps += 1
-                last = member
-        return result
+        plan = move_due_plan(
+            self.keys, self.batch, now, should_stop=should_stop, still_master=still_master, max_batches=max_batches
+        )
+        return await self._run(plan)
 
     async def move_timestamp(self, timestamp: int) -> MoveResult:
-        result = MoveResult(timestamps=1)
-        member = str(timestamp).encode()
-        items = await self._read(member)
-        while True:
-            moved, rejected, _left, items = await self._batch_at(member, items)
-            result.batches += 1
-            result.moved += moved
-            result.rejected += rejected
-            if not items:
-                return result
+        return await self._run(move_timestamp_plan(self.keys, self.batch, timestamp))
 
     async def move_item(self, timestamp: int, item: bytes) -> bool:
         call_keys, args = item_call(self.keys, timestamp, item)

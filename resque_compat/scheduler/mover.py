@@ -31,6 +31,7 @@ and the script's cjson read differently (NaN in its arguments, which no peer wri
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ import redis
 from resque_compat.protocol import Keys, ProtocolError, decode_json
 from resque_compat.protocol.scripts import MOVE_DELAYED_BATCH, MOVE_DELAYED_ITEM
 from resque_compat.replies import raw
+from resque_compat.resp import Command
 
 DEFAULT_BATCH = 100
 
@@ -114,13 +116,101 @@ class MoveResult:
         return self
 
 
+@dataclass(frozen=True)
+class MoveBatch:
+    """A plan's request to run :data:`MOVE_DELAYED_BATCH` with these KEYS and ARGV; the reply
+    goes back to the plan as the script returned it."""
+
+    keys: list[str | bytes]
+    args: list[str | bytes | int]
+
+
+#: What a plan asks for: a command (wire words, sent as they are) or one batch script call.
+Step = Command | MoveBatch
+#: A move as a generator: it yields steps, receives each step's reply, and returns the result.
+#: :class:`Mover` and the asyncio ``AsyncMover`` only send the steps, so both move alike.
+MovePlan = Generator[Step, Any, MoveResult]
+
+
+def _due_command(keys: Keys, now: float | None) -> Command:
+    at = int(time.time() if now is None else now)
+    return ("ZRANGEBYSCORE", keys.delayed_schedule, "-inf", at, "LIMIT", 0, 1)
+
+
+def _head_command(keys: Keys, member: bytes, batch: int) -> Command:
+    return ("LRANGE", keys.delayed_at(member), 0, batch - 1)
+
+
+def _batch(keys: Keys, member: bytes, items: list[bytes], batch: int) -> MoveBatch:
+    call_keys, args = batch_call(keys, member, items, batch)
+    return MoveBatch(call_keys, args)
+
+
+def move_due_plan(
+    keys: Keys,
+    batch: int,
+    now: float | None = None,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    still_master: Callable[[], bool] | None = None,
+    max_batches: int | None = None,
+) -> MovePlan:
+    """Move everything due at ``now`` (default: the current time), batch by batch.
+
+    ``should_stop`` is asked before each batch: a shutdown request stops after the batch in hand,
+    which is complete by construction. ``still_master`` is asked before each batch after the
+    first, as resque-scheduler asks ``master?`` before each item: a scheduler that lost the lock
+    mid-pass stops moving (the new master goes on)."""
+    result = MoveResult()
+    last: bytes | None = None
+    head: list[bytes] = []
+    while max_batches is None or result.batches < max_batches:
+        if should_stop is not None and should_stop():
+            break
+        if result.batches and still_master is not None and not still_master():
+            break
+        # the timestamp in hand still has items (it stays due): go on with the head the
+        # last batch returned, one round trip per batch
+        if head and last is not None:
+            member, items = last, head
+        else:
+            due = yield _due_command(keys, now)
+            if not due:
+                break
+            member = raw(due[0])
+            items = [raw(i) for i in (yield _head_command(keys, member, batch))]
+        moved, rejected, _left, head = batch_reply((yield _batch(keys, member, items, batch)))
+        result.batches += 1
+        result.moved += moved
+        result.rejected += rejected
+        if member != last:
+            result.timestamps += 1
+            last = member
+    return result
+
+
+def move_timestamp_plan(keys: Keys, batch: int, timestamp: int) -> MovePlan:
+    """Move every item at one timestamp now, due or not (resque-web's "Queue now")."""
+    result = MoveResult(timestamps=1)
+    member = str(timestamp).encode()
+    items = [raw(i) for i in (yield _head_command(keys, member, batch))]
+    while True:
+        moved, rejected, _left, items = batch_reply((yield _batch(keys, member, items, batch)))
+        result.batches += 1
+        result.moved += moved
+        result.rejected += rejected
+        if not items:
+            return result
+
+
 class Mover:
     """Moves due delayed items. Safe to run in any number of processes at once.
 
     Each batch reads the first due timestamp and the head of its list, then one script moves
     those items with every key named in KEYS (queue and ``timestamps:`` keys come from the
     items, so they are read first): the script takes from the head only the items read, so an
-    item another scheduler took meanwhile is never moved twice.
+    item another scheduler took meanwhile is never moved twice. The moves themselves are the
+    plans above; this class sends their steps.
     """
 
     def __init__(self, client: redis.Redis, keys: Keys, batch: int = DEFAULT_BATCH) -> None:
@@ -136,74 +226,45 @@ class Mover:
     def rejected_key(self) -> str:
         return self.keys.delayed_rejected
 
-    def _due(self, now: float | None) -> bytes | None:
-        at = int(time.time() if now is None else now)
-        due = self.redis.zrangebyscore(self.keys.delayed_schedule, "-inf", at, start=0, num=1)
-        return raw(due[0]) if due else None
+    def _send(self, step: Step) -> Any:
+        if isinstance(step, MoveBatch):
+            return self._move_batch(keys=step.keys, args=step.args)
+        return self.redis.execute_command(*step)  # type: ignore[no-untyped-call]
+
+    def _run(self, plan: MovePlan) -> MoveResult:
+        reply: Any = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            reply = self._send(step)
 
     def _read(self, member: bytes) -> list[bytes]:
-        return [raw(i) for i in self.redis.lrange(self.keys.delayed_at(member), 0, self.batch - 1)]
+        return [raw(i) for i in self._send(_head_command(self.keys, member, self.batch))]
 
     def _batch_at(self, member: bytes, items: list[bytes]) -> tuple[int, int, int, list[bytes]]:
         """One atomic batch of ``items`` (read from the head) at one timestamp:
         ``(moved, rejected, items left, the new head)``."""
-        call_keys, args = batch_call(self.keys, member, items, self.batch)
-        return batch_reply(self._move_batch(keys=call_keys, args=args))
-
-    def move_batch(
-        self, now: float | None = None, timestamp: int | str | None = None
-    ) -> tuple[str | None, int, int, int]:
-        """One atomic batch: ``(timestamp, moved, rejected, left)``; timestamp None when nothing is due."""
-        member = self._due(now) if timestamp is None else str(timestamp).encode()
-        if member is None:
-            return (None, 0, 0, 0)
-        moved, rejected, left, _head = self._batch_at(member, self._read(member))
-        return (member.decode(errors="replace"), moved, rejected, left)
+        return batch_reply(self._send(_batch(self.keys, member, items, self.batch)))
 
     def move_due(
-        self, now: float | None = None, *, should_stop: object = None, max_batches: int | None = None
+        self,
+        now: float | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        still_master: Callable[[], bool] | None = None,
+        max_batches: int | None = None,
     ) -> MoveResult:
-        """Move everything due at ``now`` (default: the current time), batch by batch.
-
-        ``should_stop`` (a callable) is checked between batches: a shutdown request stops after
-        the batch in hand, which is complete by construction.
-        """
-        result = MoveResult()
-        last: bytes | None = None
-        head: list[bytes] = []
-        while max_batches is None or result.batches < max_batches:
-            if callable(should_stop) and should_stop():
-                break
-            # the timestamp in hand still has items (it stays due): go on with the head the
-            # last batch returned, one round trip per batch
-            if head and last is not None:
-                member, items = last, head
-            else:
-                due = self._due(now)
-                if due is None:
-                    break
-                member, items = due, self._read(due)
-            moved, rejected, _left, head = self._batch_at(member, items)
-            result.batches += 1
-            result.moved += moved
-            result.rejected += rejected
-            if member != last:
-                result.timestamps += 1
-                last = member
-        return result
+        """:func:`move_due_plan`, sent."""
+        plan = move_due_plan(
+            self.keys, self.batch, now, should_stop=should_stop, still_master=still_master, max_batches=max_batches
+        )
+        return self._run(plan)
 
     def move_timestamp(self, timestamp: int) -> MoveResult:
         """Move every item at one timestamp now, due or not (resque-web's "Queue now")."""
-        result = MoveResult(timestamps=1)
-        member = str(timestamp).encode()
-        items = self._read(member)
-        while True:
-            moved, rejected, _left, items = self._batch_at(member, items)
-            result.batches += 1
-            result.moved += moved
-            result.rejected += rejected
-            if not items:
-                return result
+        return self._run(move_timestamp_plan(self.keys, self.batch, timestamp))
 
     def move_item(self, timestamp: int, item: bytes) -> bool:
         """Move one exact item (its stored bytes) now; False when it is no longer there."""
@@ -211,4 +272,4 @@ class Mover:
         return bool(self._move_item(keys=call_keys, args=args))
 
 
-__all__ = ["DEFAULT_BATCH", "MoveResult", "Mover"]
+__all__ = ["DEFAULT_BATCH", "MoveBatch", "MovePlan", "MoveResult", "Mover", "move_due_plan", "move_timestamp_plan"]

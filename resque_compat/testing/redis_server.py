@@ -46,8 +46,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A throwaway redis-server: ``start``, ``stop``, ``kill`` (SIGKILL) and ``restart``
-    on the same port, so fault tests can take Redis away and bring it back."""
+    """A throwaway redis-server: ``start``, ``stop`` and ``kill`` (SIGKILL), then ``start``
+    again on the same port, so fault tests can take Redis away and bring it back."""
 
     def __init__(self, port: int | None = None, *extra_args: str, binary: str | None = None) -> None:
         self.binary = binary or find_redis_server()
@@ -101,10 +101,6 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
         self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def close(self) -> None:
         self.stop()

@@ -11,9 +11,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.failure import FailureError
+from resque_compat.failures import FailureError
+from resque_compat.jobs.progress import STATUS_FILTERS
+from resque_compat.jobs.retrying import NoPendingRetryError, RetryError
 from resque_compat.protocol import ProtocolError, ScheduleEntry, encode_json, inputs
 from resque_compat.protocol.control import ControlCommand
+from resque_compat.protocol.keys import FAILED_LIST, Keys
 from resque_compat.scheduler.delayed import DelayedJob, DelayedQueue
 from resque_compat.scheduler.recurring import ScheduleStore, job_args
 from resque_compat.web import bulk, present, schedule
@@ -32,9 +35,9 @@ def failure_list(resque: Resque, name: object) -> str:
     make a failure action touch a queue, a worker or any other key."""
     if not isinstance(name, str):
         raise BadRequestError(f"list must be a string, got {type(name).__name__}")
-    if name == "failed":
+    if name == FAILED_LIST:
         return name
-    if name.endswith("_failed") and name in resque.failures.list_names():
+    if Keys.is_failed_queue_name(name) and name in resque.failures.list_names():
         return name
     raise NotFoundError(f"no failure list {name!r} (failure lists: failed and the members of failed_queues)")
 
@@ -75,7 +78,7 @@ def _checked(resque: Resque, list_name: str, index: int, expected: str | None) -
 def remove_queue(resque: Resque, name: str) -> dict[str, Any]:
     kind = resque.queue_kind(name)
     if kind not in ("list", "none"):
-        raise ConflictError(f"queue:{name} is not a queue (it holds a {kind}); nothing removed")
+        raise ConflictError(f"{Keys.queue_name_key(name)} is not a queue (it holds a {kind}); nothing removed")
     if kind == "none" and name not in resque.queues():
         raise NotFoundError(f"no queue {name!r}")
     size = resque.size(name)
@@ -299,3 +302,42 @@ def cancel_delayed(resque: Resque, klass: Any, timestamp: Any, args: Any, queue:
 def clear_delayed(resque: Resque) -> dict[str, Any]:
     removed = DelayedQueue(resque).clear()
     return {"message": f"Cleared every delayed job ({removed} timestamps)", "timestamps": removed}
+
+
+# -- the Retrying and Statuses tabs ------------------------------------------------------
+def retry_now(resque: Resque, name: str) -> dict[str, Any]:
+    _steer(resque.retries.retry_now, name)
+    return {"message": f"Queued {name} now", "name": name}
+
+
+def give_up(resque: Resque, name: str) -> dict[str, Any]:
+    _steer(resque.retries.give_up, name)
+    return {"message": f"Gave up {name}; its last failure is in the failed list", "name": name}
+
+
+def _steer(action: Callable[[str], None], name: str) -> None:
+    """Run a steering action on a pending retry: an unknown one is a 404, one that moved on a 409."""
+    if not name:
+        raise BadRequestError("name is required")
+    try:
+        action(name)
+    except NoPendingRetryError as exc:
+        raise NotFoundError(str(exc)) from None
+    except RetryError as exc:
+        raise ConflictError(str(exc)) from None
+
+
+def kill_status(resque: Resque, uuid: str) -> dict[str, Any]:
+    if not uuid:
+        raise BadRequestError("uuid is required")
+    if resque.statuses.get(uuid) is None:
+        raise NotFoundError(f"no resque-status record {uuid!r}")
+    resque.statuses.kill(uuid)
+    return {"message": f"Asked {uuid} to stop at its next progress report", "uuid": uuid}
+
+
+def clear_statuses(resque: Resque, which: str) -> dict[str, Any]:
+    if which not in STATUS_FILTERS:
+        raise BadRequestError(f"clear takes one of {', '.join(STATUS_FILTERS)}, not {which!r}")
+    removed = resque.statuses.clear(None if which == "all" else which)
+    return {"message": f"Removed {removed} status record(s)", "removed": removed}

@@ -31,6 +31,7 @@ from resque_compat.history import SamplerThread
 from resque_compat.plans import server_address
 from resque_compat.protocol.control import ControlCommand
 from resque_compat.protocol.inputs import InputError, parse_json_input
+from resque_compat.protocol.keys import FAILED_LIST
 from resque_compat.web import actions, bulk, data, history, plugins, present, schedule
 from resque_compat.web.actions import ConflictError
 from resque_compat.web.data import BadRequestError, NotFoundError
@@ -72,12 +73,12 @@ class Action:
 
 
 def _list(params: Params) -> str:
-    return actions.text_param(params, "list") or "failed"
+    return actions.text_param(params, "list") or FAILED_LIST
 
 
 def _failed_url(params: Params) -> str:
     name = _list(params)
-    return "/failed" if name == "failed" else "/failed/" + quote(name)
+    return "/failed" if name == FAILED_LIST else "/failed/" + quote(name)
 
 
 def quote(value: object) -> str:
@@ -93,7 +94,7 @@ def _failed_page(resque: Resque, p: Params) -> dict[str, Any]:
         str(p.get("order") or "desc"),
     )
     shown["tasks"] = [t.as_dict() for t in bulk.for_list(resque.keys.namespace, shown["list"])[:3]]
-    if len(shown["lists"]) > 1 and _list(p) == "failed" and not p.get("class"):
+    if len(shown["lists"]) > 1 and _list(p) == FAILED_LIST and not p.get("class"):
         shown["overview"] = data.failed_classes(resque)
     return shown
 
@@ -243,12 +244,12 @@ ACTIONS: list[Action] = [
         lambda p: "/delayed",
     ),
     Action("/delayed/clear", lambda r, p: actions.clear_delayed(r), lambda p: "/delayed"),
-    Action("/retrying/now", lambda r, p: plugins.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
-    Action("/retrying/give_up", lambda r, p: plugins.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
-    Action("/statuses/{uuid}/kill", lambda r, p: plugins.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
+    Action("/retrying/now", lambda r, p: actions.retry_now(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/retrying/give_up", lambda r, p: actions.give_up(r, actions.text_param(p, "name")), lambda p: "/retrying"),
+    Action("/statuses/{uuid}/kill", lambda r, p: actions.kill_status(r, str(p["uuid"])), lambda p: "/statuses"),
     Action(
         "/statuses/clear",
-        lambda r, p: plugins.clear_statuses(r, actions.text_param(p, "which", "all")),
+        lambda r, p: actions.clear_statuses(r, actions.text_param(p, "which", "all")),
         lambda p: "/statuses",
     ),
 ]

@@ -1,8 +1,9 @@
 """ "Retry all" and "Clear retried" on failure lists of any length, without one long request.
 
-Each runs in a thread of the web process, a batch at a time: one LRANGE and one short Lua
-script per ``BATCH`` entries, so Redis is never held for long and the request that started
-it returns at once. The failure page (and ``GET /api/tasks/<id>``) shows the progress.
+Each runs in a thread of the web process through :meth:`resque_compat.failures.Failures.retry_pages`
+and ``clear_retried_pages``: a batch at a time, one LRANGE and one short Lua script per batch, so
+Redis is never held for long and the request that started it returns at once. The failure page
+(and ``GET /api/tasks/<id>``) shows the progress.
 
 Entries are matched by their bytes, as the one-entry actions are: an entry that changed or
 moved since its batch was read is skipped, never acted on by position alone.
@@ -13,21 +14,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.failure import decode_entry, removal_marker
-from resque_compat.plans import requeue_commands, retry_plan
-from resque_compat.protocol import ProtocolError
-from resque_compat.protocol.scripts import MARK_BATCH, RETRY_BATCH
-from resque_compat.replies import raw
-from resque_compat.resp import queue_commands
+from resque_compat.failures import BULK_BATCH, BatchOutcome
 
-#: entries per batch (one LRANGE + one script); small enough that a script runs for milliseconds
-BATCH = 500
 #: lists up to this long are done within the request (the answer carries the result)
-INLINE_LIMIT = 2 * BATCH
+INLINE_LIMIT = 2 * BULK_BATCH
 #: finished tasks kept for their progress to be read
 KEEP_FINISHED = 20
 
@@ -124,72 +119,15 @@ def start_clear_retried(resque: Resque, list_name: str) -> Task:
 
 
 def _retry_all(resque: Resque, task: Task) -> None:
-    keys = resque.keys
-    key = keys.failed_list(task.list)
-    script = resque.redis.register_script(RETRY_BATCH)
-    for start in range(0, task.total, BATCH):
-        items = [raw(i) for i in resque.redis.lrange(key, start, min(task.total, start + BATCH) - 1)]
-        if not items:
-            break
-        args: list[Any] = [start, start + len(items) - 1]
-        queue_keys: dict[str, int] = {}
-        plans = []
-        for offset, item in enumerate(items):
-            entry = decode_entry(task.list, start + offset, item)
-            if entry.record is None:
-                task.skipped += 1
-                continue
-            try:
-                payload, job, marked = retry_plan(entry.record)
-            except ProtocolError:
-                task.skipped += 1
-                continue
-            queue = entry.record.queue
-            queue_keys.setdefault(keys.queue(queue), len(queue_keys) + 3)  # its KEYS index
-            args += [entry.index, item, marked, queue, queue_keys[keys.queue(queue)], payload]
-            plans.append((queue, payload, job))
-        if plans:
-            flags = script(keys=[key, keys.queues, *queue_keys], args=args)
-            done = [plan for plan, flag in zip(plans, flags, strict=True) if flag]
-            task.done_count += len(done)
-            task.skipped += len(plans) - len(done)
-            _statuses_back_to_waiting(resque, done)
-        task.processed += len(items)
-
-
-def _statuses_back_to_waiting(resque: Resque, done: list[Any]) -> None:
-    """A retried tracked job's status returns to waiting, as a one-entry retry does."""
-    tracked = [(queue, payload, job) for queue, payload, job in done if job.job_id]
-    if not tracked:
-        return
-    pipe = resque.redis.pipeline(transaction=False)
-    for _, _, job in tracked:
-        pipe.get(resque.keys.status(job.job_id, job.status_prefix))
-    currents = pipe.execute()
-    for (queue, payload, job), current in zip(tracked, currents, strict=True):
-        if current is None:
-            continue
-        # the push itself was done by the script: only the status's SET is left
-        queue_commands(pipe, [c for c in requeue_commands(resque.keys, queue, payload, job, current) if c[0] == "SET"])
-    pipe.execute()
+    _follow(task, resque.failures.retry_pages(task.list, task.total))
 
 
 def _clear_retried(resque: Resque, task: Task) -> None:
-    key = resque.keys.failed_list(task.list)
-    script = resque.redis.register_script(MARK_BATCH)
-    marker = removal_marker()
-    try:
-        for start in range(0, task.total, BATCH):
-            items = [raw(i) for i in resque.redis.lrange(key, start, min(task.total, start + BATCH) - 1)]
-            if not items:
-                break
-            args: list[Any] = [marker, start, start + len(items) - 1]
-            for offset, item in enumerate(items):
-                entry = decode_entry(task.list, start + offset, item)
-                if entry.record is not None and entry.record.retried_at:
-                    args += [entry.index, item]
-            if len(args) > 3:
-                task.done_count += int(script(keys=[key], args=args))
-            task.processed += len(items)
-    finally:
-        resque.redis.lrem(key, 0, marker)
+    _follow(task, resque.failures.clear_retried_pages(task.list, task.total))
+
+
+def _follow(task: Task, batches: Iterator[BatchOutcome]) -> None:
+    for batch in batches:
+        task.done_count += batch.done
+        task.skipped += batch.skipped
+        task.processed += batch.processed

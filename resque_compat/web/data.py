@@ -19,12 +19,13 @@ from datetime import UTC
 from typing import Any
 
 from resque_compat.client import Resque
-from resque_compat.failure import FailureEntry
+from resque_compat.failures import FailureEntry
 from resque_compat.plans import (
     info_dict,
     server_url,
 )
 from resque_compat.protocol import ProtocolError, WorkingOn, timefmt
+from resque_compat.protocol.keys import FAILED_LIST, Keys, Stat
 from resque_compat.replies import raw, text
 from resque_compat.web import present
 
@@ -201,7 +202,7 @@ def overview(resque: Resque) -> dict[str, Any]:
         "failed_total": sum(f["count"] for f in failure_lists),
         **_working_page(resque, 0),
         "paused_all": resque.paused_all(),
-        "stats": {"processed": resque.stat("processed"), "failed": resque.stat("failed")},
+        "stats": {"processed": resque.stat(Stat.PROCESSED), "failed": resque.stat(Stat.FAILED)},
     }
 
 
@@ -224,7 +225,7 @@ def queue(resque: Resque, name: str, start: int) -> dict[str, Any]:
         "known": name in set(resque.queues()),
         "size": total,
         "jobs": [
-            {**present.queued(item, start + i), "full": present.full_url("queue:" + name, start + i)}
+            {**present.queued(item, start + i), "full": present.full_url(Keys.queue_name_key(name), start + i)}
             for i, item in enumerate(items)
         ],
         "paging": Paging(start, total).as_dict(),
@@ -276,7 +277,7 @@ def worker(resque: Resque, worker_id: str) -> dict[str, Any]:
 # -- failures ----------------------------------------------------------------------------
 def failed(
     resque: Resque,
-    list_name: str = "failed",
+    list_name: str = FAILED_LIST,
     start: int = 0,
     class_filter: str | None = None,
     order: str = "desc",
@@ -357,7 +358,7 @@ def info(resque: Resque) -> dict[str, Any]:
     every worker's rows)."""
     index = worker_index(resque)
     server = server_url(resque.redis.connection_pool.connection_kwargs)
-    out = info_dict(resque.queue_sizes(), [], resque.stat("processed"), resque.stat("failed"), server)
+    out = info_dict(resque.queue_sizes(), [], resque.stat(Stat.PROCESSED), resque.stat(Stat.FAILED), server)
     out.update(workers=resque.worker_count(), working=len(index.busy))
     return out
 

@@ -17,7 +17,7 @@ from typing import Any
 from resque_compat import humantime
 from resque_compat.activejob import display as activejob_display
 from resque_compat.client import QueuedJob, WorkerInfo
-from resque_compat.failure import FailureEntry
+from resque_compat.failures import FailureEntry
 from resque_compat.protocol import (
     UNSET,
     JobPayload,
@@ -27,6 +27,7 @@ from resque_compat.protocol import (
     decode_json,
     encode_json,
 )
+from resque_compat.protocol.keys import Keys
 
 #: how much of a broken record's bytes a page shows
 RAW_PREVIEW = 2000
@@ -210,7 +211,7 @@ def working_on(raw: bytes | None, record: WorkingOn | None) -> dict[str, Any] | 
 def worker(info: WorkerInfo) -> dict[str, Any]:
     current = working_on(info.job_raw, info.job)
     if current is not None:
-        current["full"] = full_url("worker:" + info.id)
+        current["full"] = full_url(Keys.worker_name_key(info.id))
     return {
         "id": info.id,
         "host": info.host,

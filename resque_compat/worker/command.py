@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
 import sys
@@ -22,9 +20,10 @@ from resque_compat.client import Resque, default_namespace
 from resque_compat.cliutil import CliContext, fail, handle_errors, on_terminal, pass_cli, progress
 from resque_compat.connection import connect, parse_address
 from resque_compat.envvars import help_epilog
-from resque_compat.failure import BACKENDS
+from resque_compat.failures import BACKENDS
 from resque_compat.logs import LOG_FORMATS, WORKER_TEXT, level_for, setup
 from resque_compat.protocol import resolve_queues
+from resque_compat.registry import JobModuleError, import_job_modules
 from resque_compat.worker.concurrent import ConcurrentWorker
 from resque_compat.worker.config import WorkerConfig, WorkerConfigError
 from resque_compat.worker.pool import Pool
@@ -34,30 +33,6 @@ if TYPE_CHECKING:
     from resque_compat.metrics import WorkerMetrics
 
 log = logging.getLogger("resque_compat.worker")
-
-
-def import_job_modules(names: tuple[str, ...]) -> None:
-    """``--import``/``APP_INCLUDE``: dotted module names, or paths to ``.py`` files. The
-    current directory is importable, as with ``python -m``."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in names:
-        try:
-            if name.endswith(".py") or os.sep in name:
-                _import_file(Path(name).resolve())
-            else:
-                importlib.import_module(name)
-        except Exception as exc:
-            fail(f"cannot import {name}: {type(exc).__name__}: {exc}", 2)
-
-
-def _import_file(path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"not a Python file: {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
 
 
 def open_resque(cli: CliContext, config: WorkerConfig) -> Resque:
@@ -205,7 +180,10 @@ def work(  # noqa: PLR0917 - one parameter per click option
     logging.getLogger("resque_compat.worker.job").setLevel(level_for(config.verbose))
     if metrics_port and config.count > 1 and metrics_port + config.count - 1 > 65535:
         fail(f"--metrics-port {metrics_port} leaves no room for {config.count} workers (PORT+k must be <= 65535)", 2)
-    import_job_modules(config.imports)
+    try:
+        import_job_modules(config.imports)
+    except JobModuleError as exc:
+        fail(str(exc), 2)
     parse_address(cli.redis_spec)  # a bad address fails here, once, not in every child
     if config.pidfile:
         try:

@@ -54,7 +54,7 @@ import redis
 
 from resque_compat.client import Resque
 from resque_compat.connection import redact
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.history import Sampler
 from resque_compat.protocol import slot_id, timefmt, worker_id
 from resque_compat.registry import JobRegistry, default_registry
@@ -85,6 +85,17 @@ def interruption(base: type[TermException | JobTimeoutError], message: str) -> t
         base.__init__(self, message)
 
     return type(base.__name__, (base,), {"__init__": init, "__module__": base.__module__})
+
+
+def _make_room(client: redis.Redis, slots: int) -> None:
+    """Every slot holds a connection for its cycle calls (and, blocking, one for its BLMOVE),
+    more than redis-py's default pool of 100 allows for 100 slots: the pool grows to fit."""
+    pool = client.connection_pool
+    need = 2 * slots + 10
+    limit = getattr(pool, "max_connections", None)
+    if isinstance(limit, int) and limit < need and not isinstance(pool, redis.BlockingConnectionPool):
+        log.debug("connection pool: %d connections at most, not %d, for %d slots", need, limit, slots)
+        pool.max_connections = need
 
 
 class Slot(Worker):
@@ -272,6 +283,7 @@ class ConcurrentWorker:
         #: the process's own name (``host:pid:queues``); never registered, its slots are
         self.id = worker_id(config.queues, self.pid, host)
         self.failures = Failures(self.redis, self.keys, config.failure_backend)
+        _make_room(self.redis, config.concurrency)
         self.loop = asyncio.new_event_loop()
         self.slots = [Slot(self, n) for n in range(1, config.concurrency + 1)]
         self.beat_lock = threading.Lock()

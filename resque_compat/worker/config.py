@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from resque_compat.failure import BACKENDS, BackendName
+from resque_compat.failures import BACKENDS, BackendName
 from resque_compat.protocol.naming import has_patterns, parse_queue_list
 
 

@@ -20,7 +20,7 @@ import redis
 from redis.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
 
-from resque_compat.failure import BackendName, failure_list_name
+from resque_compat.failures import BackendName, failure_list_name
 from resque_compat.protocol import Keys, timefmt
 from resque_compat.protocol.cycle import (
     NO_QUEUES,

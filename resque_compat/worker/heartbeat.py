@@ -15,7 +15,7 @@ import redis
 
 from resque_compat.client import Resque
 from resque_compat.connection import redact
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.history import Sampler
 from resque_compat.protocol import timefmt
 from resque_compat.protocol.records import WorkerState

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 
 import redis
 
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.protocol import (
     JobPayload,
     JobStatus,
@@ -262,12 +262,6 @@ def resque_processes() -> dict[str, str] | None:
         if "resque" in command and "resque-web" not in command:
             found[pid] = command
     return found
-
-
-def resque_pids() -> set[str] | None:
-    """Pids of live resque processes (see :func:`resque_processes`)."""
-    found = resque_processes()
-    return None if found is None else set(found)
 
 
 def _finishing_child(processes: dict[str, str], worker_pid: str) -> str | None:

@@ -35,7 +35,7 @@ import redis
 
 from resque_compat.client import Resque
 from resque_compat.connection import redact
-from resque_compat.failure import Failures
+from resque_compat.failures import Failures
 from resque_compat.jobs.progress import ResqueStatuses
 from resque_compat.jobs.retrying import WorkerRetries
 from resque_compat.protocol import timefmt, worker_id

@@ -47,9 +47,10 @@ def test_a_rebound_host_name_gets_nothing(dashboard_url: str, r: redis.Redis) ->
 
 
 def test_retry_all_shows_its_progress_until_done(page: Any, r: redis.Redis, monkeypatch: Any) -> None:
-    from resque_compat.web import bulk  # noqa: PLC0415 - the dashboard runs in this process
+    from resque_compat import failures  # noqa: PLC0415 - the dashboard runs in this process
+    from resque_compat.web import bulk  # noqa: PLC0415
 
-    monkeypatch.setattr(bulk, "BATCH", 50)
+    monkeypatch.setattr(failures, "BULK_BATCH", 50)
     monkeypatch.setattr(bulk, "_tasks", {})  # this run is shown on no other test's page
     monkeypatch.setattr(bulk, "INLINE_LIMIT", 10)
     record = {"failed_at": "2026/11/26 20:20:42 UTC", "exception": "E", "error": "e", "backtrace": [],
