@@ -55,7 +55,7 @@ from resque_compat.protocol import (
     StatusRecord,
     decode_json,
 )
-from resque_compat.protocol.keys import ANY_QUEUES_SET, Stat
+from resque_compat.protocol.keys import ANY_QUEUES_SET, DEFAULT_NAMESPACE, Stat
 from resque_compat.protocol.progress import ResqueStatus
 from resque_compat.replies import raw, text, to_int
 from resque_compat.resp import Command, queue_commands, transaction
@@ -67,7 +67,7 @@ def default_namespace() -> str:
         value = os.environ.get(var)
         if value is not None:
             return value
-    return "resque"
+    return DEFAULT_NAMESPACE
 
 
 class Resque:

@@ -28,7 +28,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from resque_compat.cluster import slot_pool
-from resque_compat.protocol.keys import hash_tag
+from resque_compat.protocol.keys import DEFAULT_NAMESPACE, hash_tag
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _PHP_ONLY_OPTIONS = {"persistent", "max_connect_retries", "password-encoding"}
@@ -220,7 +220,7 @@ def check_cluster_namespace(namespace: str) -> None:
     """Refuse a namespace whose keys would spread over the cluster's slots: Lua scripts and
     MULTI/EXEC may only touch keys of one slot."""
     if hash_tag(namespace) is None:
-        tagged = "{" + (namespace.rstrip(":") or "resque") + "}"
+        tagged = "{" + (namespace.rstrip(":") or DEFAULT_NAMESPACE) + "}"
         raise ConfigError(
             f"namespace {namespace!r} has no hash tag: on Redis Cluster every key of a namespace must share "
             f"one slot, so use a namespace like {tagged!r} (--namespace, $RESQUE_NAMESPACE or $PREFIX)"

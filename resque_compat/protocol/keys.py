@@ -19,6 +19,9 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+#: Ruby Resque's namespace when none is configured (``resque:queues`` ...)
+DEFAULT_NAMESPACE: Final = "resque"
+
 #: the failure list every backend but RedisMultiQueue writes to; always listed, even when empty
 FAILED_LIST: Final = "failed"
 
@@ -66,7 +69,7 @@ class Keys:
 
     __slots__ = ("__dict__", "namespace", "prefix")
 
-    def __init__(self, namespace: str = "resque") -> None:
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.prefix = normalize_namespace(namespace)
         #: the namespace without its trailing colon, as Ruby's ``Resque.redis.namespace``
         self.namespace = self.prefix[:-1] if self.prefix.endswith(":") else self.prefix
