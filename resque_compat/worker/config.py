@@ -66,6 +66,10 @@ class WorkerConfig:
     summary_interval: float = 60.0
     #: how often, at most, a busy worker asks Redis for control commands and pause-all-workers
     check_interval: float = 0.25
+    #: resque-multi-job-forks' ``JOBS_PER_FORK`` / ``MINUTES_PER_FORK``: a forked child runs
+    #: jobs until either limit (None: no such limit; neither set: one job per fork)
+    jobs_per_fork: int | None = None
+    minutes_per_fork: float | None = None
     #: how often, at most, a busy worker re-resolves queue patterns against the ``queues`` set
     resolve_interval: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +93,13 @@ class WorkerConfig:
                 raise WorkerConfigError(f"{name.upper()} must be a finite number >= 0, got {value}")
         if not all(math.isfinite(v) and v > 0 for v in (self.heartbeat_interval, self.prune_interval)):
             raise WorkerConfigError("HEARTBEAT_INTERVAL and PRUNE_INTERVAL must be > 0")
+        if self.jobs_per_fork is not None and self.jobs_per_fork < 1:
+            raise WorkerConfigError(f"jobs per fork must be >= 1, got {self.jobs_per_fork}")
+        minutes = self.minutes_per_fork
+        if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+            raise WorkerConfigError(f"minutes per fork must be a finite number > 0, got {minutes}")
+        if not self.fork and (self.jobs_per_fork is not None or self.minutes_per_fork is not None):
+            raise WorkerConfigError("jobs/minutes per fork need forking: drop --no-fork (FORK_PER_JOB=false)")
         if self.failure_backend not in BACKENDS:
             raise WorkerConfigError(f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})")
 
