@@ -33,6 +33,9 @@ from redis.exceptions import ClusterDownError, MovedError, TryAgainError
 from redis.retry import Retry
 
 Node = tuple[str, int]
+#: seconds a ``CLUSTER SLOTS`` probe may wait to connect to one node, and for its answer
+PROBE_TIMEOUT = 5.0
+_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 
 
 class SlotOwner:
@@ -47,7 +50,10 @@ class SlotOwner:
         self.known: list[Node] = []
         self.lock = threading.Lock()
         self.probe_class = probe_class
-        self.probe_kwargs = {**probe_kwargs, "retry": Retry(NoBackoff(), 0)}
+        # a node that died silently must not hold the search up: bounded waits even when the
+        # pool's own are not (its socket_timeout is None unless the address sets one)
+        timeouts = {name: min(probe_kwargs.get(name) or PROBE_TIMEOUT, PROBE_TIMEOUT) for name in _TIMEOUTS}
+        self.probe_kwargs = {**probe_kwargs, **timeouts, "retry": Retry(NoBackoff(), 0)}
         self.pool: weakref.ref[Any] | None = None
 
     def candidates(self) -> list[Node]:

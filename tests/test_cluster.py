@@ -238,7 +238,7 @@ def test_dashboard_pages(resque: Resque, owner: redis.Redis) -> None:
     pages = [
         "/overview", "/queues", "/queues/mail", "/working", "/workers", "/failed", "/stats/resque",
         "/stats/redis", "/stats/keys", "/stats/keys/queue:mail", "/schedule", "/delayed", "/retrying",
-        "/statuses", "/history", "/enqueue",
+        "/statuses", "/history", "/enqueue", "/stats.txt", "/metrics", "/api/raw/queue:mail?index=0",
     ]  # fmt: skip
     with TestClient(create_app(resque), base_url="http://localhost") as client:
         for page in pages:

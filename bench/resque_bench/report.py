@@ -93,9 +93,12 @@ def mail_table(rows: list[Row]) -> str:
             f"{r['efficiency']:.0%}", f"{r['rss_mb']:,.1f} MB", f"{r['pss_mb']:,.1f} MB",
             f"{r['per_gb']:,.0f}" if r["per_gb"] else "-", ratio,
         ])  # fmt: skip
-    first = found[0]
-    head = (f"mail: {first['jobs']:,} jobs each waiting {first['wait_s']:g} s on I/O, pushed at once to registered "
-            f"workers; jobs/s = jobs / (last finish - push); RSS and PSS: peak of the process tree's sum")  # fmt: skip
+    measured = next((r for r in found if "error" not in r), None)
+    size = "jobs waiting on I/O"
+    if measured:
+        size = f"{measured['jobs']:,} jobs each waiting {measured['wait_s']:g} s on I/O"
+    head = (f"mail: {size}, pushed at once to registered workers; jobs/s = jobs / (last finish - push); "
+            f"RSS and PSS: peak of the process tree's sum")  # fmt: skip
     return head + "\n" + _format(grid)
 
 

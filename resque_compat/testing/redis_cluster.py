@@ -146,10 +146,11 @@ class LocalCluster:
             return self._server(port)
         raise RedisUnavailable(f"no replica of 127.0.0.1:{primary.port}")
 
-    def failover(self, slot: int, timeout: float = 40.0) -> RedisServer:
-        """``CLUSTER FAILOVER`` on the replica of ``slot``'s primary once it has every write,
-        then wait until every node names it the slot's primary and the old one is its replica.
-        Returns the new primary."""
+    def failover(self, slot: int, *, kill: bool = False, timeout: float = 40.0) -> RedisServer:
+        """Once the replica of ``slot``'s primary has every write: ``CLUSTER FAILOVER`` on it, or
+        with ``kill`` SIGKILL the primary (the other primaries elect the replica after
+        ``NODE_TIMEOUT_MS``); then wait until every node names the replica the slot's primary
+        (and, without ``kill``, the old one is its replica). Returns the new primary."""
         old = self.owner(slot)
         new = self.replica_of(old)
         deadline = time.monotonic() + timeout
@@ -167,6 +168,10 @@ class LocalCluster:
                 return bool(info.get("master_link_status") == "up" and info.get("slave_repl_offset", -1) >= offset)
 
         wait(synced, "the replica to catch up")
+        if kill:
+            old.kill()
+            wait(lambda: self._agreed(slot, new), "every node to name the new primary")
+            return new
         with new.client() as replica:
             replica.execute_command("CLUSTER", "FAILOVER")
         wait(lambda: self._agreed(slot, new), "every node to name the new primary")

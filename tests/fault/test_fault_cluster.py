@@ -3,6 +3,7 @@ their ``{resque}`` namespace to the promoted replica (``CLUSTER FAILOVER``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from waiting import wait_for
 from worker_farm import QUEUE, Farm
 
 from resque_compat import Resque
+from resque_compat.aio import AsyncResque
 from resque_compat.cluster import slot_of
 from resque_compat.protocol import Failure, JobPayload, Keys
 from resque_compat.testing.redis_cluster import LocalCluster
@@ -32,39 +34,66 @@ def cluster() -> Iterator[LocalCluster]:
         yield started
 
 
-def _enqueue_following(resque: Resque, tag: str, result: ScenarioResult, queue: str = QUEUE) -> None:
-    """Enqueue once, as an application would: the first call after the switch may meet the
-    demoted primary (its MOVED is a ``ConnectionError``: the command did not run); the next
-    one reaches the new primary."""
-    for _ in range(5):
+def _enqueue_following(resque: Resque, tag: str, result: ScenarioResult) -> None:
+    """Enqueue once, as an application would, retrying on ``ConnectionError``: after the switch
+    a call may meet the demoted primary (its MOVED: the command did not run) or the killed one
+    (refused); a later one reaches the new primary."""
+
+    def attempt() -> bool | None:
         try:
-            resque.enqueue(queue, "FaultJob", tag, 0.0)
-            result.jobs += 1
-            return
+            resque.enqueue(QUEUE, "FaultJob", tag, 0.0)
         except redis.ConnectionError as exc:
-            result.refused += 1
-            result.note(f"one enqueue refused during the switch: {exc}")
-    raise AssertionError("enqueue never reached the new primary")
+            _refused(result, exc)
+            return None
+        return True
+
+    wait_for(attempt, what=f"enqueue of {tag} to reach the new primary")
+    result.jobs += 1
 
 
-@pytest.mark.scenario("Cluster failover (CLUSTER FAILOVER) under running workers")
+async def _enqueue_following_async(resque: AsyncResque, tag: str, result: ScenarioResult) -> None:
+    """The same from asyncio: the asyncio pool follows the slot too."""
+    for _ in range(600):
+        try:
+            await resque.enqueue(QUEUE, "FaultJob", tag, 0.0)
+        except redis.ConnectionError as exc:
+            _refused(result, exc)
+            await asyncio.sleep(0.05)
+            continue
+        result.jobs += 1
+        return
+    raise AssertionError(f"the asyncio enqueue of {tag} never reached the new primary")
+
+
+def _refused(result: ScenarioResult, exc: Exception) -> None:
+    result.refused += 1
+    if result.refused == 1:
+        result.note(f"enqueues refused during the switch, first: {exc}")
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["CLUSTER FAILOVER", "kill -9 of the primary"])
+@pytest.mark.scenario("Cluster failover under running workers")
 def test_workers_follow_cluster_failover(
-    cluster: LocalCluster, private_redis: RedisServer, fault_result: ScenarioResult
+    cluster: LocalCluster, private_redis: RedisServer, fault_result: ScenarioResult, kill: bool
 ) -> None:
     """As the Sentinel scenario: a forking and a reliable worker each hold a job through the
-    switch, a blocking worker waits in BLMOVE on the primary being demoted. Every job enqueued
-    before and after runs exactly once; a job in flight at the switch may end in ``failed``
-    (counted), never lost. The CLI, given the same address, reaches the new primary too."""
+    switch, a blocking worker waits in BLMOVE on the primary being demoted (or killed, once its
+    replica has every write). Every job enqueued before and after runs exactly once; a job in
+    flight at the switch may end in ``failed`` (counted), never lost. The CLI, given the same
+    address, and an asyncio client opened before the switch reach the new primary too."""
     farm = Farm(private_redis.url, cluster.url)  # job runs are recorded outside the cluster
     env = {"RESQUE_NAMESPACE": NS}
     resque = Resque(cluster.url, namespace=NS)
+    runner = asyncio.Runner()
+    aresque = runner.run(_open_async(cluster.url))
     try:
         before = [f"before:{i}" for i in range(10)]
         for tag in before:
             _enqueue_following(resque, tag, fault_result)
+        runner.run(_enqueue_following_async(aresque, "async:before", fault_result))
         forking = farm.start("--fork", env=env)
         reliable = farm.start("--no-fork", "--reliable", env=env)
-        wait_for(lambda: set(before) <= _runs(farm).keys(), what="the jobs enqueued before to run")
+        wait_for(lambda: {*before, "async:before"} <= _runs(farm).keys(), what="the jobs enqueued before to run")
 
         farm.hold()  # the next jobs stay mid-job until released
         switch = ["switch:0", "switch:1"]
@@ -76,18 +105,19 @@ def test_workers_follow_cluster_failover(
         with old.client() as client:
             wait_for(lambda: any(c.get("cmd") == "blmove" for c in client.client_list()), what="a BLMOVE")
 
-        new_owner = cluster.failover(SLOT)
+        new_owner = cluster.failover(SLOT, kill=kill)
         fault_result.faults += 1
         assert new_owner is not old
         farm.release()
         after = [f"after:{i}" for i in range(10)]
         for tag in after:
             _enqueue_following(resque, tag, fault_result)
+        runner.run(_enqueue_following_async(aresque, "async:after", fault_result))
         proc = run_cli("--redis", cluster.url, "--namespace", NS, "enqueue", QUEUE, "FaultJob", '["cli", 0.0]')
         assert proc.returncode == 0, proc.stderr
         fault_result.jobs += 1
 
-        tags = [*before, *switch, *after, "cli"]
+        tags = [*before, "async:before", *switch, *after, "async:after", "cli"]
         new = new_owner.client()
         wait_for(lambda: set(tags) <= _runs(farm).keys() | _failed(new), timeout=60, what="every job to end")
         wait_for(lambda: not new.llen(KEYS.queue(QUEUE)) and not farm.running(), what="the queue to drain")
@@ -100,6 +130,8 @@ def test_workers_follow_cluster_failover(
     finally:
         farm.close()
         resque.redis.close()
+        runner.run(aresque.aclose())
+        runner.close()
 
     runs = _runs(farm)
     failed = _failed(new)
@@ -113,6 +145,10 @@ def test_workers_follow_cluster_failover(
     assert failed <= set(switch), failed
     assert not list(new.scan_iter(match=KEYS.inflight_pattern))
     assert int(new.get(KEYS.stat("processed")) or 0) == len(tags), "each job counted once, on the new primary"
+
+
+async def _open_async(url: str) -> AsyncResque:
+    return AsyncResque(url, namespace=NS)
 
 
 def _runs(farm: Farm) -> dict[str, int]:
