@@ -1,5 +1,6 @@
 """The worker: Resque's life cycle (startup, register, heartbeat, prune, loop, unregister) with
-one Redis round trip per job, fork per job or in-process, signals, and reconnects.
+one Redis round trip per job, fork per job (or per batch, ``--jobs-per-fork``) or in-process,
+signals, and reconnects.
 
 Signals, as Ruby Resque: QUIT finishes the job then exits; TERM/INT kill the job now (fork:
 SIGKILL to the child; no fork: ``Resque::TermException`` raised in the job), record it as
@@ -18,8 +19,15 @@ and recording the reservation are one atomic script, so dying in between loses n
 connection cut is recovered without losing or double-counting a job (see ``cycle``). Reliable
 mode is at-least-once: a job whose worker died mid-run runs again. Blocking mode BLMOVEs into
 the worker's in-flight list, and the next call records the item from there, so neither a kill
-nor a lost reply between the pop and the record loses it. Limit: a control command whose
-cycle reply is lost is dropped.
+nor a lost reply between the pop and the record loses it. A forked child that finished its
+job waits until the worker has recorded it; if the worker dies first, the child records it.
+With ``--jobs-per-fork`` the worker still reserves and records every job, so these hold per
+job; a killed job ends its child's batch. Limit: a control command whose cycle reply is lost
+is dropped.
+
+Where each part lives: ``fetcher`` (the cycle call, blocking pop, adoption: units of work),
+``processor`` (one job), ``executor`` / ``forking`` / ``fork_child`` (how a job runs),
+``heartbeat``, ``signals`` and ``control`` (which write ``run_state``), ``job_end``.
 """
 
 from __future__ import annotations
