@@ -48,6 +48,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("COUNT", ("work",), "worker processes in the pool", "--count", "1"),
     EnvVar("CONCURRENCY", ("work",), "jobs at once in one process (async jobs, threads)", "--concurrency", "1"),
     EnvVar("FORK_PER_JOB", ("work",), "false: run jobs in the worker's own process", "--fork/--no-fork", "true"),
+    EnvVar("JOBS_PER_FORK", ("work",), "a forked child runs up to this many jobs (multi-job-forks)", "--jobs-per-fork"),
+    EnvVar(
+        "MINUTES_PER_FORK", ("work",), "a forked child takes jobs for up to this many minutes (multi-job-forks)",
+        "--minutes-per-fork",
+    ),
     EnvVar("JOB_TIMEOUT", ("work",), "kill a job running longer than this many seconds", "--timeout"),
     EnvVar(
         "RESQUE_RELIABLE", ("work",), "1/true/yes/on: keep the job in hand in Redis, requeue it if the worker dies",

@@ -1,5 +1,6 @@
 """Command plans: the pure half of the client, which Redis commands an operation sends and how
-their replies decode (with the read model's rows, :class:`QueuedJob` and :class:`WorkerInfo`).
+their replies decode (with the read model's rows: :class:`QueuedJob`, :class:`WorkerInfo`,
+:class:`WorkerDetail`, :class:`StoredStatus`).
 
 The sync :class:`resque_compat.client.Resque` and the asyncio
 :class:`resque_compat.aio.AsyncResque` both build their writes here and only differ in how

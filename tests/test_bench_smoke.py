@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 RUN = Path(__file__).resolve().parent.parent / "bench" / "run"
-SCENARIOS = ("nofork", "enqueue", "enqueue_batch", "cmds_per_job")
+SCENARIOS = ("nofork", "enqueue", "enqueue_batch", "cmds_per_job", "mail")
+ROWS = ("nofork", "enqueue", "enqueue_batch", "cmds_per_job", "mail", "mail_threads")  # mail: async and threads
 
 
 def test_bench_run_json_shape() -> None:
@@ -36,7 +37,7 @@ def test_bench_run_json_shape() -> None:
     result = json.loads(done.stdout)
     assert {"machine", "rows", "targets", "skipped", "quick"} <= set(result)
     rows = result["rows"]
-    assert [r["scenario"] for r in rows] == list(SCENARIOS), rows
+    assert [r["scenario"] for r in rows] == list(ROWS), rows
     for row in rows:
         assert row["system"] == "resque-compat"
         assert "error" not in row, row
@@ -45,4 +46,8 @@ def test_bench_run_json_shape() -> None:
     assert by_name["nofork"]["jobs_per_s"] > 0
     assert by_name["enqueue_batch"]["jobs"] >= 500
     assert by_name["cmds_per_job"]["cmds_per_job"] > 0
+    for mail in (by_name["mail"], by_name["mail_threads"]):  # one process, every slot registered, memory sampled
+        assert mail["processes"] == 1, mail
+        assert mail["registered"] == mail["at_once"], mail
+        assert mail["rss_mb"] > 0 and mail["per_gb"] > 0, mail
     assert all(t["status"] in ("met", "missed", "n/a") for t in result["targets"])

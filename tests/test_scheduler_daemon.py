@@ -100,7 +100,9 @@ def test_master_applies_schedule_changes_and_fires(resque: Resque, r: redis.Redi
     assert r.lrange("resque:queue:q", 0, -1) == [b'{"class":"J","args":[]}']
 
 
-def test_survives_redis_going_away_and_coming_back(private_redis: RedisServer) -> None:
+def test_survives_redis_going_away_and_coming_back(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     resque = Resque(private_redis.url)
     scheduler = Scheduler(resque, interval=0.05, lock_value="py:4")
     thread = threading.Thread(target=scheduler.run, daemon=True)
@@ -109,7 +111,7 @@ def test_survives_redis_going_away_and_coming_back(private_redis: RedisServer) -
     try:
         assert wait_for(lambda: client.get(LOCK), what="the scheduler to lead") == b"py:4"
         private_redis.kill()
-        time.sleep(0.5)  # several failed passes, with backoff
+        wait_for(lambda: "retrying with backoff" in caplog.text, what="a failed pass")
         assert thread.is_alive()
         private_redis.start()
         client = private_redis.client()

@@ -71,11 +71,17 @@ class Sizes:
         return cls(5.0, 4, 32, 20, 100, 1_000, 2_000, 1_000, 1_000_000, "1m", 2.0, 2_000, 1.0, 200, 50, 100)
 
     def scaled(self, factor: float) -> Sizes:
-        """Every run ``factor`` times as long (``--scale``: 0.1 for a smoke test); the mail
-        scenario keeps at least one job per slot."""
+        """Every run ``factor`` times as long (``--scale``: 0.1 for a smoke test). Below 1 the
+        mail scenario also starts fewer slots and processes (starting 200 is most of its time)
+        and its jobs wait less; it keeps at least one job per slot."""
+        shrink = min(1.0, factor)
+        slots = max(10, round(self.mail_concurrency * shrink))
         return replace(
             self,
-            mail_jobs=max(self.mail_concurrency, round(self.mail_jobs * factor)),
+            mail_concurrency=slots,
+            mail_wait=max(0.05, self.mail_wait * shrink),
+            mail_processes=max(2, round(self.mail_processes * shrink)),
+            mail_jobs=max(slots, round(self.mail_jobs * factor)),
             seconds=self.seconds * factor,
             io_rounds=max(1, round(self.io_rounds * factor)),
             poll_samples=max(3, round(self.poll_samples * factor)),

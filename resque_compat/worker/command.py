@@ -112,6 +112,14 @@ def burst_progress(cli: CliContext, worker: Worker | ConcurrentWorker) -> Iterat
     "each slot is a worker of its own. [env: CONCURRENCY; 1]",
 )  # fmt: skip
 @click.option("--fork/--no-fork", default=None, help="Fork per job (default) or run jobs in-process.")
+@click.option(
+    "--jobs-per-fork", type=int, metavar="N",
+    help="A forked child runs up to N jobs, then exits (fork once per batch). [env: JOBS_PER_FORK]",
+)  # fmt: skip
+@click.option(
+    "--minutes-per-fork", type=float, metavar="M",
+    help="A forked child takes jobs for up to M minutes, then exits. [env: MINUTES_PER_FORK]",
+)  # fmt: skip
 @click.option("--burst", is_flag=True, default=False, help="Work until the queues are empty, then exit.")
 @click.option("--reliable", is_flag=True, default=False, help="Keep the job in hand in Redis; requeue it if we die.")
 @click.option("--timeout", type=float, help="Kill a job running longer than this many seconds. [env: JOB_TIMEOUT]")
@@ -143,6 +151,8 @@ def work(  # noqa: PLR0917 - one parameter per click option
     count: int | None,
     concurrency: int | None,
     fork: bool | None,
+    jobs_per_fork: int | None,
+    minutes_per_fork: float | None,
     burst: bool,
     reliable: bool,
     timeout: float | None,
@@ -166,6 +176,8 @@ def work(  # noqa: PLR0917 - one parameter per click option
             timeout=timeout,
             count=count,
             concurrency=concurrency,
+            jobs_per_fork=jobs_per_fork,
+            minutes_per_fork=minutes_per_fork,
             pidfile=pidfile,
             verbose=verbose,
             imports=imports,

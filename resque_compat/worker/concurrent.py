@@ -57,14 +57,17 @@ from resque_compat.connection import redact
 from resque_compat.failures import Failures
 from resque_compat.history import Sampler
 from resque_compat.protocol import slot_id, timefmt, worker_id
-from resque_compat.protocol.control import ControlCommand
 from resque_compat.registry import JobRegistry, default_registry
 from resque_compat.replies import text
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
+from resque_compat.worker.executor import Executor
+from resque_compat.worker.fetcher import Unit
 from resque_compat.worker.hooks import WorkerHooks, worker_hooks
+from resque_compat.worker.job_end import InHand
 from resque_compat.worker.runner import Job, JobTimeoutError, Outcome, TermException, as_coroutine, run_awaitable
-from resque_compat.worker.worker import Worker, _ExitNow, _signal_name
+from resque_compat.worker.signals import ExitNow, signal_name
+from resque_compat.worker.worker import Worker
 
 if TYPE_CHECKING:
     from resque_compat.metrics import WorkerMetrics
@@ -119,6 +122,14 @@ class Slot(Worker):
     def busy(self) -> bool:
         return self._in_job
 
+    def _executor(self) -> Executor:
+        return _SlotExecutor(self)
+
+    def _kill_job(self) -> None:
+        """Control ``kill-job`` sent to this slot's id: this slot's job, not every slot's."""
+        log.info("control command for %s: kill-job", self.id)
+        self.interrupt(TermException, "kill-job")
+
     def run(self) -> None:
         """The slot's thread: Worker's loop, then unregister (unless leaving at once)."""
         procline.silence_thread()
@@ -128,40 +139,38 @@ class Slot(Worker):
             log.exception("slot %s stopped on an error", self.id)
             self.process.failed(exc)
         finally:
-            if self._registered and not self._exit_now:
+            if self._registered and not self.state.exit_now:
                 self.unregister()
-            with contextlib.suppress(OSError):
-                os.close(self._wake_r)
-                os.close(self._wake_w)
+            self.wakeup.close()
             self.done.set()
             self.process.wake()
 
     def unregister(self) -> None:
         try:
             with self.process.beat_lock:  # no heartbeat written for it after this
-                self._retry(
+                self.retry(
                     lambda: pruning.unregister(self.redis, self.keys, self.failures, self.id),
                     "unregister",
-                    give_up=0.5 if self._stop_now else 5.0,
+                    give_up=0.5 if self.state.stop_now else 5.0,
                 )
                 self._registered = False
         except redis.RedisError as exc:
             log.warning("could not unregister %s (%s): a pruner will take it and any job it held", self.id, exc)
 
     def stop(self, *, now: bool = False, why: str = "") -> None:
-        self._stop = True
+        self.state.stop = True
         if now:
-            self._stop_now = True
+            self.state.stop_now = True
             self.interrupt(TermException, why)
-        self._wake()
+        self.wakeup.wake()
 
     # -- the job --------------------------------------------------------------------------
-    def _run_here(self, job: Job) -> Outcome:
+    def run_job(self, job: Job) -> Outcome:
         own_loop = getattr(job.definition.target, "executor", None) == "thread"
         self.runner.awaiter = run_awaitable if own_loop else self._await
         timeout = self.config.timeout
         with self._lock:
-            self._in_job = self._job_running = True
+            self._in_job = True
             self._interrupt, self._raised = None, False
             self.deadline = time.monotonic() + timeout if timeout else math.inf
         self.process.wake()  # the supervisor's title and next deadline
@@ -176,7 +185,7 @@ class Slot(Worker):
 
     def _leave_job(self) -> None:
         with self._lock:
-            self._in_job = self._job_running = False
+            self._in_job = False
             self.deadline = math.inf
             self._clear_raised()
 
@@ -218,12 +227,32 @@ class Slot(Worker):
         log.warning("%s: interrupting the job of %s", message, self.id)
         return True
 
-    def _control(self, word: str) -> None:
-        if ControlCommand.parse(word) is ControlCommand.KILL_JOB:  # this slot's job, not every slot's
-            log.info("control command for %s: kill-job", self.id)
-            self.interrupt(TermException, "kill-job")
-            return
-        super()._control(word)
+
+class _SlotExecutor:
+    """A slot's jobs run on its thread (async performs on the process's event loop); the
+    process's main thread handles signals and interrupts them (``Slot.interrupt``)."""
+
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot
+
+    @property
+    def busy(self) -> bool:
+        return self.slot.busy
+
+    def run(self, hand: InHand, unit: Unit) -> Outcome:
+        return self.slot.run_job(hand.job)
+
+    def kill(self, name: str) -> None:
+        return  # the process's handlers interrupt each slot
+
+    def kill_now(self) -> None:
+        return
+
+    def between_jobs(self, *, end_batch: bool) -> None:
+        return
+
+    def close(self, wait: float) -> None:
+        return
 
 
 class ConcurrentWorker:
@@ -288,7 +317,7 @@ class ConcurrentWorker:
         try:
             self.startup()
             self._supervise()
-        except _ExitNow:
+        except ExitNow:
             return 0
         finally:
             self.shutdown()
@@ -302,15 +331,15 @@ class ConcurrentWorker:
         self._loop_thread.start()
         first = self.slots[0]
         for slot in self.slots:
-            slot.open_cycle()
+            slot.fetcher.load()
         ids = [slot.id for slot in self.slots]
-        first._retry(lambda: self.redis.hdel(self.keys.heartbeat, *ids), "clear the heartbeats")
-        first._retry(self._beat, "write the heartbeats")
-        first._retry(self._prune, "prune dead workers")
+        first.retry(lambda: self.redis.hdel(self.keys.heartbeat, *ids), "clear the heartbeats")
+        first.retry(self._beat, "write the heartbeats")
+        first.retry(self._prune, "prune dead workers")
         self.hooks.run("before_first_fork", self)
-        first._retry(self._register, "register")
+        first.retry(self._register, "register")
         for slot in self.slots:
-            slot._resolve_queues()
+            slot.fetcher.resolve_queues()
         self._beat_thread.start()
         for slot in self.slots:
             slot.thread.start()
@@ -359,7 +388,7 @@ class ConcurrentWorker:
         elif busy:
             title = f"Processing {busy} of {len(self.slots)} slots"
         else:
-            title = "Waiting for " + ",".join(self.slots[0].queues)
+            title = "Waiting for " + ",".join(self.slots[0].fetcher.queues)
         if title != self._title:
             procline.set_title(title)
             self._title = title
@@ -385,7 +414,7 @@ class ConcurrentWorker:
         elif left:
             for slot in left:
                 if not slot.thread.is_alive():
-                    slot._stop = True
+                    slot.state.stop = True
                     slot.unregister()
         self.hooks.run_logged("worker_exit", self)
         self._restore_signals()
@@ -444,7 +473,7 @@ class ConcurrentWorker:
         self._stop_all()
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
-        name = _signal_name(signum)
+        name = signal_name(signum)
         if signum == signal.SIGTERM and self.config.graceful_term and not self._stop_now:
             log.warning("%s (GRACEFUL_TERM): exiting after the current jobs", name)
             self._stop_all()
@@ -453,10 +482,10 @@ class ConcurrentWorker:
             log.warning("second %s: exiting now", name)
             self._exit_now = True
             for slot in self.slots:
-                slot._exit_now = True
+                slot.state.exit_now = True
             self.wake()
             if not self._shutting_down:
-                raise _ExitNow(name)
+                raise ExitNow(name)
             return
         log.warning("%s: interrupting the current jobs and exiting", name)
         self._stop_all(now=True, why=name)
@@ -472,8 +501,8 @@ class ConcurrentWorker:
             self.hooks.run_logged("before_pause", self)
         self._paused = True
         for slot in self.slots:
-            slot._paused = True
-            slot._wake()
+            slot.state.paused = True
+            slot.wakeup.wake()
         self.wake()
 
     def _on_cont(self, signum: int, frame: FrameType | None) -> None:
@@ -482,8 +511,8 @@ class ConcurrentWorker:
             self.hooks.run_logged("after_pause", self)
         self._paused = False
         for slot in self.slots:
-            slot._paused = False
-            slot._wake()
+            slot.state.paused = False
+            slot.wakeup.wake()
         self.wake()
 
     # -- heartbeat, control, pruning -------------------------------------------------------
@@ -502,14 +531,14 @@ class ConcurrentWorker:
         pipe = self.redis.pipeline(transaction=False)
         changed: list[tuple[Slot, bytes]] = []
         for slot in slots:
-            record = slot._state_record()
-            if force or record != slot._published_state:
+            record = slot.heartbeat.state_record()
+            if force or record != slot.heartbeat.published:
                 pipe.set(self.keys.worker_state(slot.id), record, ex=ttl)
                 changed.append((slot, record))
         if changed:
             pipe.execute()
             for slot, record in changed:
-                slot._published_state = record
+                slot.heartbeat.published = record
 
     def _read_control(self) -> None:
         """Busy slots' control lists, in one round trip (an idle slot's cycle call reads its own)."""
@@ -521,7 +550,7 @@ class ConcurrentWorker:
             pipe.lpop(self.keys.control(slot.id))
         for slot, command in zip(busy, pipe.execute(), strict=True):
             if command is not None:
-                slot._control(text(command))
+                slot.control.apply(text(command))
 
     def _prune(self) -> None:
         """As a worker's ``_prune``, as the first slot (every slot of this live process is kept)."""

@@ -5,7 +5,8 @@ Precedence: an explicit CLI option, then the environment (``QUEUE``/``QUEUES``, 
 ``FORK_PER_JOB``, ``HEARTBEAT_INTERVAL``, ``PRUNE_INTERVAL``, ``RESQUE_PROCLINE_PREFIX``,
 ``JOB_TIMEOUT``, ``RESQUE_RELIABLE``, ``MIN_INTERVAL``/``MAX_INTERVAL``/``BACKOFF_INTERVAL``,
 ``TERM_CHILD``/``RESQUE_TERM_TIMEOUT``/``RESQUE_PRE_SHUTDOWN_TIMEOUT``, ``GRACEFUL_TERM``,
-``RESQUE_SUMMARY_INTERVAL``, ``CONCURRENCY``), then Ruby's defaults. ``INTERVAL=0`` means Ruby's
+``RESQUE_SUMMARY_INTERVAL``, ``CONCURRENCY``, ``JOBS_PER_FORK``/``MINUTES_PER_FORK``), then Ruby's
+defaults. ``INTERVAL=0`` means Ruby's
 ``work(0)``: drain the queues, then exit (``--burst``).
 """
 
@@ -66,6 +67,10 @@ class WorkerConfig:
     summary_interval: float = 60.0
     #: how often, at most, a busy worker asks Redis for control commands and pause-all-workers
     check_interval: float = 0.25
+    #: resque-multi-job-forks' ``JOBS_PER_FORK`` / ``MINUTES_PER_FORK``: a forked child runs
+    #: jobs until either limit (None: no such limit; neither set: one job per fork)
+    jobs_per_fork: int | None = None
+    minutes_per_fork: float | None = None
     #: how often, at most, a busy worker re-resolves queue patterns against the ``queues`` set
     resolve_interval: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +94,13 @@ class WorkerConfig:
                 raise WorkerConfigError(f"{name.upper()} must be a finite number >= 0, got {value}")
         if not all(math.isfinite(v) and v > 0 for v in (self.heartbeat_interval, self.prune_interval)):
             raise WorkerConfigError("HEARTBEAT_INTERVAL and PRUNE_INTERVAL must be > 0")
+        if self.jobs_per_fork is not None and self.jobs_per_fork < 1:
+            raise WorkerConfigError(f"jobs per fork must be >= 1, got {self.jobs_per_fork}")
+        minutes = self.minutes_per_fork
+        if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+            raise WorkerConfigError(f"minutes per fork must be a finite number > 0, got {minutes}")
+        if not self.fork and (self.jobs_per_fork is not None or self.minutes_per_fork is not None):
+            raise WorkerConfigError("jobs/minutes per fork need forking: drop --no-fork (FORK_PER_JOB=false)")
         if self.failure_backend not in BACKENDS:
             raise WorkerConfigError(f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})")
 
@@ -116,6 +128,8 @@ class WorkerConfig:
         timeout: float | None = None,
         count: int | None = None,
         concurrency: int | None = None,
+        jobs_per_fork: int | None = None,
+        minutes_per_fork: float | None = None,
         pidfile: str | None = None,
         verbose: int | None = None,
         imports: tuple[str, ...] = (),
@@ -137,6 +151,9 @@ class WorkerConfig:
             concurrency = int(_float(env, "CONCURRENCY", 1))
         if fork is None:  # concurrency slots run their jobs in the process
             fork = concurrency <= 1 and env.get("FORK_PER_JOB", "").strip().lower() != "false"
+        if jobs_per_fork is None and minutes_per_fork is None and fork:  # not forking: the variables are moot
+            jobs_per_fork = _int(env, "JOBS_PER_FORK")
+            minutes_per_fork = _float(env, "MINUTES_PER_FORK", 0.0) if env.get("MINUTES_PER_FORK", "").strip() else None
         if reliable is None:
             reliable = _truthy(env.get("RESQUE_RELIABLE", ""))
         if timeout is None and env.get("JOB_TIMEOUT"):
@@ -166,6 +183,8 @@ class WorkerConfig:
             timeout=timeout,
             count=count,
             concurrency=concurrency,
+            jobs_per_fork=jobs_per_fork,
+            minutes_per_fork=minutes_per_fork,
             pidfile=pidfile,
             verbose=verbose,
             imports=tuple(names),
@@ -186,6 +205,16 @@ class WorkerConfig:
 
 def _truthy(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise WorkerConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

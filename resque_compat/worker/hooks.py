@@ -10,6 +10,7 @@ Register with decorators on :data:`worker_hooks` (what ``resque-compat work`` us
 
 ``before_first_fork``/``before_pause``/``after_pause``/``worker_exit`` receive the worker;
 ``before_fork`` (parent) and ``after_fork`` (child) the job; without fork neither runs, as in Ruby.
+With ``--jobs-per-fork`` both run once per child, given its first job (as resque-multi-job-forks).
 """
 
 from __future__ import annotations
