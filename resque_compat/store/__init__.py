@@ -7,9 +7,9 @@ packing (``resp.py``: a ``Command`` is the wire's words, sync and async alike):
 - ``plans.py`` — pure command plans (queues, worker rows, statuses, INFO) that ``client.Resque``
   and ``aio.AsyncResque`` run; the read model the CLI, dashboard, metrics and doctor format;
 - ``failures.Failures``, ``scheduler.delayed.DelayedQueue``, ``scheduler.recurring.ScheduleStore``,
-  ``history.Sampler``, ``jobs.retrying`` — the failure lists, delayed items, schedules, history
-  samples and retries (``scheduler.mover``'s moves are plans too, sent by a sync and an
-  asyncio driver);
+  ``history.Sampler``, ``jobs.retrying``, ``jobs.progress.ResqueStatuses`` — the failure lists,
+  delayed items, schedules, history samples, retries and resque-status records
+  (``scheduler.mover``'s moves are plans too, sent by a sync and an asyncio driver);
 - ``store.workers`` — the worker registry: registration, heartbeats, published state, the
   control inbox, and what a pruner reads and removes.
 

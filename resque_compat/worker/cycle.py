@@ -205,9 +205,10 @@ class _Wire:
 
     The cycle is the hot path: redis-py's generic client (argument encoding, pool checkout,
     retry wrapper) costs more than the Redis round trip itself. The connection still comes
-    from the client's pool, so TLS, ACL, unix sockets and Sentinel work as for every other
-    call; on an error it is dropped, and the next call takes a fresh one (after a Sentinel
-    failover, one to the new primary)."""
+    from the client's pool, so TLS, ACL, unix sockets, Sentinel and Redis Cluster work as for
+    every other call; on an error it is dropped, and the next call takes a fresh one (after a
+    Sentinel or Cluster failover, one to the new primary: a ``MOVED`` reply arrives here as the
+    ``ConnectionError`` the recovery path expects, :mod:`resque_compat.cluster`)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.pool = client.connection_pool
