@@ -112,7 +112,9 @@ class Slot(Worker):
         self.done = threading.Event()
         #: when the job in hand passes ``--timeout`` (monotonic; inf: no job or no timeout)
         self.deadline = math.inf
-        self._lock = threading.Lock()  # between the slot's thread and whoever interrupts its job
+        # between the slot's thread and whoever interrupts its job; reentrant: a signal handler
+        # may interrupt every slot while the main thread is inside ``interrupt`` for a timeout
+        self._lock = threading.RLock()
         self._in_job = False
         self._interrupt: type[BaseException] | None = None
         self._raised = False  # the interruption went to the thread (not to an async job's task)
