@@ -173,7 +173,8 @@ class Slot(Worker):
             self._in_job = True
             self._interrupt, self._raised = None, False
             self.deadline = time.monotonic() + timeout if timeout else math.inf
-        self.process.wake()  # the supervisor's title and next deadline
+        if timeout:
+            self.process.wake()  # the supervisor's next deadline (its title follows within a second)
         try:
             try:
                 return self.runner.run(job)  # --timeout is the supervisor's, not SIGALRM's
