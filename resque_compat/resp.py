@@ -3,8 +3,8 @@ enqueue and the worker's cycle.
 
 redis-py's generic pipeline (per-command objects, response callbacks, retry wrapper) costs
 more than the loopback round trip itself. Here a command list is packed into one buffer and
-written on a connection taken from the client's own pool, so TLS, ACL users, unix sockets and
-Sentinel behave exactly as for every other call.
+written on a connection taken from the client's own pool, so TLS, ACL users, unix sockets,
+Sentinel and Redis Cluster (the pool of the namespace's slot) behave exactly as for every other call.
 """
 
 from __future__ import annotations

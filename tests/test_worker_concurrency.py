@@ -278,3 +278,28 @@ def test_usr1_interrupts_every_job_and_quit_waits_for_every_slot(redis_url: str,
     assert proc.returncode == 0
     assert sorted(tags(r, gates.FINISHED)) == ["c", "d"] and len(failures(r)) == 2
     assert not r.smembers("resque:workers")
+
+
+def test_a_thread_in_one_c_call_fails_with_its_timeout_when_the_call_returns(redis_url: str, r: redis.Redis) -> None:
+    """A thread cannot be killed: the timeout is raised in it at its next Python instruction,
+    here right after ``time.sleep`` returns, so the line after the sleep never runs."""
+    proc = spawn(redis_url, 2, "--timeout", "0.2")
+    all_registered(r, proc, 2)
+    Resque(redis_url).enqueue("default", "Nap", "nap", 1.0)
+    [record] = wait_for(lambda: failures(r), what="the timeout")
+    assert record["exception"] == "Resque::JobTimeout" and record["error"] == "Job exceeded the 0.2 s timeout"
+    assert tags(r, gates.FINISHED) == []  # it was raised before the job's next line
+    stop(proc)
+    assert proc.returncode == 0
+
+
+def test_async_jobs_run_on_the_loop_unless_the_class_asks_for_a_thread(redis_url: str, r: redis.Redis) -> None:
+    proc = spawn(redis_url, 2)
+    all_registered(r, proc, 2)
+    resque = Resque(redis_url)
+    resque.enqueue("default", "WhereAsync", "loop")
+    resque.enqueue("default", "WhereOwnLoop", "own")
+    ran = dict(t.split(" ", 1) for t in wait_for(lambda: len(tags(r, gates.THREADS)) == 2 and tags(r, gates.THREADS)))
+    assert ran["loop"] == "resque-asyncio" and ran["own"].startswith("resque-slot-")
+    stop(proc)
+    assert proc.returncode == 0 and not r.exists("resque:failed")

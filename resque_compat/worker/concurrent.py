@@ -56,9 +56,9 @@ from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failures import Failures
 from resque_compat.history import Sampler
-from resque_compat.protocol import slot_id, timefmt, worker_id
+from resque_compat.protocol import slot_id, worker_id
 from resque_compat.registry import JobRegistry, default_registry
-from resque_compat.replies import text
+from resque_compat.store.workers import WorkerStore
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.executor import Executor
@@ -173,7 +173,8 @@ class Slot(Worker):
             self._in_job = True
             self._interrupt, self._raised = None, False
             self.deadline = time.monotonic() + timeout if timeout else math.inf
-        self.process.wake()  # the supervisor's title and next deadline
+        if timeout:
+            self.process.wake()  # the supervisor's next deadline (its title follows within a second)
         try:
             try:
                 return self.runner.run(job)  # --timeout is the supervisor's, not SIGALRM's
@@ -283,6 +284,7 @@ class ConcurrentWorker:
         #: the process's own name (``host:pid:queues``); never registered, its slots are
         self.id = worker_id(config.queues, self.pid, host)
         self.failures = Failures(self.redis, self.keys, config.failure_backend)
+        self.store = WorkerStore(self.redis, self.keys)
         _make_room(self.redis, config.concurrency)
         self.loop = asyncio.new_event_loop()
         self.slots = [Slot(self, n) for n in range(1, config.concurrency + 1)]
@@ -333,7 +335,7 @@ class ConcurrentWorker:
         for slot in self.slots:
             slot.fetcher.load()
         ids = [slot.id for slot in self.slots]
-        first.retry(lambda: self.redis.hdel(self.keys.heartbeat, *ids), "clear the heartbeats")
+        first.retry(lambda: self.store.clear_heartbeats(ids), "clear the heartbeats")
         first.retry(self._beat, "write the heartbeats")
         first.retry(self._prune, "prune dead workers")
         self.hooks.run("before_first_fork", self)
@@ -352,12 +354,7 @@ class ConcurrentWorker:
         self._started_at = self._summary_at = time.monotonic()
 
     def _register(self) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        started = timefmt.started()
-        for slot in self.slots:
-            pipe.sadd(self.keys.workers, slot.id)
-            pipe.set(self.keys.worker_started(slot.id), started)
-        pipe.execute()
+        self.store.register([slot.id for slot in self.slots])
         for slot in self.slots:
             slot._registered = True
 
@@ -518,39 +515,33 @@ class ConcurrentWorker:
     # -- heartbeat, control, pruning -------------------------------------------------------
     def _beat(self) -> None:
         """Every registered slot's heartbeat in one HSET, and its state record."""
-        secs, _ = self.redis.time()
-        beat = timefmt.heartbeat(float(secs))
+        now = self.store.server_time()
         with self.beat_lock:
             slots = [slot for slot in self.slots if slot._registered or not self._beat_thread.is_alive()]
-            if slots:
-                self.redis.hset(self.keys.heartbeat, mapping={slot.id: beat for slot in slots})
-                self._publish_states(slots, force=True)
+            self.store.beat([slot.id for slot in slots], now=now)
+            self._publish_states(slots, force=True)
 
     def _publish_states(self, slots: list[Slot], *, force: bool = False) -> None:
-        ttl = max(int(self.config.prune_interval + self.config.heartbeat_interval), 1)
-        pipe = self.redis.pipeline(transaction=False)
-        changed: list[tuple[Slot, bytes]] = []
+        changed: dict[Slot, bytes] = {}
         for slot in slots:
             record = slot.heartbeat.state_record()
             if force or record != slot.heartbeat.published:
-                pipe.set(self.keys.worker_state(slot.id), record, ex=ttl)
-                changed.append((slot, record))
-        if changed:
-            pipe.execute()
-            for slot, record in changed:
-                slot.heartbeat.published = record
+                changed[slot] = record
+        self.store.publish_states(
+            {slot.id: record for slot, record in changed.items()},
+            self.config.prune_interval + self.config.heartbeat_interval,
+        )
+        for slot, record in changed.items():
+            slot.heartbeat.published = record
 
     def _read_control(self) -> None:
         """Busy slots' control lists, in one round trip (an idle slot's cycle call reads its own)."""
         busy = [slot for slot in self.slots if slot.busy]
         if not busy:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for slot in busy:
-            pipe.lpop(self.keys.control(slot.id))
-        for slot, command in zip(busy, pipe.execute(), strict=True):
-            if command is not None:
-                slot.control.apply(text(command))
+        for slot, word in zip(busy, self.store.next_controls([slot.id for slot in busy]), strict=True):
+            if word is not None:
+                slot.control.apply(word)
 
     def _prune(self) -> None:
         """As a worker's ``_prune``, as the first slot (every slot of this live process is kept)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 
 import redis
@@ -53,3 +54,31 @@ async def mail_wait(seconds: float) -> None:
 def mail_wait_thread(seconds: float) -> None:
     """The ``mail`` benchmark's job as a plain function: waits on its slot's thread."""
     time.sleep(seconds)
+
+
+@job("Nap")
+def nap(tag: str, seconds: float) -> None:
+    """One C call (``time.sleep``): an exception raised in its thread lands only when it returns."""
+    time.sleep(seconds)
+    redis.Redis.from_url(_url()).rpush(FINISHED, tag)
+
+
+#: where each ``Where*`` job ran: "<tag> <thread name>"
+THREADS = "gate:threads"
+
+
+@job("WhereAsync")
+async def where_async(tag: str) -> None:
+    redis.Redis.from_url(_url()).rpush(THREADS, f"{tag} {threading.current_thread().name}")
+
+
+@job("WhereOwnLoop")
+class WhereOwnLoop:
+    """``executor = "thread"``: its async perform runs on its slot's thread, on a loop of its own."""
+
+    executor = "thread"
+
+    @staticmethod
+    async def perform(tag: str) -> None:
+        await asyncio.sleep(0)
+        redis.Redis.from_url(_url()).rpush(THREADS, f"{tag} {threading.current_thread().name}")
