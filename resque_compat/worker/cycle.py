@@ -51,6 +51,8 @@ class Finish:
     status_key: str | None = None
     status: bytes | None = None
     release_item: bytes | None = None
+    #: a success's retry attempt counter, DELeted with it (a job with a retry policy)
+    forget: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -117,7 +119,7 @@ class Cycle:
         """The call for one cycle. ``adopt``: record the item a blocking pop moved from that queue
         into our in-flight list. ``guard``: finish only if ``worker:<id>`` still holds that item,
         reserve nothing (a forked child finishing for a worker that died while the job ran)."""
-        end, end_list, end_item, failed_queue = End.NONE, "", b"", ""
+        end, end_list, end_item, failed_queue, forget = End.NONE, "", b"", "", ""
         status_key, status = "", b""
         if finish is not None:
             if finish.status_key is not None and finish.status is not None:
@@ -129,7 +131,7 @@ class Cycle:
                 end, end_list, end_item = End.FAIL, self.keys.failed_list(name), finish.failure
                 failed_queue = "" if name == "failed" else name
             else:
-                end = End.OK
+                end, forget = End.OK, finish.forget or ""
         if guard is not None:
             mode = Reserve.GUARD
         elif adopt is not None:
@@ -143,6 +145,7 @@ class Cycle:
             end_list=end_list,
             end_item=end_item,
             failed_queue=failed_queue,
+            forget=forget,
             status_key=status_key,
             status=status,
             check=check,

@@ -5,6 +5,7 @@ retry policy's failure, ``settled``). Runs on the loop (main thread)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -112,14 +113,14 @@ class Processor:
         unit.ack(finish_of(queue, outcome, status_key, status))
 
     def _settle(self, unit: Unit, hand: InHand, outcome: Outcome) -> None:
-        """A job with a retry policy: success clears its attempt counter, then finishes as usual;
+        """A job with a retry policy: success finishes as usual, clearing its attempt counter;
         a failure is retried or given up by one guarded script instead of the cycle's finish."""
         job = hand.job
         call = job.call
         assert call is not None
         if outcome.ok:
-            self.retry(lambda: self.retries.succeeded(*call.identity), "clear the attempt counter")
-            unit.ack(finish_of(job.queue, outcome, hand.status_key, hand.status))
+            finish = finish_of(job.queue, outcome, hand.status_key, hand.status)
+            unit.ack(dataclasses.replace(finish, forget=self.retries.succeeded(*call.identity)))
             return
         settled = self.retry(lambda: settle_failure(self.retries, hand, outcome), "retry")
         unit.settled(settled.processed)
