@@ -32,7 +32,7 @@ def cell(row: Row | None) -> str:
         return f"{row['cmds_per_job']:.2f}"
     if "us_per_job" in row:
         return f"{row['jobs_per_s']:,.0f}/s ({row['us_per_job']:.0f} us)"
-    return f"{row['jobs_per_s']:,.0f}/s"
+    return f"{row['jobs_per_s']:,.0f}/s" + ("*" if row.get("timed_out_with_unfinished") else "")
 
 
 def scenario_order(rows: list[Row]) -> list[str]:
@@ -59,6 +59,8 @@ def table(rows: list[Row], systems: list[str]) -> str:
             line.append(f"{ours['jobs_per_s'] / peer['jobs_per_s']:.1f}x" if ok else "")  # type: ignore[index]
         ratios.append(line)
     out = _format([header, *body])
+    if any(r.get("timed_out_with_unfinished") for r in rows):
+        out += "\n* timed out before its last job: the rate over the jobs it finished"
     if ratios and any(any(c for c in r[1:]) for r in ratios):
         out += f"\n\n{OURS} / peer, jobs/s:\n" + _format([header, *ratios])
     return out
