@@ -21,35 +21,30 @@ stopped slot unregisters, and the process exits when every slot has.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import math
 import os
-import random
-import select
 import signal
 import threading
 import time
-from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis
 
 from resque_compat.client import Resque
-from resque_compat.connection import redact
 from resque_compat.failures import Failures
-from resque_compat.history import Sampler
 from resque_compat.protocol import worker_id
 from resque_compat.registry import JobRegistry, default_registry
 from resque_compat.store.workers import WorkerStore
-from resque_compat.worker import procline, pruning
+from resque_compat.worker import procline
 from resque_compat.worker.config import WorkerConfig
+from resque_compat.worker.heartbeat import SlotsHeartbeat
 from resque_compat.worker.hooks import WorkerHooks, worker_hooks
 from resque_compat.worker.runner import JobTimeoutError, TermException
-from resque_compat.worker.signals import ExitNow, signal_name
+from resque_compat.worker.signals import ExitNow, Traps, signal_name
 from resque_compat.worker.slot import Slot
+from resque_compat.worker.wakeup import Wakeup
 
 if TYPE_CHECKING:
     from resque_compat.metrics import WorkerMetrics
@@ -103,21 +98,17 @@ class ConcurrentWorker:
         self.beat_lock = threading.Lock()
         self._parent = os.getppid() if watch_parent else None
         self._loop_thread = threading.Thread(target=self._run_loop, name="resque-asyncio", daemon=True)
-        self._beat_stop = threading.Event()
-        self._beat_thread = threading.Thread(target=self._beat_loop, name="resque-heartbeat", daemon=True)
-        self._history = Sampler(self.redis, self.keys)
-        self._wake_r, self._wake_w = os.pipe()
-        for fd in (self._wake_r, self._wake_w):
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-        self._saved_signals: dict[signal.Signals, Any] = {}
+        self.heartbeat = SlotsHeartbeat(
+            config, resque, self.store, self.failures, self.slots, beat_lock=self.beat_lock, stopping=lambda: self._stop
+        )
+        self.wakeup = Wakeup()
+        self._traps = Traps(self._on_quit, self._on_term, self._on_usr1, self._on_usr2, self._on_cont)
         self._stop = self._stop_now = self._exit_now = self._paused = False
         self._shutting_down = False
         self._error: BaseException | None = None
         self._term_at, self._term_name = math.inf, ""  # TERM_CHILD: when to interrupt the jobs
-        self._next_prune = time.monotonic()
         self._title = ""
-        self._started_at = self._summary_at = time.monotonic()
-        self._summary_counts = (0, 0)
+        self._started_at = time.monotonic()
 
     @property
     def jobs_done(self) -> int:
@@ -142,20 +133,20 @@ class ConcurrentWorker:
         """Ruby's order for every slot at once: heartbeat, prune, before_first_fork, register."""
         procline.configure(self.config.procline_prefix)
         procline.starting()
-        self._install_signals()
+        self._traps.install()
         self._loop_thread.start()
         first = self.slots[0]
         for slot in self.slots:
             slot.fetcher.load()
         ids = [slot.id for slot in self.slots]
         first.retry(lambda: self.store.clear_heartbeats(ids), "clear the heartbeats")
-        first.retry(self._beat, "write the heartbeats")
-        first.retry(self._prune, "prune dead workers")
+        first.retry(self.heartbeat.beat, "write the heartbeats")
+        first.retry(self.heartbeat.prune, "prune dead workers")
         self.hooks.run("before_first_fork", self)
         first.retry(self._register, "register")
         for slot in self.slots:
             slot.fetcher.resolve_queues()
-        self._beat_thread.start()
+        self.heartbeat.start()
         for slot in self.slots:
             slot.thread.start()
         log.info(
@@ -164,7 +155,8 @@ class ConcurrentWorker:
             "blocking" if self.config.blocking else f"polling every {self.config.interval:g} s",
             "; reliable" if self.config.reliable else "", len(self.registry),
         )  # fmt: skip
-        self._started_at = self._summary_at = time.monotonic()
+        self._started_at = time.monotonic()
+        self.heartbeat.restart_summary()
 
     def _register(self) -> None:
         self.store.register([slot.id for slot in self.slots])
@@ -190,9 +182,7 @@ class ConcurrentWorker:
             self._set_title(alive)
             next_deadline = min(self._term_at, *(slot.deadline for slot in alive))
             wait = min(1.0, max(0.0, next_deadline - now))
-            ready, _, _ = select.select([self._wake_r], [], [], wait)
-            if ready:
-                self._drain()
+            self.wakeup.sleep(wait)
 
     def _set_title(self, alive: list[Slot]) -> None:
         busy = sum(slot.busy for slot in alive)
@@ -216,9 +206,7 @@ class ConcurrentWorker:
         """Every slot's thread is done (or we leave at once): stop the heartbeat and the loop,
         unregister what is still registered, run worker_exit hooks."""
         self._shutting_down = True
-        self._beat_stop.set()
-        if self._beat_thread.is_alive():
-            self._beat_thread.join(timeout=0.5 if self._stop_now else 5.0)
+        self.heartbeat.stop(timeout=0.5 if self._stop_now else 5.0)
         left = [slot for slot in self.slots if slot._registered]
         if left and self._exit_now:
             log.warning(
@@ -230,13 +218,11 @@ class ConcurrentWorker:
                     slot.state.stop = True
                     slot.unregister()
         self.hooks.run_logged("worker_exit", self)
-        self._restore_signals()
+        self._traps.restore()
         if self._loop_thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._loop_thread.join(timeout=1.0)
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.wakeup.close()
         log.info(
             "worker %s exited: processed %d, failed %d in %.1f s",
             self.id, self.jobs_done, self.jobs_failed, time.monotonic() - self._started_at,
@@ -247,39 +233,16 @@ class ConcurrentWorker:
         self.loop.run_forever()
 
     # -- signals ------------------------------------------------------------------------
-    def _install_signals(self) -> None:
-        handlers: dict[signal.Signals, Callable[[int, FrameType | None], None]] = {
-            signal.SIGQUIT: self._on_quit,
-            signal.SIGTERM: self._on_term,
-            signal.SIGINT: self._on_term,
-            signal.SIGUSR1: self._on_usr1,
-            signal.SIGUSR2: self._on_usr2,
-            signal.SIGCONT: self._on_cont,
-        }
-        for sig, handler in handlers.items():
-            self._saved_signals[sig] = signal.signal(sig, handler)
-
-    def _restore_signals(self) -> None:
-        for sig, previous in self._saved_signals.items():
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(sig, previous)
-        self._saved_signals.clear()
-
     def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"!")
-
-    def _drain(self) -> None:
-        with contextlib.suppress(OSError):
-            while os.read(self._wake_r, 512):
-                pass
+        """A slot's thread ended, or a job with a timeout began: the supervisor looks again."""
+        self.wakeup.wake()
 
     def _stop_all(self, *, now: bool = False, why: str = "") -> None:
         self._stop = True
         self._stop_now = self._stop_now or now
         for slot in self.slots:
             slot.stop(now=now, why=why)
-        self.wake()
+        self.wakeup.wake()
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
         log.warning("QUIT: exiting after the current jobs")
@@ -296,7 +259,7 @@ class ConcurrentWorker:
             self._exit_now = True
             for slot in self.slots:
                 slot.state.exit_now = True
-            self.wake()
+            self.wakeup.wake()
             if not self._shutting_down:
                 raise ExitNow(name)
             return
@@ -322,7 +285,7 @@ class ConcurrentWorker:
         for slot in self.slots:
             slot.state.paused = True
             slot.wakeup.wake()
-        self.wake()
+        self.wakeup.wake()
 
     def _on_cont(self, signum: int, frame: FrameType | None) -> None:
         if self._paused:
@@ -332,87 +295,4 @@ class ConcurrentWorker:
         for slot in self.slots:
             slot.state.paused = False
             slot.wakeup.wake()
-        self.wake()
-
-    # -- heartbeat, control, pruning -------------------------------------------------------
-    def _beat(self) -> None:
-        """Every registered slot's heartbeat in one HSET, and its state record."""
-        now = self.store.server_time()
-        with self.beat_lock:
-            slots = [slot for slot in self.slots if slot._registered or not self._beat_thread.is_alive()]
-            self.store.beat([slot.id for slot in slots], now=now)
-            self._publish_states(slots, force=True)
-
-    def _publish_states(self, slots: list[Slot], *, force: bool = False) -> None:
-        changed: dict[Slot, bytes] = {}
-        for slot in slots:
-            record = slot.heartbeat.state_record()
-            if force or record != slot.heartbeat.published:
-                changed[slot] = record
-        self.store.publish_states(
-            {slot.id: record for slot, record in changed.items()},
-            self.config.prune_interval + self.config.heartbeat_interval,
-        )
-        for slot, record in changed.items():
-            slot.heartbeat.published = record
-
-    def _read_control(self) -> None:
-        """Busy slots' control lists, in one round trip (an idle slot's cycle call reads its own)."""
-        busy = [slot for slot in self.slots if slot.busy]
-        if not busy:
-            return
-        for slot, word in zip(busy, self.store.next_controls([slot.id for slot in busy]), strict=True):
-            if word is not None:
-                slot.control.apply(word)
-
-    def _prune(self) -> None:
-        """As a worker's ``_prune``, as the first slot (every slot of this live process is kept)."""
-        config = self.config
-        self._next_prune = time.monotonic() + random.uniform(1.0, 2.0)
-        pruned = pruning.try_prune(
-            self.redis, self.keys, self.failures, self.slots[0].id, config.queues,
-            heartbeat_interval=config.heartbeat_interval, prune_interval=config.prune_interval,
-        )  # fmt: skip
-        if pruned is None:
-            self._next_prune = time.monotonic() + random.uniform(0.5, 1.5)
-            return
-        moved = pruning.requeue_orphans(self.redis, self.keys, self.failures)
-        if moved:
-            log.warning("requeued the in-flight jobs of %d worker(s) no longer registered", moved)
-        self._next_prune = time.monotonic() + config.heartbeat_interval * random.uniform(0.5, 1.0)
-
-    def _summary(self) -> None:
-        every = self.config.summary_interval
-        now = time.monotonic()
-        if not every or now - self._summary_at < every:
-            return
-        done, failed = self.jobs_done, self.jobs_failed
-        last_done, last_failed = self._summary_counts
-        busy = sum(slot.busy for slot in self.slots)
-        log.info(
-            "summary: processed %d (+%d), failed %d (+%d), %.1f jobs/s over %.0f s; %d of %d slots busy",
-            done, done - last_done, failed, failed - last_failed, (done - last_done) / (now - self._summary_at),
-            now - self._summary_at, busy, len(self.slots),
-        )  # fmt: skip
-        self._summary_at, self._summary_counts = now, (done, failed)
-
-    def _beat_loop(self) -> None:
-        interval = self.config.heartbeat_interval
-        next_beat = time.monotonic() + interval
-        while not self._beat_stop.wait(min(0.5, max(0.0, min(next_beat, self._next_prune) - time.monotonic()))):
-            try:
-                self._read_control()
-                if time.monotonic() >= next_beat:
-                    self._beat()
-                    next_beat = time.monotonic() + interval
-                else:
-                    with self.beat_lock:
-                        self._publish_states([slot for slot in self.slots if slot._registered])
-                if time.monotonic() >= self._next_prune and not self._stop:
-                    self._prune()
-                self._summary()
-                self._history.tick()
-            except redis.RedisError as exc:
-                log.debug("heartbeat: %s", redact(str(exc)))
-            except Exception:
-                log.exception("heartbeat thread error")
+        self.wakeup.wake()
