@@ -278,21 +278,18 @@ class ConcurrentWorker:
             slot.interrupt(TermException, "SIGUSR1")
 
     def _on_usr2(self, signum: int, frame: FrameType | None) -> None:
-        if not self._paused:
-            log.info("USR2: paused")
-            self.hooks.run_logged("before_pause", self)
-        self._paused = True
-        for slot in self.slots:
-            slot.state.paused = True
-            slot.wakeup.wake()
-        self.wakeup.wake()
+        self._pause(True)
 
     def _on_cont(self, signum: int, frame: FrameType | None) -> None:
-        if self._paused:
-            log.info("CONT: resumed")
-            self.hooks.run_logged("after_pause", self)
-        self._paused = False
+        self._pause(False)
+
+    def _pause(self, paused: bool) -> None:
+        """USR2 (``paused``) / CONT: every slot; the hook runs once, on a change."""
+        if paused != self._paused:
+            log.info("USR2: paused" if paused else "CONT: resumed")
+            self.hooks.run_logged("before_pause" if paused else "after_pause", self)
+        self._paused = paused
         for slot in self.slots:
-            slot.state.paused = False
+            slot.state.paused = paused
             slot.wakeup.wake()
         self.wakeup.wake()
