@@ -33,6 +33,7 @@ from resque_compat.protocol.cycle import (
     Reserve,
     decode_reply,
 )
+from resque_compat.protocol.keys import FAILED_LIST
 from resque_compat.protocol.scripts import WORKER_CYCLE
 from resque_compat.resp import bulk
 
@@ -129,7 +130,7 @@ class Cycle:
             elif finish.failure is not None:
                 name = failure_list_name(self.failure_backend, finish.queue)
                 end, end_list, end_item = End.FAIL, self.keys.failed_list(name), finish.failure
-                failed_queue = "" if name == "failed" else name
+                failed_queue = "" if name == FAILED_LIST else name
             else:
                 end, forget = End.OK, finish.forget or ""
         if guard is not None:
