@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from resque_compat.worker import procline
+from resque_compat.worker.wakeup import Wakeup
 
 log = logging.getLogger("resque_compat.worker")
 
@@ -40,16 +40,14 @@ class Pool:
         self.children: dict[int, int] = {}  # pid -> slot
         self.done_slots: set[int] = set()
         self._stopping: int | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wakeup = Wakeup()  # SIGCHLD and forwarded signals cut the supervisor's wait short
         self._last_start: dict[int, float] = {}
 
     def run(self) -> int:
         procline.set_title(f"Pool of {self.count} workers")
         for sig in _FORWARDED:
             signal.signal(sig, self._on_signal)
-        signal.signal(signal.SIGCHLD, lambda signum, frame: self._wake())
+        signal.signal(signal.SIGCHLD, lambda signum, frame: self._wakeup.wake())
         try:
             while True:
                 self._reap()
@@ -58,11 +56,7 @@ class Pool:
                         return 0
                 else:
                     self._fill()
-                ready, _, _ = select.select([self._wake_r], [], [], 0.25)
-                if ready:
-                    with contextlib.suppress(OSError):
-                        while os.read(self._wake_r, 512):
-                            pass
+                self._wakeup.sleep(0.25)
         finally:
             for sig in (*_FORWARDED, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
@@ -85,8 +79,7 @@ class Pool:
             try:
                 for sig in (*_FORWARDED, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
-                os.close(self._wake_r)
-                os.close(self._wake_w)
+                self._wakeup.close()
                 code = self.run_worker(slot)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
@@ -124,8 +117,4 @@ class Pool:
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-        self._wake()
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"!")
+        self._wakeup.wake()

@@ -1,5 +1,6 @@
 """The self-pipe that wakes the worker's waits (idle sleeps, a forked job's wait) when a signal
-handler or a control command changed what the worker should do."""
+handler or a control command changed what the worker should do; a concurrency process's
+supervisor and a pool's wait on one too."""
 
 from __future__ import annotations
 
