@@ -46,6 +46,7 @@ from resque_compat.protocol import (
     WorkerId,
     WorkingOn,
     decode_json,
+    encode_json,
     timefmt,
 )
 from resque_compat.protocol.keys import FAILED_LIST, Stat
@@ -109,7 +110,10 @@ def claim_job(
         failure = b""
         list_name = FAILED_LIST
         counted = False
-        if not first and record_raw and error is not None:
+        # a record whose job is not the in-flight head: a --prefetch worker's started job
+        # (default mode), failed while the unstarted rest is requeued
+        started_elsewhere = bool(first) and record is not None and bytes(record.payload) != _payload_of(first)
+        if (not first or started_elsewhere) and record_raw and error is not None:
             if record is not None:
                 failure = failure_record(
                     bytes(record.payload) if _is_object(record.payload) else _string_payload(record.payload),
@@ -145,7 +149,7 @@ def claim_job(
             continue
         if what == _REQUEUED:
             log.info("requeued %d in-flight job(s) of %s to %s", moved, worker_id, queue)
-            return "requeued"
+            return "failed" if failure else "requeued"
         if what == _FAILED:
             if record is None:
                 log.warning("worker %s held an unreadable job record; kept in failed as text", worker_id)
@@ -176,6 +180,11 @@ def _ending_statuses(client: redis.Redis, keys: Keys, payload: bytes) -> tuple[s
     if status.state in (JobStatus.FAILED, JobStatus.COMPLETE):
         return None, b"", b""  # already final: a late pruner does not overwrite it
     return key, status.advanced(JobStatus.FAILED).encode(), status.advanced(JobStatus.WAITING).encode()
+
+
+def _payload_of(item: bytes) -> bytes:
+    """An item as a worker record embeds it (a non-JSON item as a JSON string)."""
+    return item if _is_object(item) else encode_json(item.decode(errors="replace"))
 
 
 def _decode_record(raw: bytes) -> WorkingOn | None:
