@@ -29,6 +29,10 @@ from resque_compat.resp import bulk
 from resque_compat.worker.cycle import Cycle, Finish
 
 
+def _plain_success(finish: Finish) -> bool:
+    return finish.failure is None and finish.release_item is None and finish.status_key is None and not finish.forget
+
+
 def pipelinable(finish: Finish | None) -> bool:
     """An end the step script records (not a release, which goes through the cycle)."""
     return finish is None or finish.release_item is None
@@ -46,6 +50,7 @@ class Prefetch:
         self.ahead: deque[tuple[str, bytes]] = deque()  #: reserved, not started, in order
         self.unread = 0  #: pipelined calls whose replies are not read yet
         self.processed = -1  #: the last per-worker processed count Redis returned
+        self._steady: dict[tuple[bool, str, str], bytes] = {}
         self._sha = self._load()
         self._return_sha = str(cycle.redis.script_load(PREFETCH_RETURN))
 
@@ -79,9 +84,21 @@ class Prefetch:
         return b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(argv)) + b"".join(words)
 
     def step(self, finish: Finish | None, queue: str, item: bytes) -> None:
-        """Record ``finish`` and start ``item`` (the head of the in-flight list); not waited for."""
+        """Record ``finish`` and start ``item`` (the head of the in-flight list); not waited for.
+
+        A plain success's call is the same bytes for every job of a queue within a second
+        (``run_at``), so it is packed once and resent."""
         del item  # the script takes it from the in-flight list; the worker holds the same bytes
-        self.cycle.wire.send(self._pack(finish, "next", encode_json(queue), None))
+        if finish is None or _plain_success(finish):
+            key = (finish is not None, queue, self.cycle.run_at())
+            packed = self._steady.get(key)
+            if packed is None:
+                if len(self._steady) > 8:
+                    self._steady.clear()
+                packed = self._steady[key] = self._pack(finish, "next", encode_json(queue), None)
+        else:
+            packed = self._pack(finish, "next", encode_json(queue), None)
+        self.cycle.wire.send(packed)
         self.unread += 1
 
     def reserve(self, finish: Finish | None, queues: CycleQueues) -> tuple[str, bytes] | None:
@@ -92,6 +109,7 @@ class Prefetch:
             reply = self.cycle.wire.call([packed])
         except NoScriptError:  # Redis restarted or SCRIPT FLUSH: the call never ran
             self._sha = self._load()
+            self._steady.clear()
             reply = self.cycle.wire.call([self._pack(finish, "reserve", str(self.size).encode(), queues)])
         self._note(reply)
         if int(reply[0]) != 1:
