@@ -46,7 +46,6 @@ from resque_compat.protocol import (
     WorkerId,
     WorkingOn,
     decode_json,
-    encode_json,
     timefmt,
 )
 from resque_compat.protocol.keys import FAILED_LIST, Stat
@@ -112,7 +111,7 @@ def claim_job(
         counted = False
         # a record whose job is not the in-flight head: a --prefetch worker's started job
         # (default mode), failed while the unstarted rest is requeued
-        started_elsewhere = bool(first) and record is not None and bytes(record.payload) != _payload_of(first)
+        started_elsewhere = bool(first) and record is not None and not _holds(record, first)
         if (not first or started_elsewhere) and record_raw and error is not None:
             if record is not None:
                 failure = failure_record(
@@ -182,9 +181,16 @@ def _ending_statuses(client: redis.Redis, keys: Keys, payload: bytes) -> tuple[s
     return key, status.advanced(JobStatus.FAILED).encode(), status.advanced(JobStatus.WAITING).encode()
 
 
-def _payload_of(item: bytes) -> bytes:
-    """An item as a worker record embeds it (a non-JSON item as a JSON string)."""
-    return item if _is_object(item) else encode_json(item.decode(errors="replace"))
+def _holds(record: WorkingOn, item: bytes) -> bool:
+    """Whether a worker record names ``item`` (a non-JSON item is embedded as a JSON string)."""
+    payload = bytes(record.payload)
+    if payload == item:
+        return True
+    try:
+        value = decode_json(payload)
+    except ProtocolError:
+        return False
+    return isinstance(value, str) and value.encode() == item
 
 
 def _decode_record(raw: bytes) -> WorkingOn | None:
