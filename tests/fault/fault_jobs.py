@@ -73,12 +73,19 @@ def hang_job(tag: str) -> None:
 @job("StubbornJob")
 def stubborn_job(tag: str) -> None:
     """Catches the termination exception (``TERM_CHILD``) and goes on for up to 60 s: a job
-    slow to stop, so a second TERM/INT has something to cut short."""
+    slow to stop, so a second TERM/INT has something to cut short. The running record is
+    written inside the ``try``: a TERM sent as soon as it shows may arrive while the HSET
+    still reads its reply, and must be caught there too (a child raises it once)."""
     client = _redis()
-    client.hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
     deadline = time.monotonic() + 60
+    try:
+        client.hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
+        _stall(deadline)
+    except BaseException:  # the point: a job that will not stop
+        client.hset("fault:termed", tag, "1")
+        _stall(deadline)
+
+
+def _stall(deadline: float) -> None:
     while time.monotonic() < deadline:
-        try:
-            time.sleep(0.05)
-        except BaseException:  # the point: a job that will not stop
-            client.hset("fault:termed", tag, "1")
+        time.sleep(0.05)
