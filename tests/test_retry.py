@@ -11,6 +11,7 @@ import jobs.plugin_jobs  # noqa: F401 - registers the test jobs
 import pytest
 import redis
 from jobs.harness import run_burst, spawn_worker, stop
+from monitor import Monitor, parse, undeclared_keys
 
 from resque_compat import JobRegistry, Resque, Retry
 from resque_compat.jobs.retrying import PendingRetries, RetryError
@@ -64,6 +65,21 @@ def test_retried_at_once_until_success_only_counter_left_clean(redis_url: str, r
     assert r.get("resque:stat:failed") == b"2" and r.get("resque:stat:processed") == b"3"  # Ruby counts each attempt
     assert not r.keys("resque:resque-retry:*") and not r.hlen("resque:compat:retries")
     assert not r.exists("resque:failure-resque-retry:" + Keys.retry_name("Mailer::Flaky", ["f", 2]))
+
+
+def test_a_success_clears_its_counter_in_the_cycle_call(redis_url: str, r: redis.Redis) -> None:
+    """The attempt counter's DEL rides on the cycle call that records the success (KEYS[9]):
+    no round trip of its own, and declared for Redis Cluster."""
+    registry = JobRegistry()
+    registry.register("Counted", lambda *_: None, retry=Retry(limit=3))
+    Resque(redis_url).enqueue("default", "Counted", "c")
+    counter = "resque:" + Keys.retry_name("Counted", ["c"])
+    with Monitor(redis_url) as monitor:
+        run_burst(redis_url, registry=registry)
+    commands = [parse(line) for line in monitor.lines]
+    assert [by_script for by_script, words in commands if words == [b"DEL", counter.encode()]] == [True]
+    assert not r.exists(counter) and r.get("resque:stat:processed") == b"1"
+    assert undeclared_keys(redis_url, monitor.lines)[1] == []
 
 
 @pytest.mark.parametrize("fork", [False, True])

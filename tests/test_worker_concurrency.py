@@ -303,3 +303,38 @@ def test_async_jobs_run_on_the_loop_unless_the_class_asks_for_a_thread(redis_url
     assert ran["loop"] == "resque-asyncio" and ran["own"].startswith("resque-slot-")
     stop(proc)
     assert proc.returncode == 0 and not r.exists("resque:failed")
+
+
+def test_term_child_gives_the_jobs_the_pre_shutdown_time(redis_url: str, r: redis.Redis) -> None:
+    """``TERM_CHILD`` + ``RESQUE_PRE_SHUTDOWN_TIMEOUT``: after TERM the slots take no new job, and
+    a job that ends within that time completes (it is not interrupted)."""
+    proc = spawn_worker(
+        redis_url, "-q", "default", "--interval", "0.05", "--concurrency", "2", "-i", "jobs.concurrency_jobs",
+        env={"GATE_REDIS": redis_url, "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "60"},
+    )  # fmt: skip
+    ids = all_registered(r, proc, 2)
+    resque = Resque(redis_url)
+    resque.enqueue("default", "Gate", "g")
+    resque.enqueue("default", "AsyncGate", "a")
+    wait_for(lambda: len(tags(r, gates.STARTED)) == 2, what="both jobs in flight")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: all((s := state(r, w)) is not None and s.stopping for w in ids), what="TERM seen by every slot")
+    r.set(gates.OPEN, 1)
+    stop(proc, 0)
+    assert proc.returncode == 0
+    assert sorted(tags(r, gates.FINISHED)) == ["a", "g"] and not failures(r)
+
+
+def test_a_second_term_leaves_at_once_when_a_thread_cannot_be_interrupted(redis_url: str, r: redis.Redis) -> None:
+    """A job in one long C call ignores the first TERM until the call returns; the second TERM
+    exits at once, the slots left registered for a pruner (as any worker's second TERM)."""
+    proc = spawn(redis_url, 2)
+    ids = all_registered(r, proc, 2)
+    Resque(redis_url).enqueue("default", "Nap", "long", 120.0)
+    busy = wait_for(lambda: next((w for w in ids if held(r, w) == "long"), None), what="the job in hand")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: (s := state(r, busy)) is not None and s.stopping, what="TERM seen by the busy slot")
+    assert proc.poll() is None  # still in time.sleep(120)
+    stop(proc, signal.SIGTERM)
+    assert proc.returncode == 0
+    assert held(r, busy) == "long" and busy in members(r)  # left to a pruner

@@ -15,6 +15,7 @@ import redis
 
 from resque_bench.measure import (
     BenchError,
+    Drain,
     PeakMemory,
     Workers,
     commandstats,
@@ -64,7 +65,7 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(0.5, 4, 8, 8, 10, 100, 1_000, 1_000, 100_000, "100k", 0.3, 400, 0.5, 200, 20, 100)
+        return cls(0.5, 4, 8, 8, 10, 100, 1_000, 1_000, 100_000, "100k", 0.3, 200, 0.5, 100, 20, 100)
 
     @classmethod
     def full(cls) -> Sizes:
@@ -130,9 +131,13 @@ def _throughput(ctx: Context, system: System, scenario: str, *, fork: bool | Non
     ctx.fresh()
     system.prefill(ctx.r, "noop", n)
     with Workers(launch, f"{system.name}-{scenario}") as workers:
-        result = drain(ctx.r, system, workers, n, _timeout(n, system, key))
+        result = drain(ctx.r, system, workers, n, _timeout(n, system, key), partial_ok=True)
     return _row(system, scenario, result.jobs_per_s, jobs=n, seconds=round(result.seconds, 3),
-                workers=count, mode=launch.mode)  # fmt: skip
+                workers=count, mode=launch.mode, **_partial(result))  # fmt: skip
+
+
+def _partial(result: Drain) -> dict[str, Any]:
+    return {"timed_out_with_unfinished": result.unfinished} if result.unfinished else {}
 
 
 def nofork(ctx: Context, system: System) -> list[Row]:
@@ -267,9 +272,9 @@ def fork_batch(ctx: Context, system: System) -> list[Row]:
     ctx.fresh()
     system.prefill(ctx.r, "noop", n)
     with Workers(launch, f"{system.name}-fork_batch") as workers:
-        result = drain(ctx.r, system, workers, n, _timeout(n, system, "fork_batch"))
+        result = drain(ctx.r, system, workers, n, _timeout(n, system, "fork_batch"), partial_ok=True)
     return [_row(system, "fork_batch", result.jobs_per_s, jobs=n, seconds=round(result.seconds, 3),
-                 jobs_per_fork=per, mode=launch.mode)]  # fmt: skip
+                 jobs_per_fork=per, mode=launch.mode, **_partial(result))]  # fmt: skip
 
 
 def mail(ctx: Context, system: System) -> list[Row]:

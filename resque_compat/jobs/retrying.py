@@ -82,10 +82,11 @@ class WorkerRetries:
             return self._attempt[1]
         return 0
 
-    def succeeded(self, class_name: str, args: list[Any]) -> None:
-        """``after_perform_retry``: the counter goes."""
+    def succeeded(self, class_name: str, args: list[Any]) -> str:
+        """``after_perform_retry``: the counter goes, in the cycle call that records the success
+        (``Finish.forget``: no round trip of its own); returns its key."""
         self._attempt = self._tracked = None
-        self.redis.delete(self.keys.retry_attempts(Keys.retry_name(class_name, args)))
+        return self.keys.retry_attempts(Keys.retry_name(class_name, args))
 
     def settle(
         self,

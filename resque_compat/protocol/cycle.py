@@ -107,6 +107,8 @@ class CycleCall:
     end_list: str = ""
     end_item: bytes = b""  #: ARGV[2] FAIL: the failure record; RELEASE: the item
     failed_queue: str = ""  #: ARGV[3] FAIL: the list name to SADD into failed_queues ("": none)
+    #: OK: a retry policy's attempt counter to DEL with the success (KEYS[9], ARGV[3] "1")
+    forget: str = ""
     status_key: str = ""  #: KEYS[11] a tracked job's status key ("": worker:<id>, never written then)
     status: bytes = b""  #: ARGV[4] its final (RELEASE: waiting) status bytes ("": none)
     check: bool = False  #: ARGV[5] pop our control list (and, reserving, read pause-all-workers)
@@ -133,7 +135,7 @@ class CycleCall:
             k.pause_all,
             k.control,
             k.inflight,
-            self.end_list or k.failure_list,
+            self.end_list or self.forget or k.failure_list,
             k.failed_queues,
             self.status_key or k.worker,
             *(self.queues.keys if self.reserve is Reserve.QUEUES else ()),
@@ -143,7 +145,7 @@ class CycleCall:
         return [
             self.end.value,
             self.end_item,
-            self.failed_queue,
+            self.failed_queue or ("1" if self.forget else ""),
             self.status,
             "1" if self.check else "",
             self.reserve.value,

@@ -40,7 +40,8 @@ return 1
 #: lists (keys_list(), argv()); End and Reserve are ARGV[1] and ARGV[6], Kind the reply's first
 #: element (0 idle, 1 job + item + queue index, 2 paused, 3 control + command, 4 recovered + record).
 #: Reserve "guard" (a forked child whose worker died): apply the finish only while worker:<id> still
-#: holds ARGV[10] (no pruner took the job yet), then clear it; never reserve.
+#: holds ARGV[10] (no pruner took the job yet), then clear it; never reserve. An "ok" with ARGV[3]
+#: set also DELs KEYS[9]: the attempt counter of a job with a retry policy that succeeded.
 WORKER_CYCLE = """
 local finish = ARGV[1]
 local processed = -1
@@ -75,6 +76,7 @@ elseif finish ~= '' then
     redis.call('INCRBY', KEYS[4], 1)
     redis.call('INCRBY', KEYS[5], 1)
   end
+  if finish == 'ok' and ARGV[3] ~= '' then redis.call('DEL', KEYS[9]) end
   redis.call('INCRBY', KEYS[2], 1)
   processed = redis.call('INCRBY', KEYS[3], 1)
   if ARGV[4] ~= '' then redis.call('SET', KEYS[11], ARGV[4], 'EX', 86400) end

@@ -17,9 +17,10 @@ Signals act on every slot as on one worker (see ``worker.py``): QUIT: each slot 
 job, then the process exits; TERM/INT: every job is interrupted, recorded as failed
 (``--reliable``: back at the head of its queue) and the process exits; a second TERM/INT leaves
 at once, the jobs in hand to a pruner; USR1 interrupts every job; USR2/CONT pause and resume
-every slot; ``GRACEFUL_TERM``: TERM acts as QUIT. A control command (pause, resume, stop,
-kill-job) sent to one slot's id acts on that slot; a stopped slot unregisters, and the process
-exits when every slot has.
+every slot; ``GRACEFUL_TERM``: TERM acts as QUIT; ``TERM_CHILD`` with
+``RESQUE_PRE_SHUTDOWN_TIMEOUT``: the jobs get that long to end before they are interrupted. A
+control command (pause, resume, stop, kill-job) sent to one slot's id acts on that slot; a
+stopped slot unregisters, and the process exits when every slot has.
 
 Interrupting a job (kill-job, USR1, TERM, ``--timeout``) raises ``Resque::TermException`` or
 ``Resque::JobTimeout`` in it, and the job is recorded with it as any failure. An async job's
@@ -112,7 +113,9 @@ class Slot(Worker):
         self.done = threading.Event()
         #: when the job in hand passes ``--timeout`` (monotonic; inf: no job or no timeout)
         self.deadline = math.inf
-        self._lock = threading.Lock()  # between the slot's thread and whoever interrupts its job
+        # between the slot's thread and whoever interrupts its job; reentrant: a signal handler
+        # may interrupt every slot while the main thread is inside ``interrupt`` for a timeout
+        self._lock = threading.RLock()
         self._in_job = False
         self._interrupt: type[BaseException] | None = None
         self._raised = False  # the interruption went to the thread (not to an async job's task)
@@ -301,6 +304,7 @@ class ConcurrentWorker:
         self._stop = self._stop_now = self._exit_now = self._paused = False
         self._shutting_down = False
         self._error: BaseException | None = None
+        self._term_at, self._term_name = math.inf, ""  # TERM_CHILD: when to interrupt the jobs
         self._next_prune = time.monotonic()
         self._title = ""
         self._started_at = self._summary_at = time.monotonic()
@@ -368,11 +372,14 @@ class ConcurrentWorker:
                 log.warning("pool supervisor is gone; stopping")
                 self._stop_all()
             now = time.monotonic()
+            if now >= self._term_at:  # TERM_CHILD's RESQUE_PRE_SHUTDOWN_TIMEOUT is over
+                self._term_at = math.inf
+                self._stop_all(now=True, why=self._term_name)
             for slot in alive:
                 if slot.deadline <= now:
                     slot.interrupt(JobTimeoutError, f"Job exceeded the {self.config.timeout:g} s timeout")
             self._set_title(alive)
-            next_deadline = min(slot.deadline for slot in alive)
+            next_deadline = min(self._term_at, *(slot.deadline for slot in alive))
             wait = min(1.0, max(0.0, next_deadline - now))
             ready, _, _ = select.select([self._wake_r], [], [], wait)
             if ready:
@@ -475,7 +482,7 @@ class ConcurrentWorker:
             log.warning("%s (GRACEFUL_TERM): exiting after the current jobs", name)
             self._stop_all()
             return
-        if self._stop_now:  # the second INT/TERM: out at once, the jobs in hand left to the pruner
+        if self._stop_now or self._term_at < math.inf:  # the second INT/TERM: out at once, the jobs to the pruner
             log.warning("second %s: exiting now", name)
             self._exit_now = True
             for slot in self.slots:
@@ -483,6 +490,12 @@ class ConcurrentWorker:
             self.wake()
             if not self._shutting_down:
                 raise ExitNow(name)
+            return
+        if self.config.term_child and self.config.pre_shutdown_timeout > 0:
+            wait = self.config.pre_shutdown_timeout
+            log.warning("%s (TERM_CHILD): the current jobs have %g s to end, then are interrupted", name, wait)
+            self._term_at, self._term_name = time.monotonic() + wait, name
+            self._stop_all()
             return
         log.warning("%s: interrupting the current jobs and exiting", name)
         self._stop_all(now=True, why=name)

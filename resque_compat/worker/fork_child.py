@@ -9,6 +9,7 @@ to it."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -94,9 +95,11 @@ def _finish_orphaned(fork: Forking, hand: InHand, outcome: Outcome) -> None:
     job = hand.job
     finish = finish_of(job.queue, outcome, hand.status_key, hand.status)
     try:
-        if job.definition.retry is not None and not outcome.ok:
-            settle_failure(fork.retries, hand, outcome)  # guarded the same way
-            return
+        if job.definition.retry is not None and job.call is not None:
+            if not outcome.ok:
+                settle_failure(fork.retries, hand, outcome)  # guarded the same way
+                return
+            finish = dataclasses.replace(finish, forget=fork.retries.succeeded(*job.call.identity))
         fork.fetcher.finish_guarded(finish, job.item)
     except redis.RedisError as exc:
         log.warning("worker gone and Redis unreachable: %s is left to the pruner (%s)", job.class_name, exc)

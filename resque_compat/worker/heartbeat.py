@@ -17,10 +17,9 @@ from resque_compat.client import Resque
 from resque_compat.connection import redact
 from resque_compat.failures import Failures
 from resque_compat.history import Sampler
-from resque_compat.protocol import timefmt
 from resque_compat.protocol.records import WorkerState
 from resque_compat.registry import JobRegistry
-from resque_compat.replies import text
+from resque_compat.store.workers import WorkerStore
 from resque_compat.worker import pruning
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.control import Control
@@ -34,6 +33,7 @@ class Heartbeat:
         self,
         config: WorkerConfig,
         resque: Resque,
+        store: WorkerStore,
         failures: Failures,
         worker_id: str,
         *,
@@ -47,6 +47,7 @@ class Heartbeat:
         self.config = config
         self.redis = resque.redis
         self.keys = resque.keys
+        self.store = store
         self.failures = failures
         self.id = worker_id
         self.state = state
@@ -73,8 +74,7 @@ class Heartbeat:
             self._thread.join(timeout=timeout)
 
     def beat(self) -> None:
-        secs, _ = self.redis.time()
-        self.redis.hset(self.keys.heartbeat, self.id, timefmt.heartbeat(float(secs)))
+        self.store.beat([self.id])
         self._publish_state()
 
     def state_record(self) -> bytes:
@@ -87,8 +87,7 @@ class Heartbeat:
         """``compat:state:<id>``: paused/stopping (which Resque's keys cannot say) and our job
         classes, for ``workers``, the dashboard and ``doctor``; it expires if we die."""
         record = self.state_record()
-        ttl = int(self.config.prune_interval + self.config.heartbeat_interval)
-        self.redis.set(self.keys.worker_state(self.id), record, ex=max(ttl, 1))
+        self.store.publish_states({self.id: record}, self.config.prune_interval + self.config.heartbeat_interval)
         self.published = record
 
     def prune(self) -> None:
@@ -138,9 +137,9 @@ class Heartbeat:
         while not self._stop.wait(min(0.5, max(0.0, min(next_beat, self._next_prune) - time.monotonic()))):
             try:
                 if self.busy():
-                    command = self.redis.lpop(self.keys.control(self.id))
+                    [command] = self.store.next_controls([self.id])
                     if command is not None:
-                        self.control.apply(text(command))
+                        self.control.apply(command)
                 if time.monotonic() >= next_beat:
                     self.beat()
                     next_beat = time.monotonic() + interval

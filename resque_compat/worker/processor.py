@@ -5,6 +5,7 @@ retry policy's failure, ``settled``). Runs on the loop (main thread)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -21,10 +22,9 @@ from resque_compat.worker.run_state import RunState
 from resque_compat.worker.runner import Job, JobRunner, MalformedJobError, Outcome, parse_item
 
 if TYPE_CHECKING:  # the metrics extra is optional
-    import redis
-
     from resque_compat.metrics import WorkerMetrics
     from resque_compat.protocol import Keys
+    from resque_compat.store.workers import WorkerStore
 
 log = logging.getLogger("resque_compat.worker")
 #: one line per job: successes at INFO (``-v``), failures at WARNING (shown by default)
@@ -37,7 +37,7 @@ class Processor:
     def __init__(
         self,
         *,
-        client: redis.Redis,
+        store: WorkerStore,
         keys: Keys,
         worker_id: str,
         reliable: bool,
@@ -49,7 +49,7 @@ class Processor:
         retry: Retrier,
         metrics: WorkerMetrics | None,
     ) -> None:
-        self.redis = client
+        self.store = store
         self.keys = keys
         self.id = worker_id
         self.reliable = reliable
@@ -112,14 +112,14 @@ class Processor:
         unit.ack(finish_of(queue, outcome, status_key, status))
 
     def _settle(self, unit: Unit, hand: InHand, outcome: Outcome) -> None:
-        """A job with a retry policy: success clears its attempt counter, then finishes as usual;
+        """A job with a retry policy: success finishes as usual, clearing its attempt counter;
         a failure is retried or given up by one guarded script instead of the cycle's finish."""
         job = hand.job
         call = job.call
         assert call is not None
         if outcome.ok:
-            self.retry(lambda: self.retries.succeeded(*call.identity), "clear the attempt counter")
-            unit.ack(finish_of(job.queue, outcome, hand.status_key, hand.status))
+            finish = finish_of(job.queue, outcome, hand.status_key, hand.status)
+            unit.ack(dataclasses.replace(finish, forget=self.retries.succeeded(*call.identity)))
             return
         settled = self.retry(lambda: settle_failure(self.retries, hand, outcome), "retry")
         unit.settled(settled.processed)
@@ -166,7 +166,7 @@ class Processor:
         if not job_id:
             return None, None
         key = self.keys.status(job_id, prefix)
-        raw = self.retry(lambda: self.redis.get(key), "read the job status")
+        raw = self.retry(lambda: self.store.status_bytes(key), "read the job status")
         if raw is None:
             return None, None
         try:
@@ -174,7 +174,7 @@ class Processor:
         except ProtocolError as exc:
             log.warning("ignoring unreadable status %s: %s", key, exc)
             return None, None
-        self.retry(lambda: self.redis.set(key, running.encode()), "write the job status")
+        self.retry(lambda: self.store.set_status(key, running.encode()), "write the job status")
         return key, running
 
 

@@ -46,8 +46,9 @@ from resque_compat.connection import redact
 from resque_compat.failures import Failures
 from resque_compat.jobs.progress import ResqueStatuses
 from resque_compat.jobs.retrying import WorkerRetries
-from resque_compat.protocol import timefmt, worker_id
+from resque_compat.protocol import worker_id
 from resque_compat.registry import JobRegistry, default_registry
+from resque_compat.store.workers import WorkerStore
 from resque_compat.worker import procline, pruning
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.control import Control
@@ -95,6 +96,7 @@ class Worker:
         self.redis = resque.redis
         self.keys = resque.keys
         self.failures = Failures(self.redis, self.keys, config.failure_backend)
+        self.store = WorkerStore(self.redis, self.keys)
         self.registry = registry
         self.hooks = hooks
         self.pid = os.getpid()
@@ -112,7 +114,7 @@ class Worker:
         )  # fmt: skip
         self.executor = self._executor()
         self.processor = Processor(
-            client=self.redis,
+            store=self.store,
             keys=self.keys,
             worker_id=self.id,
             reliable=config.reliable,
@@ -129,6 +131,7 @@ class Worker:
         self.heartbeat = Heartbeat(
             config,
             resque,
+            self.store,
             self.failures,
             self.id,
             state=self.state,
@@ -189,7 +192,7 @@ class Worker:
         procline.starting()
         self.signals.install()
         self.fetcher.load()
-        self.retry(lambda: self.redis.hdel(self.keys.heartbeat, self.id), "clear the heartbeat")
+        self.retry(lambda: self.store.clear_heartbeats([self.id]), "clear the heartbeat")
         self.retry(self.heartbeat.beat, "write the heartbeat")
         self.retry(self.heartbeat.prune, "prune dead workers")
         self.heartbeat.start()
@@ -224,18 +227,12 @@ class Worker:
         self.heartbeat.restart_summary()
 
     def _register(self) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(self.keys.workers, self.id)
-        pipe.set(self.keys.worker_started(self.id), timefmt.started())
-        pipe.execute()
+        self.store.register([self.id])
         self._registered = True
 
     def _reregister(self) -> None:
         """After a reconnect: Redis may have restarted empty, so be registered again."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(self.keys.workers, self.id)
-        pipe.set(self.keys.worker_started(self.id), timefmt.started(), nx=True)
-        pipe.execute()
+        self.store.register([self.id], again=True)
         self.heartbeat.beat()
 
     def shutdown(self) -> None:
