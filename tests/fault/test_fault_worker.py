@@ -317,3 +317,25 @@ def test_proxy_cut_reaches_the_worker(private_redis: RedisServer) -> None:
             assert QUEUE == "faultq"
         finally:
             farm.close()
+
+
+def test_a_finish_record_whose_reply_is_lost_counts_once(private_redis: RedisServer) -> None:
+    """Guard for the accounting: a job's finish record can reach Redis while its reply is lost
+    (a restart between the write and the reply). The job resends it (same run token) rather than
+    fail, so a job is never both completed and in ``failed`` (found by the restart scenario)."""
+    with TcpProxy(private_redis.port) as proxy:
+        farm = Farm(private_redis.url)
+        try:
+            farm.enqueue(["t0"])
+            marker = b"RPUSH\r\n$10\r\nfault:done\r\n"
+            entry = len(b"t0 ") + 32  # the tag and a uuid4 hex run token
+            proxy.cut_after(len(marker) + len(f"${entry}\r\n") + entry + 2, marker=marker, reply_lost=True)
+            worker = farm.start("--no-fork", env={"FAULT_REDIS_URL": proxy.url})  # only the job's calls: proxied
+            farm.wait_idle(["t0"])
+            assert farm.stop(worker) == 0
+            acc = farm.account(["t0"])
+            assert proxy.cuts == 1
+            assert (acc.completed, set(acc.failed), acc.runs["t0"]) == ({"t0"}, set(), 1), farm.log_tail()
+            assert farm.jobs.llen("fault:done") == 2  # it landed twice: the lost reply's write and the resend
+        finally:
+            farm.close()
