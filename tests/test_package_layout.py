@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,14 +45,6 @@ PROSE = frozenset({
     "Jobs failed on every worker (stat:failed)",
     "resque: Starting",  # Ruby's procline, not a key
 })  # fmt: skip
-
-#: literals another change removes: the worker split moves these calls onto store operations
-#: (see resque_compat/store/workers.py).
-#: Counts are ceilings, so a module may only lose entries.
-PENDING: dict[str, Counter[str]] = {
-    "worker/pruning.py": Counter({"failed": 5, "processed": 1}),
-    "worker/cycle.py": Counter({"failed": 1}),
-}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -138,17 +129,12 @@ def test_lua_only_in_the_scripts_module() -> None:
 
 
 def test_key_literals_only_in_keys_module() -> None:
-    stray = []
-    for name, path in _modules():
-        if path in (KEYS_MODULE, SCRIPTS_MODULE):
-            continue
-        found = key_literals(path.read_text())
-        allowed = PENDING.get(name, Counter()).copy()
-        for line, value in found:
-            if allowed[value] > 0:
-                allowed[value] -= 1
-            else:
-                stray.append(f"{name}:{line}: {value!r}")
+    stray = [
+        f"{name}:{line}: {value!r}"
+        for name, path in _modules()
+        if path not in (KEYS_MODULE, SCRIPTS_MODULE)
+        for line, value in key_literals(path.read_text())
+    ]
     assert not stray, f"build or parse these keys in resque_compat/protocol/keys.py: {stray}"
 
 

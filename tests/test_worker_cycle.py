@@ -25,7 +25,7 @@ from resque_compat.protocol.cycle import (
     decode_reply,
 )
 from resque_compat.protocol.scripts import WORKER_CYCLE
-from resque_compat.worker.cycle import Cycle
+from resque_compat.worker.cycle import Cycle, Finish
 
 KEYS = Keys("resque")
 WID = "host:7:high,low"
@@ -319,3 +319,45 @@ def test_every_key_the_cycle_script_touches_is_in_keys(redis_url: str, r: redis.
     scripts, bad = undeclared_keys(redis_url, monitor.lines)
     assert scripts == 10
     assert bad == []
+
+
+class _Recording:
+    """The cycle's wire, keeping every request's bytes."""
+
+    def __init__(self, wire: Any) -> None:
+        self.wire, self.sent = wire, []
+
+    def call(self, parts: list[bytes]) -> Any:
+        self.sent.append(b"".join(parts))
+        return self.wire.call(parts)
+
+
+class _OneSecond(Cycle):
+    """A cycle whose clock stays in one second, so its steady-state bytes are comparable."""
+
+    def run_at(self) -> str:
+        return RUN_AT
+
+
+def test_the_steady_state_resends_exactly_the_bytes_the_general_path_packs(redis_url: str, r: redis.Redis) -> None:
+    cycle = _OneSecond(redis.Redis.from_url(redis_url), KEYS, WID)
+    cycle.set_queues(["high", "low"])
+    wire = cycle._wire = _Recording(cycle._wire)  # type: ignore[assignment]
+    r.rpush("resque:queue:low", JOB, JOB2)
+    ok = Finish("low")
+    assert cycle.call(None, check=False, reserve=True) == CycleResult(Kind.JOB, -1, queue="low", item=JOB)
+    assert cycle.call(ok, check=False, reserve=True) == CycleResult(Kind.JOB, 1, queue="low", item=JOB2)
+    assert cycle.call(Finish("high"), check=False, reserve=True) == CycleResult(Kind.IDLE, 2)
+    general = [b"".join(cycle.pack(cycle.build(f, check=False, reserve=True))) for f in (None, ok, ok)]
+    assert wire.sent == general
+    assert wire.sent[1] == wire.sent[2]  # an ok finish does not name its queue: one packing serves both
+
+
+def test_the_steady_state_reloads_the_script_after_a_script_flush(redis_url: str, r: redis.Redis) -> None:
+    cycle = Cycle(redis.Redis.from_url(redis_url), KEYS, WID)
+    cycle.set_queues(["high", "low"])
+    r.rpush("resque:queue:high", JOB, JOB2)
+    assert cycle.call(None, check=False, reserve=True).item == JOB  # packed and kept
+    r.script_flush()
+    assert cycle.call(Finish("high"), check=False, reserve=True) == CycleResult(Kind.JOB, 1, queue="high", item=JOB2)
+    assert r.get("resque:stat:processed") == b"1"

@@ -274,11 +274,57 @@ def _num(value: float | None, unit: str) -> str:
     return f"{value:,.0f}{unit}" if value >= 100 else f"{value:.2f}{unit}"
 
 
+#: what bounds each target's number on this kind of machine (BENCHMARKS.md has the measurements)
+LIMITS: dict[str, tuple[str, str]] = {
+    "no-fork >= 3x": (
+        "no-fork vs node-resque",
+        "one cycle round trip per job: worker CPU (~70 us) and Redis (~35 us) take turns, plus two "
+        "wake-ups; only several jobs per round trip (prefetch) lets them overlap",
+    ),
+    "--jobs-per-fork": (
+        "--jobs-per-fork",
+        "fork and the child's exit paid once per 100 jobs; per job the cycle round trip and the job "
+        "frames on the pipe to and from the child",
+    ),
+    "mail, async": (
+        "mail, async jobs/s",
+        "ideal = slots / wait = 200/s; a whole wave ending at once queues 200 cycle calls through one GIL",
+    ),
+    "mail, threads": ("mail, threads jobs/s", "as async, and 200 threads take turns on the GIL"),
+    "mail: >= 10x": (
+        "mail per GB",
+        "a Python process with redis-py is ~35 MB before its first slot: ~100x the one-job-per-process "
+        "peers per GB, ~2x node-resque's single process",
+    ),
+    "no-fork >= 10,000": ("no-fork jobs/s", "as no-fork above; one loopback round trip alone is 30-75 us here"),
+    "fork per job": (
+        "fork per job",
+        "fork() of a ~37 MB Python process (page tables, copy-on-write): ~30 % more CPU per job than "
+        "Ruby's; ahead of Ruby only when a core is free to overlap the child's exit",
+    ),
+    "<= 2 Redis": (
+        "commands per job",
+        "Ruby's per-job bookkeeping is 4 calls (pop, worker SET, 2 INCRBY), counted inside the script",
+    ),
+    "enqueue >=": ("enqueue", "one round trip per job on one connection (redis-benchmark -c 1: ~13,000 RPUSH/s here)"),
+    "enqueue batch": ("enqueue batch", "1,000 jobs per round trip: bounded by packing and Redis's RPUSH"),
+    "blocking enqueue": ("blocking latency", "BLMOVE is woken inside Redis's event loop: one loopback hop"),
+    "idle worker RSS": ("idle RSS", "`import redis` alone is 30 MB (it imports asyncio, ssl, logging)"),
+    "per-job cost flat": ("backlog", "popping from a list's head is O(1) at any depth"),
+}
+
+
 def targets_text(found: list[Target]) -> str:
-    """Issue 16's targets first, then issue 7's."""
+    """Issue 16's targets first, then issue 7's; below, what limits each number."""
+    ordered = sorted(found, key=lambda t: -t.issue)
     grid = [["issue", "target", "resque-compat", "status", "against the peers"]]
-    grid += [[str(t.issue), t.name, t.value, t.status, t.detail] for t in sorted(found, key=lambda t: -t.issue)]
-    return _format(grid)
+    grid += [[str(t.issue), t.name, t.value, t.status, t.detail] for t in ordered]
+    lines = [_format(grid), "", "what limits each number:"]
+    for t in ordered:
+        found_limit = next((lim for prefix, lim in LIMITS.items() if t.name.startswith(prefix)), None)
+        if found_limit:
+            lines.append(f"  {found_limit[0]}: {found_limit[1]}")
+    return "\n".join(lines)
 
 
 def as_json(found: list[Target]) -> list[dict[str, Any]]:

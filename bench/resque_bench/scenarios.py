@@ -65,7 +65,7 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(0.5, 4, 8, 8, 10, 100, 1_000, 1_000, 100_000, "100k", 0.3, 400, 0.5, 200, 20, 100)
+        return cls(0.5, 4, 8, 8, 10, 100, 1_000, 1_000, 100_000, "100k", 0.3, 200, 0.5, 100, 20, 100)
 
     @classmethod
     def full(cls) -> Sizes:

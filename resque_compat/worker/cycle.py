@@ -33,6 +33,7 @@ from resque_compat.protocol.cycle import (
     Reserve,
     decode_reply,
 )
+from resque_compat.protocol.keys import FAILED_LIST
 from resque_compat.protocol.scripts import WORKER_CYCLE
 from resque_compat.resp import bulk
 
@@ -83,6 +84,7 @@ class Cycle:
         self._wire = _Wire(client)
         self._run_at_second = -1
         self._run_at = ""
+        self._steady: dict[tuple[bool, str, int], tuple[bytes, CycleQueues]] = {}
 
     def _load(self) -> str:
         return str(self.redis.script_load(WORKER_CYCLE))
@@ -129,7 +131,7 @@ class Cycle:
             elif finish.failure is not None:
                 name = failure_list_name(self.failure_backend, finish.queue)
                 end, end_list, end_item = End.FAIL, self.keys.failed_list(name), finish.failure
-                failed_queue = "" if name == "failed" else name
+                failed_queue = "" if name == FAILED_LIST else name
             else:
                 end, forget = End.OK, finish.forget or ""
         if guard is not None:
@@ -168,9 +170,36 @@ class Cycle:
         guard: bytes | None = None,
     ) -> CycleResult:
         """One cycle call (see :meth:`build`)."""
+        if (
+            reserve
+            and not check
+            and adopt is None
+            and recovering is None
+            and guard is None
+            and (finish is None or _plain_success(finish))
+        ):
+            return self._send_steady(finish)
         return self.send(
             self.build(finish, check=check, reserve=reserve, adopt=adopt, recovering=recovering, guard=guard)
         )
+
+    def _send_steady(self, finish: Finish | None) -> CycleResult:
+        """The steady state of a busy worker (record a plain success, reserve the next job): its
+        bytes change only with ``run_at`` (once a second) and the queue order, so they are packed
+        once and resent, the same bytes :meth:`send` would write (tests/test_worker_cycle.py)."""
+        key = (finish is not None, self.run_at(), id(self._order))
+        hit = self._steady.get(key)
+        if hit is None:
+            if len(self._steady) > 3:  # a new second or queue order: the old entries are done
+                self._steady.clear()
+            call = self.build(finish, check=False, reserve=True)
+            hit = self._steady[key] = (b"".join(self.pack(call)), call.queues)  # queues keep the id live
+        try:
+            reply = self._wire.call([hit[0]])
+        except NoScriptError:  # the script is gone: reload it through the general path
+            self._steady.clear()
+            return self.send(self.build(finish, check=False, reserve=True))
+        return decode_reply(reply, hit[1])
 
     def pack(self, call: CycleCall) -> list[bytes]:
         """The call as RESP: ``EVALSHA sha numkeys KEYS... ARGV...``.
@@ -201,6 +230,10 @@ class Cycle:
             parts[1] = bulk(self.sha)
             reply = self._wire.call(parts)
         return decode_reply(reply, call.queues)
+
+
+def _plain_success(finish: Finish) -> bool:
+    return finish.failure is None and finish.release_item is None and finish.status_key is None and not finish.forget
 
 
 class _Wire:

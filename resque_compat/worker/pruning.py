@@ -48,8 +48,10 @@ from resque_compat.protocol import (
     decode_json,
     timefmt,
 )
+from resque_compat.protocol.keys import FAILED_LIST, Stat
 from resque_compat.protocol.scripts import CLAIM_DEAD_WORKER, RELEASE_LOCK
 from resque_compat.replies import raw, text
+from resque_compat.store.workers import WorkerStore
 from resque_compat.worker import procline
 from resque_compat.worker.runner import failure_record
 
@@ -78,15 +80,7 @@ def unregister(
     both per-worker stats. Returns what happened to a held job ("failed", "requeued"), or
     None when there was none or another pruner claimed it first (see ``claim_job``)."""
     what = claim_job(client, keys, failures, worker_id, exception=exception, error=error, count_failure=count_failure)
-    pipe = client.pipeline(transaction=False)
-    pipe.srem(keys.workers, worker_id)
-    pipe.delete(keys.worker(worker_id))
-    pipe.delete(keys.worker_started(worker_id))
-    pipe.hdel(keys.heartbeat, worker_id)
-    pipe.delete(keys.stat("processed", worker_id))
-    pipe.delete(keys.stat("failed", worker_id))
-    pipe.delete(keys.worker_state(worker_id))
-    pipe.execute()
+    WorkerStore(client, keys).unregister(worker_id)
     return what
 
 
@@ -113,7 +107,7 @@ def claim_job(
         record = _decode_record(record_raw)
         queue = record.queue if record is not None else _fallback_queue(first, worker_id) if first else ""
         failure = b""
-        list_name = "failed"
+        list_name = FAILED_LIST
         counted = False
         if not first and record_raw and error is not None:
             if record is not None:
@@ -137,12 +131,12 @@ def claim_job(
         reply = claim(
             keys=[
                 keys.worker(worker_id), inflight, keys.queue(queue), keys.queues, keys.workers,
-                keys.failed_list(list_name), keys.failed_queues, keys.stat("failed"),
+                keys.failed_list(list_name), keys.failed_queues, keys.stat(Stat.FAILED),
                 status_key or keys.worker(worker_id),
             ],
             args=[
                 "orphan" if orphan else "dead", worker_id, record_raw, first, queue, failure,
-                "" if list_name == "failed" else list_name, "1" if counted else "",
+                "" if list_name == FAILED_LIST else list_name, "1" if counted else "",
                 failed_status, waiting_status,
             ],
         )  # fmt: skip

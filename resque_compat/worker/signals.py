@@ -24,6 +24,38 @@ class ExitNow(BaseException):
     """Raised by a second TERM/INT to leave whatever the worker is doing at once."""
 
 
+Handler = Callable[[int, FrameType | None], None]
+
+
+class Traps:
+    """The worker signals' handlers (TERM and INT share one), installed by ``install`` and
+    replaced by what was there before by ``restore`` (matters when a worker runs inside a
+    larger program). A worker's ``SignalHandlers`` and a concurrency process use it."""
+
+    def __init__(
+        self, on_quit: Handler, on_term: Handler, on_usr1: Handler, on_usr2: Handler, on_cont: Handler
+    ) -> None:
+        self.handlers: dict[signal.Signals, Handler] = {
+            signal.SIGQUIT: on_quit,
+            signal.SIGTERM: on_term,
+            signal.SIGINT: on_term,
+            signal.SIGUSR1: on_usr1,
+            signal.SIGUSR2: on_usr2,
+            signal.SIGCONT: on_cont,
+        }
+        self._saved: dict[signal.Signals, Any] = {}
+
+    def install(self) -> None:
+        for sig, handler in self.handlers.items():
+            self._saved[sig] = signal.signal(sig, handler)
+
+    def restore(self) -> None:
+        for sig, previous in self._saved.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, previous)
+        self._saved.clear()
+
+
 class SignalHandlers:
     def __init__(
         self,
@@ -38,26 +70,7 @@ class SignalHandlers:
         self.wakeup = wakeup
         self.executor = executor
         self.run_hook = run_hook  # before_pause / after_pause, given the worker
-        self._saved: dict[signal.Signals, Any] = {}
-
-    def install(self) -> None:
-        handlers: dict[signal.Signals, Callable[[int, FrameType | None], None]] = {
-            signal.SIGQUIT: self._on_quit,
-            signal.SIGTERM: self._on_term,
-            signal.SIGINT: self._on_term,
-            signal.SIGUSR1: self._on_usr1,
-            signal.SIGUSR2: self._on_usr2,
-            signal.SIGCONT: self._on_cont,
-        }
-        for sig, handler in handlers.items():
-            self._saved[sig] = signal.signal(sig, handler)
-
-    def restore(self) -> None:
-        """Put back what was there (matters when a worker runs inside a larger program)."""
-        for sig, previous in self._saved.items():
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(sig, previous)
-        self._saved.clear()
+        self.traps = Traps(self._on_quit, self._on_term, self._on_usr1, self._on_usr2, self._on_cont)
 
     def _on_quit(self, signum: int, frame: FrameType | None) -> None:
         log.warning("QUIT: exiting after the current job")

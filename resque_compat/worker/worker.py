@@ -190,7 +190,7 @@ class Worker:
         """Ruby's order: procline, traps, heartbeat, prune, before_first_fork, register."""
         procline.configure(self.config.procline_prefix)
         procline.starting()
-        self.signals.install()
+        self.signals.traps.install()
         self.fetcher.load()
         self.retry(lambda: self.store.clear_heartbeats([self.id]), "clear the heartbeat")
         self.retry(self.heartbeat.beat, "write the heartbeat")
@@ -257,7 +257,7 @@ class Worker:
                     "could not unregister %s (%s): a pruner will take it and any job it held", self.id, redact(str(exc))
                 )
         self.hooks.run_logged("worker_exit", self)
-        self.signals.restore()
+        self.signals.traps.restore()
         self.wakeup.close()
         elapsed = time.monotonic() - self._started_at
         log.info(

@@ -3,7 +3,7 @@ right after the whole EVALSHA went through (the script ran, its reply is lost) o
 of it (it never ran), and the call sent again with ``recovering`` must neither count a job twice
 nor lose one.
 
-The worker does the same (``Worker._call``: retry with the per-worker processed count seen
+The worker does the same (``Fetcher._call``: retry with the per-worker processed count seen
 before the error); here the calls are made one by one so each cut hits the call it is aimed at."""
 
 from __future__ import annotations
