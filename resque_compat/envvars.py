@@ -53,6 +53,10 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "MINUTES_PER_FORK", ("work",), "a forked child takes jobs for up to this many minutes (multi-job-forks)",
         "--minutes-per-fork",
     ),
+    EnvVar(
+        "PREFETCH", ("work",), "no fork only: reserve up to this many jobs per call into the in-flight list",
+        "--prefetch", "0",
+    ),
     EnvVar("JOB_TIMEOUT", ("work",), "kill a job running longer than this many seconds", "--timeout"),
     EnvVar(
         "RESQUE_RELIABLE", ("work",), "1/true/yes/on: keep the job in hand in Redis, requeue it if the worker dies",

@@ -11,7 +11,8 @@ from pathlib import Path
 
 RUN = Path(__file__).resolve().parent.parent / "bench" / "run"
 SCENARIOS = ("nofork", "enqueue", "enqueue_batch", "cmds_per_job", "mail")
-ROWS = ("nofork", "enqueue", "enqueue_batch", "cmds_per_job", "mail", "mail_threads")  # mail: async and threads
+# nofork: also resque-compat's --prefetch row; mail: async and threads
+ROWS = ("nofork", "nofork_prefetch", "enqueue", "enqueue_batch", "cmds_per_job", "mail", "mail_threads")
 
 
 def test_bench_run_json_shape() -> None:
@@ -44,6 +45,7 @@ def test_bench_run_json_shape() -> None:
         assert "jobs_per_s" in row
     by_name = {r["scenario"]: r for r in rows}
     assert by_name["nofork"]["jobs_per_s"] > 0
+    assert by_name["nofork_prefetch"]["jobs_per_s"] > 0 and "--prefetch 64" in by_name["nofork_prefetch"]["mode"]
     assert by_name["enqueue_batch"]["jobs"] >= 500
     assert by_name["cmds_per_job"]["cmds_per_job"] > 0
     for mail in (by_name["mail"], by_name["mail_threads"]):  # one process, every slot registered, memory sampled

@@ -117,9 +117,15 @@ def test_a_real_worker_shows_paused_pause_all_and_shutting_down(
 def test_pool_members_name_their_supervisor(redis_url: str, r: redis.Redis, cli: Any) -> None:
     proc = spawn_worker(redis_url, "-q", "default", "--interval", "0.2", "--count", "2")
     try:
-        wait_for(lambda: len(r.keys("resque:compat:state:*")) == 2, what="two pool members publishing")
-        members = worker_json(cli).values()
-        assert {w["supervisor"] for w in members} == {proc.pid}
+
+        def both_registered() -> list[dict[str, Any]] | None:
+            """``workers`` lists registered workers only; a member publishes its state record
+            (supervisor included) before it registers, so a published state is not yet listed."""
+            members = list(worker_json(cli).values())
+            return members if len(members) == 2 else None
+
+        members = wait_for(both_registered, what="two pool members registered")
+        assert [w["supervisor"] for w in members] == [proc.pid, proc.pid]
     finally:
         stop(proc, signal.SIGQUIT)
 

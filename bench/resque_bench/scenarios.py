@@ -62,6 +62,7 @@ class Sizes:
     mail_concurrency: int  # jobs at once in one process (resque-compat, node-resque)
     mail_processes: int  # processes for the peers that run one job per process
     jobs_per_fork: int
+    prefetch: int = 64  # resque-compat's --prefetch row of the nofork scenario
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -141,7 +142,18 @@ def _partial(result: Drain) -> dict[str, Any]:
 
 
 def nofork(ctx: Context, system: System) -> list[Row]:
-    return [_throughput(ctx, system, "nofork", fork=False, count=1, key="nofork")]
+    """One no-fork worker; resque-compat also with ``--prefetch`` (a row of its own)."""
+    rows = [_throughput(ctx, system, "nofork", fork=False, count=1, key="nofork")]
+    if isinstance(system, ResqueCompat) and "--prefetch" in system.flags:
+        launch = system.prefetched(ctx.sizes.prefetch)
+        n = ctx.jobs_for(system, "nofork")
+        ctx.fresh()
+        system.prefill(ctx.r, "noop", n)
+        with Workers(launch, f"{system.name}-nofork_prefetch") as workers:
+            result = drain(ctx.r, system, workers, n, _timeout(n, system, "nofork"), partial_ok=True)
+        rows.append(_row(system, "nofork_prefetch", result.jobs_per_s, jobs=n, seconds=round(result.seconds, 3),
+                         workers=1, mode=launch.mode, **_partial(result)))  # fmt: skip
+    return rows
 
 
 def fork(ctx: Context, system: System) -> list[Row]:

@@ -146,7 +146,7 @@ class ResqueCompat(System):
             last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
             raise PeerUnavailable(f"`python -m resque_compat work` is not usable yet: {last}")
         # the modes of issue 16 are measured the moment the checkout's `work` has their flags
-        self.flags = frozenset(f for f in ("--concurrency", "--jobs-per-fork") if f in probe.stdout)
+        self.flags = frozenset(f for f in ("--concurrency", "--jobs-per-fork", "--prefetch") if f in probe.stdout)
 
     def base_env(self) -> dict[str, str]:
         return {**super().base_env(), **_py_env(PY_JOBS, REPO)}
@@ -180,6 +180,12 @@ class ResqueCompat(System):
         self._needs("--jobs-per-fork")
         argv = self._work("--jobs-per-fork", str(jobs_per_fork), "--burst")
         return Launch([argv], self.base_env(), f"--jobs-per-fork {jobs_per_fork}", exits_when_empty=True)
+
+    def prefetched(self, prefetch: int) -> Launch:
+        """No fork, ``--prefetch K``: K jobs per reservation, one pipelined call per job."""
+        self._needs("--prefetch")
+        argv = self._work("--no-fork", "--prefetch", str(prefetch), "--burst")
+        return Launch([argv], self.base_env(), f"no fork, --prefetch {prefetch}", exits_when_empty=True)
 
     def enqueue(self, n: int, *, batch: bool) -> list[str] | None:
         return [sys.executable, "-m", "resque_bench.compat_enqueue", "batch" if batch else "one", str(n), QUEUE]

@@ -131,6 +131,87 @@ if finish ~= '' then redis.call('DEL', KEYS[1]) end
 return {0, processed}
 """
 
+#: ``work --prefetch K`` (no fork): finish the job in hand as WORKER_CYCLE's "ok"/"fail" does
+#: (failure record, stat:failed, stat:processed, final status, a retry policy's counter DEL),
+#: then start the next: "next" takes it from the head of our in-flight list (the worker
+#: already holds its bytes; default mode takes it out, reliable keeps it there as the job in
+#: hand), "reserve" LMOVEs up to ARGV[8] items of the first non-empty queue (priority order)
+#: into the in-flight list and starts the first, "none" starts nothing. Starting SETs
+#: worker:<id> as WORKER_CYCLE does; nothing left DELs it. The worker pipelines "next" calls
+#: and reads their replies in bulk; a dead worker's list is a pruner's (``claim_job``).
+#: KEYS: 1 worker:<id>, 2 stat:processed, 3 stat:processed:<id>, 4 stat:failed,
+#:       5 stat:failed:<id>, 6 inflight list, 7 failure list / attempt counter (or any unused
+#:       key), 8 failed_queues, 9 status key (or any unused key), 10.. queues (reserve only)
+#: ARGV: 1 finish ("", "ok", "fail"), 2 failure bytes, 3 failure list name for failed_queues
+#:       / "1" to DEL KEYS[7] on ok, 4 status bytes ("" none), 5 reliable ("1"), 6 run_at,
+#:       7 start ("next", "reserve", "none"), 8 next: its queue as JSON / reserve: K,
+#:       9.. reserve: the queues' names as JSON
+#: Returns {started (1/0), per-worker processed count (-1: no finish), reserve: queue index,
+#: the items moved...}.
+PREFETCH_STEP = """
+local processed = -1
+local finish = ARGV[1]
+local reliable = ARGV[5] == '1'
+if finish ~= '' then
+  if finish == 'fail' then
+    if ARGV[3] ~= '' then redis.call('SADD', KEYS[8], ARGV[3]) end
+    redis.call('RPUSH', KEYS[7], ARGV[2])
+    redis.call('INCRBY', KEYS[4], 1)
+    redis.call('INCRBY', KEYS[5], 1)
+  elseif ARGV[3] ~= '' then
+    redis.call('DEL', KEYS[7])
+  end
+  redis.call('INCRBY', KEYS[2], 1)
+  processed = redis.call('INCRBY', KEYS[3], 1)
+  if ARGV[4] ~= '' then redis.call('SET', KEYS[9], ARGV[4], 'EX', 86400) end
+  if reliable then redis.call('LPOP', KEYS[6]) end
+end
+local function start(item, qjson)
+  local payload = item
+  local ok, value = pcall(cjson.decode, item)
+  if not ok or type(value) ~= 'table' then payload = cjson.encode(item) end
+  redis.call('SET', KEYS[1], '{"queue":' .. qjson .. ',"run_at":"' .. ARGV[6] .. '","payload":' .. payload .. '}')
+end
+if ARGV[7] == 'next' then
+  local item
+  if reliable then item = redis.call('LINDEX', KEYS[6], 0) else item = redis.call('LPOP', KEYS[6]) end
+  if item then
+    start(item, ARGV[8])
+    return {1, processed}
+  end
+elseif ARGV[7] == 'reserve' then
+  local k = tonumber(ARGV[8])
+  for i = 10, #KEYS do
+    local first = redis.call('LMOVE', KEYS[i], KEYS[6], 'LEFT', 'RIGHT')
+    if first then
+      local reply = {1, processed, i - 9, first}
+      for _ = 2, k do
+        local item = redis.call('LMOVE', KEYS[i], KEYS[6], 'LEFT', 'RIGHT')
+        if not item then break end
+        reply[#reply + 1] = item
+      end
+      start(first, ARGV[i - 1])
+      if not reliable then redis.call('LPOP', KEYS[6]) end
+      return reply
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return {0, processed}
+"""
+
+#: Give back the unstarted rest of a prefetched batch (stop, pause, a control check, a job
+#: that needs its own scripts): the last ARGV[1] items of our in-flight list go back to the
+#: head of their queue, in their order. KEYS: 1 inflight list, 2 the queue. Returns how many moved.
+PREFETCH_RETURN = """
+local n = 0
+for _ = 1, tonumber(ARGV[1]) do
+  if not redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') then break end
+  n = n + 1
+end
+return n
+"""
+
 #: Claim a dead worker's job, once: the record check, the requeue or the failure, and the
 #: DEL of worker:<id> in one step, so of several pruners (or an orphan sweep) racing for the
 #: same dead worker exactly one handles its job. The caller read worker:<id> and the head of
@@ -147,7 +228,9 @@ return {0, processed}
 #:       to SADD into failed_queues ("" none), 8 count the failure in stat:failed ("1"),
 #:       9 failed status bytes ("" none), 10 waiting status bytes ("" none)
 #: Returns {what, n}: what -1 changed (read again), 0 nothing to claim, 1 requeued n in-flight
-#: items to the head of the queue, 2 failed.
+#: items to the head of the queue, 2 failed. A ``--prefetch`` worker in default mode holds its
+#: started job in worker:<id> only and the unstarted rest in the in-flight list: then the
+#: caller passes the started job's failure too, and both happen (requeue the rest, fail it).
 CLAIM_DEAD_WORKER = """
 local dead = ARGV[1] == 'dead'
 if dead then
@@ -162,6 +245,11 @@ if ARGV[4] ~= '' then
   redis.call('SADD', KEYS[4], ARGV[5])
   if dead then redis.call('DEL', KEYS[1]) end
   if ARGV[10] ~= '' and redis.call('EXISTS', KEYS[9]) == 1 then redis.call('SET', KEYS[9], ARGV[10]) end
+  if dead and ARGV[6] ~= '' then
+    if ARGV[7] ~= '' then redis.call('SADD', KEYS[7], ARGV[7]) end
+    redis.call('RPUSH', KEYS[6], ARGV[6])
+    if ARGV[8] == '1' then redis.call('INCRBY', KEYS[8], 1) end
+  end
   return {1, n}
 end
 if not dead or ARGV[3] == '' then return {0, 0} end

@@ -71,6 +71,9 @@ class WorkerConfig:
     #: jobs until either limit (None: no such limit; neither set: one job per fork)
     jobs_per_fork: int | None = None
     minutes_per_fork: float | None = None
+    #: ``--prefetch K`` (no fork only): reserve up to K jobs of one queue per call into our
+    #: in-flight list and pipeline each finish with the next start (0: off, one call per job)
+    prefetch: int = 0
     #: how often, at most, a busy worker re-resolves queue patterns against the ``queues`` set
     resolve_interval: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -101,6 +104,10 @@ class WorkerConfig:
             raise WorkerConfigError(f"minutes per fork must be a finite number > 0, got {minutes}")
         if not self.fork and (self.jobs_per_fork is not None or self.minutes_per_fork is not None):
             raise WorkerConfigError("jobs/minutes per fork need forking: drop --no-fork (FORK_PER_JOB=false)")
+        if self.prefetch < 0:
+            raise WorkerConfigError(f"prefetch must be >= 0, got {self.prefetch}")
+        if self.prefetch > 1 and (self.fork or self.concurrency > 1):
+            raise WorkerConfigError("--prefetch runs jobs one after another in the worker: it needs --no-fork")
         if self.failure_backend not in BACKENDS:
             raise WorkerConfigError(f"unknown failure backend {self.failure_backend!r} (choose {', '.join(BACKENDS)})")
 
@@ -130,6 +137,7 @@ class WorkerConfig:
         concurrency: int | None = None,
         jobs_per_fork: int | None = None,
         minutes_per_fork: float | None = None,
+        prefetch: int | None = None,
         pidfile: str | None = None,
         verbose: int | None = None,
         imports: tuple[str, ...] = (),
@@ -154,6 +162,8 @@ class WorkerConfig:
         if jobs_per_fork is None and minutes_per_fork is None and fork:  # not forking: the variables are moot
             jobs_per_fork = _int(env, "JOBS_PER_FORK")
             minutes_per_fork = _float(env, "MINUTES_PER_FORK", 0.0) if env.get("MINUTES_PER_FORK", "").strip() else None
+        if prefetch is None:
+            prefetch = _int(env, "PREFETCH") or 0
         if reliable is None:
             reliable = _truthy(env.get("RESQUE_RELIABLE", ""))
         if timeout is None and env.get("JOB_TIMEOUT"):
@@ -185,6 +195,7 @@ class WorkerConfig:
             concurrency=concurrency,
             jobs_per_fork=jobs_per_fork,
             minutes_per_fork=minutes_per_fork,
+            prefetch=prefetch,
             pidfile=pidfile,
             verbose=verbose,
             imports=tuple(names),

@@ -94,6 +94,15 @@ class Cycle:
         self._wire = _Wire(self.redis)
 
     @property
+    def wire(self) -> _Wire:
+        """The cycle's own connection (``prefetch`` pipelines its calls on it, in order)."""
+        return self._wire
+
+    @property
+    def order(self) -> CycleQueues:
+        return self._order
+
+    @property
     def queues(self) -> list[str]:
         return list(self._order.names)
 
@@ -264,6 +273,29 @@ class _Wire:
             self.close()
             raise
         return reply
+
+    def send(self, packed: bytes) -> None:
+        """Send without reading the reply (``read`` later, once per call sent, in order)."""
+        conn = self.conn
+        if conn is None:
+            conn = self.conn = self.pool.get_connection()
+        try:
+            conn.send_packed_command([packed], check_health=False)  # type: ignore[no-untyped-call]
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> Any:
+        conn = self.conn
+        if conn is None:
+            raise redis.ConnectionError("the connection with calls in flight was lost")
+        try:
+            return conn.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         conn, self.conn = self.conn, None

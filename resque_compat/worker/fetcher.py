@@ -24,6 +24,7 @@ from resque_compat.protocol import ProtocolError, WorkingOn, decode_json, resolv
 from resque_compat.replies import text
 from resque_compat.worker.config import WorkerConfig
 from resque_compat.worker.cycle import Cycle, CycleResult, Finish, Kind
+from resque_compat.worker.prefetch import Prefetch, pipelinable
 from resque_compat.worker.redis_retry import RETRY_GIVE_UP, Retrier, refusal, transient, why
 from resque_compat.worker.run_state import RunState
 from resque_compat.worker.wakeup import Wakeup
@@ -48,6 +49,10 @@ class Unit:
     def release(self, status_key: str | None = None, status: bytes | None = None) -> None:
         """Give the job back, at the head of its queue (``status``: its waiting status)."""
         self.ack(Finish(self.queue, release_item=self.item, status_key=status_key, status=status))
+
+    def flush(self) -> None:
+        """Before a job's own scripts (a retry policy's): no prefetched job or reply pending."""
+        self._fetcher.flush()
 
     def settled(self, processed: int) -> None:
         """A retry policy's script already recorded a failure (and counted it)."""
@@ -86,6 +91,8 @@ class Fetcher:
         self.retry = retry
         self.on_reconnect = on_reconnect
         self.cycle: Cycle | None = None
+        #: ``--prefetch K`` (K > 1, no fork): see ``worker.prefetch``
+        self.prefetch: Prefetch | None = None
         self.queues: list[str] = [q for q in config.queues if not q.startswith("!")]
         #: the end of the last unit, to be written by the next call
         self.pending: tuple[Finish, Unit] | None = None
@@ -102,6 +109,12 @@ class Fetcher:
             ),
             "load the worker script",
         )
+        if config.prefetch > 1 and not config.fork:
+            cycle = self.cycle
+            self.prefetch = self.retry(
+                lambda: Prefetch(cycle, self.keys, self.id, config.prefetch, reliable=config.reliable),
+                "load the prefetch scripts",
+            )
 
     def counted(self, *, failed: bool, processed: int) -> None:
         self.jobs_done += 1
@@ -127,8 +140,52 @@ class Fetcher:
     def fetch(self, *, check: bool, reserve: bool) -> Unit | CycleResult:
         """Record the pending end, then (``reserve``) the next job, or what the cycle says
         instead (idle, paused, a control command)."""
+        if self.prefetch is not None:
+            return self._fetch_ahead(self.prefetch, check=check, reserve=reserve)
         result = self._call(check=check, reserve=reserve)
         return self._unit_of(result) or result
+
+    def _fetch_ahead(self, prefetch: Prefetch, *, check: bool, reserve: bool) -> Unit | CycleResult:
+        """``--prefetch``: start the next prefetched job in the call that records the last one
+        (not waited for), or reserve the next batch; anything else gives the rest back first
+        and takes the one-call-per-job path."""
+        assert self.cycle is not None
+        finish, unit = self.pending if self.pending is not None else (None, None)
+        plain = reserve and not check and pipelinable(finish)
+        if plain and prefetch.ahead:
+            queue, item = prefetch.ahead.popleft()
+            prefetch.step(finish, queue, item)
+            self._recorded(finish, unit)
+            return Unit(queue, item, self)
+        self.flush()
+        if plain:
+            first = prefetch.reserve(finish, self.cycle.order)
+            self._recorded(finish, unit)
+            self._processed_seen = max(self._processed_seen, prefetch.processed)
+            if first is not None:
+                return Unit(*first, self)
+            return CycleResult(Kind.IDLE, prefetch.processed)
+        result = self._call(check=check, reserve=reserve)
+        return self._unit_of(result) or result
+
+    def _recorded(self, finish: Finish | None, unit: Unit | None) -> None:
+        self.pending = None
+        if finish is not None:
+            self.jobs_done += 1
+            self.jobs_failed += finish.failed
+        if unit is not None:
+            unit.recorded()
+
+    def flush(self) -> None:
+        """Prefetching: read every pipelined reply and give the unstarted jobs back, so the next
+        call (or a job's own script) sees Redis as one call per job would have left it."""
+        prefetch = self.prefetch
+        if prefetch is None or not (prefetch.unread or prefetch.ahead):
+            return
+        moved = prefetch.give_back()
+        self._processed_seen = max(self._processed_seen, prefetch.processed)
+        if moved:
+            log.debug("gave %d prefetched job(s) back to their queue", moved)
 
     def wait_and_adopt(self) -> Unit | None:
         """Blocking mode, when idle: BLMOVE from the first queue into our in-flight list (the

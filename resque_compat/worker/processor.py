@@ -89,6 +89,7 @@ class Processor:
         attempt = 0
         if call.definition.retry is not None:
             policy = call.definition.retry
+            unit.flush()
             carried = self.retry(lambda: self.retries.begin(*call.identity, item, policy), "count the attempt")
             if carried is not None and status_key is None:  # a tracked job back from a delayed retry
                 status_key, status = self._pickup_status(*carried)

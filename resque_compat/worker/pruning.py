@@ -109,7 +109,10 @@ def claim_job(
         failure = b""
         list_name = FAILED_LIST
         counted = False
-        if not first and record_raw and error is not None:
+        # a record whose job is not the in-flight head: a --prefetch worker's started job
+        # (default mode), failed while the unstarted rest is requeued
+        started_elsewhere = bool(first) and record is not None and not _holds(record, first)
+        if (not first or started_elsewhere) and record_raw and error is not None:
             if record is not None:
                 failure = failure_record(
                     bytes(record.payload) if _is_object(record.payload) else _string_payload(record.payload),
@@ -145,7 +148,7 @@ def claim_job(
             continue
         if what == _REQUEUED:
             log.info("requeued %d in-flight job(s) of %s to %s", moved, worker_id, queue)
-            return "requeued"
+            return "failed" if failure else "requeued"
         if what == _FAILED:
             if record is None:
                 log.warning("worker %s held an unreadable job record; kept in failed as text", worker_id)
@@ -176,6 +179,18 @@ def _ending_statuses(client: redis.Redis, keys: Keys, payload: bytes) -> tuple[s
     if status.state in (JobStatus.FAILED, JobStatus.COMPLETE):
         return None, b"", b""  # already final: a late pruner does not overwrite it
     return key, status.advanced(JobStatus.FAILED).encode(), status.advanced(JobStatus.WAITING).encode()
+
+
+def _holds(record: WorkingOn, item: bytes) -> bool:
+    """Whether a worker record names ``item`` (a non-JSON item is embedded as a JSON string)."""
+    payload = bytes(record.payload)
+    if payload == item:
+        return True
+    try:
+        value = decode_json(payload)
+    except ProtocolError:
+        return False
+    return isinstance(value, str) and value.encode() == item
 
 
 def _decode_record(raw: bytes) -> WorkingOn | None:

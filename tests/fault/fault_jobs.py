@@ -6,7 +6,8 @@ Redis, not the proxy, so the record survives the faults aimed at the worker):
 * ``fault:running`` (hash): tag -> ``"<pid> <ppid>"`` while the job runs, so a test can
   kill exactly the process that holds a job, mid-job;
 * ``fault:done`` (list): ``"<tag> <run token>"`` when it finishes; a resent RPUSH repeats the
-  token, a second run has a new one, so runs are counted exactly.
+  token (the job resends it until acknowledged), a second run has a new one, so runs are
+  counted exactly.
 
 While the key ``fault:hold`` exists, jobs wait (up to 60 s) before finishing: the test
 decides when "mid-job" ends.
@@ -19,10 +20,14 @@ import time
 import uuid
 
 import redis
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
 
 from resque_compat import job
 
 _client: dict[int, redis.Redis] = {}
+#: the finish record through an outage: resent every 50 ms for up to a minute (same token)
+_RESEND = Retry(ConstantBackoff(0.05), retries=1200)
 
 
 def _redis() -> redis.Redis:
@@ -45,9 +50,11 @@ def fault_job(tag: str, seconds: float = 0.0) -> None:
     if seconds:
         time.sleep(seconds)
     # the finish record is the job's last act: a job whose own Redis call meets an outage
-    # raises before it, so "completed" never counts a job that ended up failing
+    # raises before it, so "completed" never counts a job that ended up failing. The record
+    # itself can land with its reply lost (Redis killed between the write and the reply):
+    # resent until acknowledged (for up to a minute), or the job would fail with its record written
     client.hdel("fault:running", tag)
-    client.rpush("fault:done", f"{tag} {token}")
+    _RESEND.call_with_retry(lambda: client.rpush("fault:done", f"{tag} {token}"), lambda _exc: None)
 
 
 @job("QuickJob")
@@ -66,12 +73,19 @@ def hang_job(tag: str) -> None:
 @job("StubbornJob")
 def stubborn_job(tag: str) -> None:
     """Catches the termination exception (``TERM_CHILD``) and goes on for up to 60 s: a job
-    slow to stop, so a second TERM/INT has something to cut short."""
+    slow to stop, so a second TERM/INT has something to cut short. The running record is
+    written inside the ``try``: a TERM sent as soon as it shows may arrive while the HSET
+    still reads its reply, and must be caught there too (a child raises it once)."""
     client = _redis()
-    client.hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
     deadline = time.monotonic() + 60
+    try:
+        client.hset("fault:running", tag, f"{os.getpid()} {os.getppid()}")
+        _stall(deadline)
+    except BaseException:  # the point: a job that will not stop
+        client.hset("fault:termed", tag, "1")
+        _stall(deadline)
+
+
+def _stall(deadline: float) -> None:
     while time.monotonic() < deadline:
-        try:
-            time.sleep(0.05)
-        except BaseException:  # the point: a job that will not stop
-            client.hset("fault:termed", tag, "1")
+        time.sleep(0.05)

@@ -84,6 +84,43 @@ def test_kill_worker_parent_mid_job(farm: Farm, fault_result: ScenarioResult, fo
         }
 
 
+@pytest.mark.scenario("kill -9 prefetching worker mid-batch")
+@pytest.mark.parametrize("reliable", [False, True], ids=["default", "reliable"])
+def test_kill_prefetching_worker_mid_batch(farm: Farm, fault_result: ScenarioResult, reliable: bool) -> None:
+    """``--no-fork --prefetch 8``: each kill -9 leaves a started job in worker:<id> and up to 7
+    unstarted ones in the in-flight list; the next worker's pruner fails (reliable: requeues)
+    the started one and puts the rest back at the head of the queue, in order."""
+    per_round = 2
+    rounds = max(1, KILLS // per_round)
+    tags = [f"f{i}" for i in range(rounds * per_round * 4 + 10)]
+    farm.hold()
+    farm.enqueue(tags)
+    victims: set[str] = set()
+    mode = ["--no-fork", "--prefetch", "8", *(["--reliable"] if reliable else [])]
+    for _ in range(rounds):
+        workers = [farm.start(*mode) for _ in range(per_round)]
+        for proc in workers:
+            tag = wait_for(lambda proc=proc: farm.job_held_by(proc.pid), what=f"worker {proc.pid} to hold a job")  # type: ignore[misc]
+            victims.add(tag)
+        for proc in workers:
+            farm.kill(proc.pid)
+            fault_result.faults += 1
+    farm.release()
+    farm.drain(*_mode_args(False, reliable))
+    fault_result.note(f"{len(victims)} distinct job(s) held by a killed prefetching worker")
+    _finish(farm, tags, fault_result, victims, reliable)
+    acc = farm.account(tags)
+    if reliable:
+        assert not acc.failed, f"reliable mode requeues, it does not fail\n{farm.log_tail()}"
+        assert all(tag in acc.completed for tag in victims)
+    else:
+        assert all(_ended_as_expected(acc, t, completed_ok=False) for t in victims), {
+            t: (acc.failed[t].exception if t in acc.failed else "completed") for t in victims
+        }
+        unstarted = [t for t in tags if t not in victims]
+        assert all(t in acc.completed for t in unstarted), f"prefetched, never started: completed\n{farm.log_tail()}"
+
+
 @pytest.mark.scenario("kill -9 concurrency worker mid-jobs")
 @pytest.mark.parametrize("reliable", [False, True], ids=["default", "reliable"])
 def test_kill_concurrency_worker_mid_jobs(farm: Farm, fault_result: ScenarioResult, reliable: bool) -> None:
@@ -278,5 +315,27 @@ def test_proxy_cut_reaches_the_worker(private_redis: RedisServer) -> None:
             assert farm.stop(worker) == 0
             assert threading.active_count() >= 1
             assert QUEUE == "faultq"
+        finally:
+            farm.close()
+
+
+def test_a_finish_record_whose_reply_is_lost_counts_once(private_redis: RedisServer) -> None:
+    """Guard for the accounting: a job's finish record can reach Redis while its reply is lost
+    (a restart between the write and the reply). The job resends it (same run token) rather than
+    fail, so a job is never both completed and in ``failed`` (found by the restart scenario)."""
+    with TcpProxy(private_redis.port) as proxy:
+        farm = Farm(private_redis.url)
+        try:
+            farm.enqueue(["t0"])
+            marker = b"RPUSH\r\n$10\r\nfault:done\r\n"
+            entry = len(b"t0 ") + 32  # the tag and a uuid4 hex run token
+            proxy.cut_after(len(marker) + len(f"${entry}\r\n") + entry + 2, marker=marker, reply_lost=True)
+            worker = farm.start("--no-fork", env={"FAULT_REDIS_URL": proxy.url})  # only the job's calls: proxied
+            farm.wait_idle(["t0"])
+            assert farm.stop(worker) == 0
+            acc = farm.account(["t0"])
+            assert proxy.cuts == 1
+            assert (acc.completed, set(acc.failed), acc.runs["t0"]) == ({"t0"}, set(), 1), farm.log_tail()
+            assert farm.jobs.llen("fault:done") == 2  # it landed twice: the lost reply's write and the resend
         finally:
             farm.close()
