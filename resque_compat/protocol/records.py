@@ -163,9 +163,6 @@ class WorkingOn(Record, kw_only=True, omit_defaults=True):
     queue: str
     run_at: str
     payload: msgspec.Raw
-    #: written only by a default-mode ``--prefetch`` worker: the job is no longer in its in-flight
-    #: list (which holds the unstarted rest), so a pruner fails it and requeues the list
-    prefetched: bool = False
 
 
 class Failure(Record, kw_only=True, omit_defaults=True):

@@ -109,8 +109,9 @@ def claim_job(
         failure = b""
         list_name = FAILED_LIST
         counted = False
-        # a default-mode --prefetch worker's started job: failed while the unstarted rest is requeued
-        started_elsewhere = bool(first) and record is not None and record.prefetched
+        # a default-mode --prefetch worker's started job (its record says "prefetched": it is no
+        # longer in the list, which holds the unstarted rest): failed while the rest is requeued
+        started_elsewhere = bool(first) and record is not None and record.extra.get("prefetched") is True
         if (not first or started_elsewhere) and record_raw and error is not None:
             if record is not None:
                 failure = failure_record(
