@@ -127,3 +127,31 @@ def test_kill_9_mid_batch_loses_nothing(redis_url: str, r: redis.Redis, tmp_path
         [record] = [json.loads(x) for x in r.lrange("resque:failed", 0, -1)]
         assert record["exception"] == "Resque::DirtyExit" and record["payload"]["args"] == [30, "held"]
     assert not r.keys("resque:compat:inflight:*") and not r.keys("resque:worker:*")
+
+
+@pytest.mark.parametrize("reliable", [False, True])
+def test_kill_9_with_identical_jobs_back_to_back_loses_nothing(
+    redis_url: str, r: redis.Redis, tmp_path: Path, reliable: bool
+) -> None:
+    """The started job and the next one have the same bytes: only the record's mark tells them apart."""
+    log = tmp_path / "log"
+    resque = Resque(redis_url)
+    resque.enqueue("default", "GoodJob", "first")
+    for _ in range(3):
+        resque.enqueue("default", "Sleep", 30, "held")
+    extra = ("--reliable",) if reliable else ()
+    proc = spawn_worker(redis_url, "-q", "default", "--no-fork", "--prefetch", "16", "--interval", "0.1", *extra,
+                        job_log=log)  # fmt: skip
+    wid = registered(r, proc.pid)
+    wait_for(lambda: "start held" in job_log_lines(log), what="the held job")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    keys = Keys("resque")
+    what = unregister(r, keys, Failures(r, keys, "redis"), wid)
+    queue = [json.loads(x)["args"] for x in r.lrange("resque:queue:default", 0, -1)]
+    failed = [json.loads(x)["payload"]["args"] for x in r.lrange("resque:failed", 0, -1)]
+    if reliable:
+        assert (what, queue, failed) == ("requeued", [[30, "held"]] * 3, [])
+    else:
+        assert (what, queue, failed) == ("failed", [[30, "held"]] * 2, [[30, "held"]])
+    assert not r.keys("resque:compat:inflight:*") and not r.keys("resque:worker:*")

@@ -137,7 +137,9 @@ return {0, processed}
 #: already holds its bytes; default mode takes it out, reliable keeps it there as the job in
 #: hand), "reserve" LMOVEs up to ARGV[8] items of the first non-empty queue (priority order)
 #: into the in-flight list and starts the first, "none" starts nothing. Starting SETs
-#: worker:<id> as WORKER_CYCLE does; nothing left DELs it. The worker pipelines "next" calls
+#: worker:<id> as WORKER_CYCLE does (default mode adds ``"prefetched":true``: the job is no
+#: longer in the list, which a pruner must know even when the next item has the same bytes);
+#: nothing left DELs it. The worker pipelines "next" calls
 #: and reads their replies in bulk; a dead worker's list is a pruner's (``claim_job``).
 #: KEYS: 1 worker:<id>, 2 stat:processed, 3 stat:processed:<id>, 4 stat:failed,
 #:       5 stat:failed:<id>, 6 inflight list, 7 failure list / attempt counter (or any unused
@@ -170,7 +172,9 @@ local function start(item, qjson)
   local payload = item
   local ok, value = pcall(cjson.decode, item)
   if not ok or type(value) ~= 'table' then payload = cjson.encode(item) end
-  redis.call('SET', KEYS[1], '{"queue":' .. qjson .. ',"run_at":"' .. ARGV[6] .. '","payload":' .. payload .. '}')
+  local mark = '}'
+  if not reliable then mark = ',"prefetched":true}' end
+  redis.call('SET', KEYS[1], '{"queue":' .. qjson .. ',"run_at":"' .. ARGV[6] .. '","payload":' .. payload .. mark)
 end
 if ARGV[7] == 'next' then
   local item

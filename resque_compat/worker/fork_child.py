@@ -43,6 +43,7 @@ def serve(fork: Forking, hand: InHand, orders: int, outcomes: int) -> NoReturn:
         except Exception as exc:
             failed_setup = exc
         current: InHand | None = hand
+        jobs = 0
         while current is not None:
             job = current.job
             procline.processing(job.queue, time.time(), job.class_name, worker_pid=fork.worker_pid)
@@ -57,8 +58,9 @@ def serve(fork: Forking, hand: InHand, orders: int, outcomes: int) -> NoReturn:
             if reply is None:  # end of file before the record: the worker died
                 _finish_orphaned(fork, current, outcome)
                 break
-            if reply[0] == LEAVE or last:
-                break
+            jobs += 1
+            if reply[0] == LEAVE or last or jobs >= fork.jobs_per_child:
+                break  # fork per job: exit at the acknowledgement, not at the worker's close
             procline.set_title(f"Forked child of worker {fork.worker_pid}: waiting for its next job")
             current = _next(fork, read_order(orders))
     except TermException:

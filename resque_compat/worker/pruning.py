@@ -109,9 +109,9 @@ def claim_job(
         failure = b""
         list_name = FAILED_LIST
         counted = False
-        # a record whose job is not the in-flight head: a --prefetch worker's started job
-        # (default mode), failed while the unstarted rest is requeued
-        started_elsewhere = bool(first) and record is not None and not _holds(record, first)
+        # a default-mode --prefetch worker's started job (its record says "prefetched": it is no
+        # longer in the list, which holds the unstarted rest): failed while the rest is requeued
+        started_elsewhere = bool(first) and record is not None and record.extra.get("prefetched") is True
         if (not first or started_elsewhere) and record_raw and error is not None:
             if record is not None:
                 failure = failure_record(
@@ -179,18 +179,6 @@ def _ending_statuses(client: redis.Redis, keys: Keys, payload: bytes) -> tuple[s
     if status.state in (JobStatus.FAILED, JobStatus.COMPLETE):
         return None, b"", b""  # already final: a late pruner does not overwrite it
     return key, status.advanced(JobStatus.FAILED).encode(), status.advanced(JobStatus.WAITING).encode()
-
-
-def _holds(record: WorkingOn, item: bytes) -> bool:
-    """Whether a worker record names ``item`` (a non-JSON item is embedded as a JSON string)."""
-    payload = bytes(record.payload)
-    if payload == item:
-        return True
-    try:
-        value = decode_json(payload)
-    except ProtocolError:
-        return False
-    return isinstance(value, str) and value.encode() == item
 
 
 def _decode_record(raw: bytes) -> WorkingOn | None:

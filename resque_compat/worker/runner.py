@@ -320,8 +320,10 @@ class JobRunner:
         return result
 
     def _awaited(self, result: Any) -> Any:
-        """An ``async def`` perform's coroutine runs to its end; any other result is as it is."""
-        return self.awaiter(result) if inspect.isawaitable(result) else result
+        """An ``async def`` perform's coroutine runs to its end; any other result is as it is.
+        None (most jobs) skips ``isawaitable``: its ABC check writes the ABC's cache in every
+        forked child, costing that child copied pages."""
+        return self.awaiter(result) if result is not None and inspect.isawaitable(result) else result
 
     def _php_instance(self, job: Job) -> Any:
         instance = job.definition.target()
