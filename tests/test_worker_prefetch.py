@@ -101,14 +101,9 @@ def test_quit_mid_batch_gives_the_unstarted_jobs_back_in_order(redis_url: str, r
     assert r.get("resque:stat:processed") == b"2" and not r.keys("resque:compat:inflight:*")
 
 
-@pytest.mark.parametrize("reliable", [False, True])
-def test_kill_9_mid_batch_loses_nothing(redis_url: str, r: redis.Redis, tmp_path: Path, reliable: bool) -> None:
-    log = tmp_path / "log"
-    resque = Resque(redis_url)
-    resque.enqueue("default", "GoodJob", "first")
-    resque.enqueue("default", "Sleep", 30, "held")
-    for n in range(5):
-        resque.enqueue("default", "GoodJob", n)
+def kill_mid_batch(redis_url: str, r: redis.Redis, log: Path, reliable: bool) -> str | None:
+    """A ``--prefetch 16`` worker killed -9 while it runs the ``held`` job, then what our pruner
+    does for its dead pid (``unregister``)."""
     extra = ("--reliable",) if reliable else ()
     proc = spawn_worker(redis_url, "-q", "default", "--no-fork", "--prefetch", "16", "--interval", "0.1", *extra,
                         job_log=log)  # fmt: skip
@@ -117,7 +112,17 @@ def test_kill_9_mid_batch_loses_nothing(redis_url: str, r: redis.Redis, tmp_path
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     keys = Keys("resque")
-    what = unregister(r, keys, Failures(r, keys, "redis"), wid)  # what our pruner does for a dead pid
+    return unregister(r, keys, Failures(r, keys, "redis"), wid)
+
+
+@pytest.mark.parametrize("reliable", [False, True])
+def test_kill_9_mid_batch_loses_nothing(redis_url: str, r: redis.Redis, tmp_path: Path, reliable: bool) -> None:
+    resque = Resque(redis_url)
+    resque.enqueue("default", "GoodJob", "first")
+    resque.enqueue("default", "Sleep", 30, "held")
+    for n in range(5):
+        resque.enqueue("default", "GoodJob", n)
+    what = kill_mid_batch(redis_url, r, tmp_path / "log", reliable)
     queue = [json.loads(x)["args"] for x in r.lrange("resque:queue:default", 0, -1)]
     if reliable:
         assert what == "requeued" and queue == [[30, "held"], *([n] for n in range(5))]
@@ -134,20 +139,11 @@ def test_kill_9_with_identical_jobs_back_to_back_loses_nothing(
     redis_url: str, r: redis.Redis, tmp_path: Path, reliable: bool
 ) -> None:
     """The started job and the next one have the same bytes: only the record's mark tells them apart."""
-    log = tmp_path / "log"
     resque = Resque(redis_url)
     resque.enqueue("default", "GoodJob", "first")
     for _ in range(3):
         resque.enqueue("default", "Sleep", 30, "held")
-    extra = ("--reliable",) if reliable else ()
-    proc = spawn_worker(redis_url, "-q", "default", "--no-fork", "--prefetch", "16", "--interval", "0.1", *extra,
-                        job_log=log)  # fmt: skip
-    wid = registered(r, proc.pid)
-    wait_for(lambda: "start held" in job_log_lines(log), what="the held job")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    keys = Keys("resque")
-    what = unregister(r, keys, Failures(r, keys, "redis"), wid)
+    what = kill_mid_batch(redis_url, r, tmp_path / "log", reliable)
     queue = [json.loads(x)["args"] for x in r.lrange("resque:queue:default", 0, -1)]
     failed = [json.loads(x)["payload"]["args"] for x in r.lrange("resque:failed", 0, -1)]
     if reliable:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fault_results import TABLE, ScenarioResult
 from proxy import TcpProxy
+from worker_farm import Farm
 
 from resque_compat.testing.redis_server import RedisServer
 
@@ -27,6 +28,14 @@ def fault_result(request: pytest.FixtureRequest) -> Iterator[ScenarioResult]:
     started = time.monotonic()
     yield row
     row.seconds = round(time.monotonic() - started, 2)
+
+
+@pytest.fixture
+def farm(private_redis: RedisServer) -> Iterator[Farm]:
+    """Worker processes on a private redis-server, and the accounting of their jobs."""
+    farm = Farm(private_redis.url)
+    yield farm
+    farm.close()
 
 
 @pytest.fixture

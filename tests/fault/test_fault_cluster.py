@@ -93,7 +93,7 @@ def test_workers_follow_cluster_failover(
         runner.run(_enqueue_following_async(aresque, "async:before", fault_result))
         forking = farm.start("--fork", env=env)
         reliable = farm.start("--no-fork", "--reliable", env=env)
-        wait_for(lambda: {*before, "async:before"} <= _runs(farm).keys(), what="the jobs enqueued before to run")
+        wait_for(lambda: {*before, "async:before"} <= farm.runs().keys(), what="the jobs enqueued before to run")
 
         farm.hold()  # the next jobs stay mid-job until released
         switch = ["switch:0", "switch:1"]
@@ -119,7 +119,7 @@ def test_workers_follow_cluster_failover(
 
         tags = [*before, "async:before", *switch, *after, "async:after", "cli"]
         new = new_owner.client()
-        wait_for(lambda: set(tags) <= _runs(farm).keys() | _failed(new), timeout=60, what="every job to end")
+        wait_for(lambda: set(tags) <= farm.runs().keys() | _failed(new), timeout=60, what="every job to end")
         wait_for(lambda: not new.llen(KEYS.queue(QUEUE)) and not farm.running(), what="the queue to drain")
         alive = {p.pid: p.poll() for p in (forking, reliable, blocking)}
         assert all(code is None for code in alive.values()), f"a worker died: {alive}\n{farm.log_tail()}"
@@ -133,7 +133,7 @@ def test_workers_follow_cluster_failover(
         runner.run(aresque.aclose())
         runner.close()
 
-    runs = _runs(farm)
+    runs = farm.runs()
     failed = _failed(new)
     fault_result.completed = sum(1 for t in tags if t in runs and t not in failed)
     fault_result.failed = len(failed & set(tags))
@@ -149,15 +149,6 @@ def test_workers_follow_cluster_failover(
 
 async def _open_async(url: str) -> AsyncResque:
     return AsyncResque(url, namespace=NS)
-
-
-def _runs(farm: Farm) -> dict[str, int]:
-    """tag -> how many distinct runs finished (from the records kept outside the cluster)."""
-    tokens = {tuple(_text(raw).split()) for raw in farm.raw.lrange("fault:done", 0, -1)}
-    counts: dict[str, int] = {}
-    for tag, _token in tokens:
-        counts[tag] = counts.get(tag, 0) + 1
-    return counts
 
 
 def _failed(client: redis.Redis) -> set[str]:

@@ -6,24 +6,14 @@ completed job in ``failed`` as a pruner's DirtyExit."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fault_results import ScenarioResult
 from worker_farm import Farm
 
-from resque_compat.testing.redis_server import RedisServer
-
 KILLS = int(os.environ.get("FAULT_KILLS", "30"))
 LAST_ACT = str(Path(__file__).with_name("last_act_jobs.py"))
-
-
-@pytest.fixture
-def farm(private_redis: RedisServer) -> Iterator[Farm]:
-    farm = Farm(private_redis.url)
-    yield farm
-    farm.close()
 
 
 @pytest.mark.scenario("kill -9 worker as its forked job completes")

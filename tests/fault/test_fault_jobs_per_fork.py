@@ -7,24 +7,14 @@ from __future__ import annotations
 import functools
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 from fault_results import ScenarioResult
 from waiting import wait_for
 from worker_farm import Farm
 
-from resque_compat.testing.redis_server import RedisServer
-
 KILLS = int(os.environ.get("FAULT_KILLS", "30"))
 BATCH = ("--fork", "--jobs-per-fork", "100")
-
-
-@pytest.fixture
-def farm(private_redis: RedisServer) -> Iterator[Farm]:
-    farm = Farm(private_redis.url)
-    yield farm
-    farm.close()
 
 
 class BatchWatch:
@@ -44,16 +34,6 @@ class BatchWatch:
         return None
 
 
-def _check(farm: Farm, tags: list[str], result: ScenarioResult, victims: set[str], reliable: bool) -> None:
-    acc = farm.record(tags, result, victims=victims, reliable=reliable, retries_allowed=reliable)
-    details = farm.log_tail() if acc.lost or result.doubled or acc.bad_payloads or result.completed_failed else ""
-    assert not acc.lost, f"lost: {sorted(acc.lost)}\n{details}"
-    assert not acc.bad_payloads, acc.bad_payloads
-    assert result.doubled == 0, details
-    assert result.completed_failed == 0, f"completed but recorded failed\n{details}"
-    assert result.accounted == len(tags)
-
-
 @pytest.mark.scenario("kill -9 jobs-per-fork child mid-batch")
 @pytest.mark.parametrize("reliable", [False, True], ids=["default", "reliable"])
 def test_kill_batch_child_mid_batch(farm: Farm, fault_result: ScenarioResult, reliable: bool) -> None:
@@ -71,7 +51,7 @@ def test_kill_batch_child_mid_batch(farm: Farm, fault_result: ScenarioResult, re
         fault_result.faults += 1
     farm.wait_idle(tags)
     assert farm.stop(worker) == 0
-    _check(farm, tags, fault_result, victims, reliable=False)
+    farm.assert_accounted(tags, fault_result, victims, reliable=False)
     acc = farm.account(tags)
     for tag in victims:  # as fork per job: the worker saw its child die, a DirtyExit failure
         assert acc.failed[tag].exception == "Resque::DirtyExit"
@@ -99,7 +79,7 @@ def test_kill_worker_mid_batch(farm: Farm, fault_result: ScenarioResult, reliabl
             fault_result.faults += 1
     farm.drain(*mode)
     fault_result.note(f"{len(victims)} distinct job(s) held by a killed worker's batch child")
-    _check(farm, tags, fault_result, victims, reliable)
+    farm.assert_accounted(tags, fault_result, victims, reliable)
     acc = farm.account(tags)
     if reliable:
         failed = {t: (f.exception, f.error) for t, f in acc.failed.items()}

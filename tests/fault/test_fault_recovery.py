@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -31,13 +30,6 @@ from resque_compat.testing.redis_server import RedisServer
 ROUNDS = int(os.environ.get("FAULT_RECOVERY_ROUNDS", "4"))
 #: a bound no healthy run comes near (the target is 10 s), safe on a loaded 2-core machine
 LOOSE = 60.0
-
-
-@pytest.fixture
-def farm(private_redis: RedisServer) -> Iterator[Farm]:
-    farm = Farm(private_redis.url)
-    yield farm
-    farm.close()
 
 
 def _mode(fork: bool, reliable: bool) -> list[str]:
@@ -79,16 +71,6 @@ def _out_of_dead_hands(farm: Farm, tag: str, dead: set[int]) -> bool:
         if any(_tag_of(raw) == tag for raw in farm.raw.lrange(key, 0, -1)):
             return True
     return False
-
-
-def _check(farm: Farm, tags: list[str], result: ScenarioResult, victims: set[str], *, reliable: bool) -> None:
-    acc = farm.record(tags, result, victims=victims, reliable=reliable, retries_allowed=reliable)
-    details = farm.log_tail()
-    assert not acc.lost, f"lost: {sorted(acc.lost)}\n{details}"
-    assert not acc.bad_payloads, acc.bad_payloads
-    assert result.doubled == 0, details
-    assert result.completed_failed == 0, f"completed but recorded failed\n{details}"
-    assert result.accounted == len(tags), details
 
 
 def _kill_tree(pid: int, farm: Farm | None = None) -> list[int]:
@@ -144,7 +126,7 @@ def test_kill_and_restart_recovers_the_job_at_once(
     farm.wait_idle(tags, timeout=120)
     assert farm.stop(worker) == 0
     fault_result.note(f"HEARTBEAT_INTERVAL=60; {len(victims)} distinct job(s) held by a killed worker")
-    _check(farm, tags, fault_result, victims, reliable=reliable)
+    farm.assert_accounted(tags, fault_result, victims, reliable=reliable)
     acc = farm.account(tags)
     if reliable:
         assert not acc.failed, {t: f.exception for t, f in acc.failed.items()}
@@ -175,7 +157,7 @@ def test_a_worker_dead_on_another_host_is_pruned_by_live_workers(farm: Farm, fau
         fault_result.recovery.append(round(time.monotonic() - last_beat, 2))
     assert farm.stop(worker) == 0
     fault_result.note("HEARTBEAT_INTERVAL=1, PRUNE_INTERVAL=3: target 4 s after the last heartbeat")
-    _check(farm, tags, fault_result, set(tags), reliable=False)
+    farm.assert_accounted(tags, fault_result, set(tags), reliable=False)
     assert all(f.exception == "Resque::PruneDeadWorkerDirtyExit" for f in farm.account(tags).failed.values())
 
 
@@ -217,7 +199,9 @@ def _blocking_kills(farm: Farm, proxy: TcpProxy, result: ScenarioResult, mode: l
     farm.wait_idle(tags, timeout=120)
     assert farm.stop(worker) == 0
     result.note(f"{hits} of {len(tags)} kills hit the window: item moved into the in-flight list, reply held")
-    _check(farm, tags, result, set(tags), reliable=True)  # a popped, unrecorded job goes back: counted requeued
+    farm.assert_accounted(
+        tags, result, set(tags), reliable=True
+    )  # a popped, unrecorded job goes back: counted requeued
     acc = farm.account(tags)
     assert not acc.failed
     if not reliable:  # a job popped and never recorded had not started: it runs once
@@ -255,7 +239,7 @@ def test_blocking_pop_whose_reply_is_lost_is_adopted(private_redis: RedisServer,
                 wait_for(lambda t=tag: t in farm.account([t]).completed, timeout=LOOSE, what=f"{tag} to run")  # type: ignore[misc]
             assert farm.stop(worker) == 0
             fault_result.note(f"{hits} of {len(tags)} cuts lost a BLMOVE reply that had moved the item")
-            _check(farm, tags, fault_result, set(), reliable=False)
+            farm.assert_accounted(tags, fault_result, set(), reliable=False)
             assert farm.account(tags).completed == set(tags)
         finally:
             farm.close()
@@ -289,7 +273,7 @@ def test_term_under_load(farm: Farm, fault_result: ScenarioResult, reliable: boo
     for proc in workers:
         assert farm.stop(proc) == 0
     fault_result.note(f"worker exit after TERM: max {max(exits):.2f} s")
-    _check(farm, tags, fault_result, victims if reliable else set(), reliable=reliable)
+    farm.assert_accounted(tags, fault_result, victims if reliable else set(), reliable=reliable)
     acc = farm.account(tags)
     if reliable:
         assert not acc.failed, {t: f.exception for t, f in acc.failed.items()}
@@ -385,7 +369,7 @@ def test_out_of_memory_mid_run(fault_result: ScenarioResult) -> None:
             assert scheduler.poll() is None, "the scheduler died"
             logs = farm.log_tail(200)
             assert "Redis refuses writes: out of memory" in logs, logs
-            _check(farm, tags, fault_result, set(), reliable=False)
+            farm.assert_accounted(tags, fault_result, set(), reliable=False)
             assert not farm.account(tags).failed
         finally:
             if scheduler is not None:

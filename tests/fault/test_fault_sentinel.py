@@ -97,7 +97,7 @@ def test_workers_follow_sentinel_failover(
             _enqueue_following(resque, tag, fault_result, QUEUE, (0.0,))
         forking = farm.start("--fork")
         reliable = farm.start("--no-fork", "--reliable")
-        wait_for(lambda: set(before) <= _runs(farm).keys(), what="the jobs enqueued before to run")
+        wait_for(lambda: set(before) <= farm.runs().keys(), what="the jobs enqueued before to run")
 
         farm.hold()  # the next jobs stay mid-job until released
         switch = ["switch:0", "switch:1"]
@@ -117,7 +117,7 @@ def test_workers_follow_sentinel_failover(
 
         tags = before + switch + after
         new = sentinel.primary.client()
-        wait_for(lambda: set(tags) <= _runs(farm).keys() | _failed(new), timeout=60, what="every job to end")
+        wait_for(lambda: set(tags) <= farm.runs().keys() | _failed(new), timeout=60, what="every job to end")
         wait_for(lambda: not new.llen(f"resque:queue:{QUEUE}") and not farm.running(), what="the queue to drain")
         alive = {p.pid: p.poll() for p in (forking, reliable, blocking)}
         assert all(code is None for code in alive.values()), f"a worker died: {alive}\n{farm.log_tail()}"
@@ -129,7 +129,7 @@ def test_workers_follow_sentinel_failover(
         farm.close()
         resque.redis.close()
 
-    runs = _runs(farm)
+    runs = farm.runs()
     failed = _failed(new)
     fault_result.completed = sum(1 for t in tags if t in runs and t not in failed)
     fault_result.failed = len(failed & set(tags))
@@ -173,15 +173,6 @@ def test_blocked_worker_survives_an_unblocked_error(private_redis: RedisServer, 
         assert fault_result.completed == len(tags) and fault_result.doubled == 0
     finally:
         farm.close()
-
-
-def _runs(farm: Farm) -> dict[str, int]:
-    """tag -> how many distinct runs finished (from the records kept outside the failover)."""
-    tokens = {tuple(_text(raw).split()) for raw in farm.raw.lrange("fault:done", 0, -1)}
-    counts: dict[str, int] = {}
-    for tag, _token in tokens:
-        counts[tag] = counts.get(tag, 0) + 1
-    return counts
 
 
 def _failed(client: redis.Redis) -> set[str]:

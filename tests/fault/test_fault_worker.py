@@ -25,25 +25,23 @@ from resque_compat.testing.redis_server import RedisServer
 KILLS = int(os.environ.get("FAULT_KILLS", "30"))
 
 
-@pytest.fixture
-def farm(private_redis: RedisServer) -> Iterator[Farm]:
-    farm = Farm(private_redis.url)
-    yield farm
-    farm.close()
-
-
 def _mode_args(fork: bool, reliable: bool) -> list[str]:
     return ["--fork" if fork else "--no-fork", *(["--reliable"] if reliable else [])]
 
 
-def _finish(farm: Farm, tags: list[str], result: ScenarioResult, victims: set[str], reliable: bool) -> None:
-    acc = farm.record(tags, result, victims=victims, reliable=reliable, retries_allowed=reliable)
-    details = farm.log_tail() if acc.lost or result.doubled or acc.bad_payloads or result.completed_failed else ""
-    assert not acc.lost, f"lost: {sorted(acc.lost)}\n{details}"
-    assert not acc.bad_payloads, acc.bad_payloads
-    assert result.doubled == 0, details
-    assert result.completed_failed == 0, f"completed but recorded failed\n{details}"
-    assert result.accounted == len(tags)
+def _kill_holders(farm: Farm, result: ScenarioResult, mode: list[str], rounds: int, per_round: int) -> set[str]:
+    """``rounds`` times: start ``per_round`` workers, wait until each holds a job, kill -9 them
+    all. Returns the jobs they held."""
+    victims: set[str] = set()
+    for _ in range(rounds):
+        workers = [farm.start(*mode) for _ in range(per_round)]
+        for proc in workers:
+            tag = wait_for(lambda proc=proc: farm.job_held_by(proc.pid), what=f"worker {proc.pid} to hold a job")  # type: ignore[misc]
+            victims.add(tag)
+        for proc in workers:
+            farm.kill(proc.pid)
+            result.faults += 1
+    return victims
 
 
 @pytest.mark.scenario("kill -9 worker parent mid-job")
@@ -58,19 +56,11 @@ def test_kill_worker_parent_mid_job(farm: Farm, fault_result: ScenarioResult, fo
     tags = [f"p{i}" for i in range(rounds * per_round + 10)]
     farm.hold()
     farm.enqueue(tags)
-    victims: set[str] = set()
-    for _ in range(rounds):
-        workers = [farm.start(*_mode_args(fork, reliable)) for _ in range(per_round)]
-        for proc in workers:
-            tag = wait_for(lambda proc=proc: farm.job_held_by(proc.pid), what=f"worker {proc.pid} to hold a job")  # type: ignore[misc]
-            victims.add(tag)
-        for proc in workers:
-            farm.kill(proc.pid)
-            fault_result.faults += 1
+    victims = _kill_holders(farm, fault_result, _mode_args(fork, reliable), rounds, per_round)
     farm.release()
     farm.drain(*_mode_args(fork, reliable))
     fault_result.note(f"{len(victims)} distinct job(s) held by a killed worker")
-    _finish(farm, tags, fault_result, victims, reliable)
+    farm.assert_accounted(tags, fault_result, victims, reliable)
     acc = farm.account(tags)
     if reliable:
         failed = {t: (f.exception, f.error, f.worker) for t, f in acc.failed.items()}
@@ -95,20 +85,12 @@ def test_kill_prefetching_worker_mid_batch(farm: Farm, fault_result: ScenarioRes
     tags = [f"f{i}" for i in range(rounds * per_round * 4 + 10)]
     farm.hold()
     farm.enqueue(tags)
-    victims: set[str] = set()
     mode = ["--no-fork", "--prefetch", "8", *(["--reliable"] if reliable else [])]
-    for _ in range(rounds):
-        workers = [farm.start(*mode) for _ in range(per_round)]
-        for proc in workers:
-            tag = wait_for(lambda proc=proc: farm.job_held_by(proc.pid), what=f"worker {proc.pid} to hold a job")  # type: ignore[misc]
-            victims.add(tag)
-        for proc in workers:
-            farm.kill(proc.pid)
-            fault_result.faults += 1
+    victims = _kill_holders(farm, fault_result, mode, rounds, per_round)
     farm.release()
     farm.drain(*_mode_args(False, reliable))
     fault_result.note(f"{len(victims)} distinct job(s) held by a killed prefetching worker")
-    _finish(farm, tags, fault_result, victims, reliable)
+    farm.assert_accounted(tags, fault_result, victims, reliable)
     acc = farm.account(tags)
     if reliable:
         assert not acc.failed, f"reliable mode requeues, it does not fail\n{farm.log_tail()}"
@@ -147,7 +129,7 @@ def test_kill_concurrency_worker_mid_jobs(farm: Farm, fault_result: ScenarioResu
     farm.release()
     farm.drain(*_mode_args(False, reliable))
     fault_result.note(f"{in_flight} jobs in flight ({len(victims)} distinct) in {rounds} killed concurrency workers")
-    _finish(farm, tags, fault_result, victims, reliable)
+    farm.assert_accounted(tags, fault_result, victims, reliable)
     acc = farm.account(tags)
     if reliable:
         assert not acc.failed, f"reliable mode requeues, it does not fail\n{farm.log_tail()}"
@@ -182,7 +164,7 @@ def test_kill_job_child_mid_job(farm: Farm, fault_result: ScenarioResult, reliab
     farm.wait_idle(tags)
     assert farm.stop(worker) == 0
     assert worker.pid not in {int(w.split(":")[1]) for w in farm.registered()}
-    _finish(farm, tags, fault_result, victims, reliable=False)
+    farm.assert_accounted(tags, fault_result, victims, reliable=False)
     acc = farm.account(tags)
     for tag in victims:  # the parent saw its child die: a DirtyExit failure, retryable
         assert acc.failed[tag].exception == "Resque::DirtyExit"
@@ -211,7 +193,7 @@ def test_kill_pool_child_mid_job(farm: Farm, fault_result: ScenarioResult) -> No
     farm.release()
     assert farm.stop(pool) == 0
     farm.drain()
-    _finish(farm, tags, fault_result, victims, reliable=False)
+    farm.assert_accounted(tags, fault_result, victims, reliable=False)
     acc = farm.account(tags)
     assert all(_ended_as_expected(acc, t, completed_ok=True) for t in victims)
 
@@ -255,7 +237,7 @@ def test_workers_survive_redis_restarts(durable_farm: tuple[RedisServer, Farm], 
     farm.wait_idle(tags, timeout=120)
     for proc in workers:
         assert farm.stop(proc) == 0, farm.log_tail()
-    _finish(farm, tags, fault_result, set(), reliable=False)
+    farm.assert_accounted(tags, fault_result, set(), reliable=False)
     causes = Counter(f.exception for f in farm.account(tags).failed.values())
     if causes:
         fault_result.note(
@@ -282,7 +264,7 @@ def test_workers_survive_connection_cuts(private_redis: RedisServer, fault_resul
             farm.wait_idle(tags, timeout=120)
             for proc in workers:
                 assert farm.stop(proc) == 0, farm.log_tail()
-            _finish(farm, tags, fault_result, set(), reliable=False)
+            farm.assert_accounted(tags, fault_result, set(), reliable=False)
         finally:
             farm.close()
 
@@ -298,7 +280,7 @@ def test_per_job_timeout_fails_the_job_and_goes_on(farm: Farm, fault_result: Sce
     farm.wait_idle(hung + quick)
     assert farm.stop(worker) == 0
     fault_result.faults = len(hung)
-    _finish(farm, hung + quick, fault_result, set(), reliable=False)
+    farm.assert_accounted(hung + quick, fault_result, set(), reliable=False)
     acc = farm.account(hung + quick)
     assert set(acc.failed) == set(hung) and acc.completed == set(quick)
     for tag in hung:

@@ -183,10 +183,14 @@ class Farm:
         return "\n".join(out)
 
     # -- accounting -----------------------------------------------------------------------
+    def runs(self) -> Counter[str]:
+        """tag -> how many distinct runs finished (a resent RPUSH of one run counts once)."""
+        tokens = {tuple(_text(e).split()) for e in self.jobs.lrange("fault:done", 0, -1)}
+        return Counter(tag for tag, _ in tokens)
+
     def account(self, tags: list[str]) -> Accounting:
         acc = Accounting()
-        tokens = {tuple(_text(e).split()) for e in self.jobs.lrange("fault:done", 0, -1)}  # a resent RPUSH: one run
-        acc.runs = Counter(tag for tag, _ in tokens)
+        acc.runs = self.runs()
         acc.completed = set(acc.runs)
         for raw in self.raw.lrange("resque:failed", 0, -1):
             try:
@@ -241,3 +245,14 @@ class Farm:
         if acc.bad_payloads:
             result.note(f"{len(acc.bad_payloads)} failure(s) without the full payload")
         return acc
+
+    def assert_accounted(self, tags: list[str], result: ScenarioResult, victims: set[str], reliable: bool) -> None:
+        """:meth:`record` the row, then the suite's promise: nothing lost, every failure with
+        its payload, nothing doubled where the mode says at most once, none completed and failed."""
+        acc = self.record(tags, result, victims=victims, reliable=reliable, retries_allowed=reliable)
+        details = self.log_tail() if acc.lost or result.doubled or acc.bad_payloads or result.completed_failed else ""
+        assert not acc.lost, f"lost: {sorted(acc.lost)}\n{details}"
+        assert not acc.bad_payloads, acc.bad_payloads
+        assert result.doubled == 0, details
+        assert result.completed_failed == 0, f"completed but recorded failed\n{details}"
+        assert result.accounted == len(tags), details
